@@ -1,0 +1,78 @@
+# Everything a developer or CI runs. `make run` and `make test` set themselves up on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)
+# Offline-safe defaults for tools that look for AWS settings (nothing here talks to real AWS).
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+FUNCTION ?=
+EVENT ?=
+
+.PHONY: help venv sam-venv test lint format typecheck cfn-lint validate pytest build run emulator invoke bench openapi clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+$(VENV)/.installed: requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	touch $@
+
+# The SAM CLI pins its own boto3 and cfn-lint, so it lives in a venv of its own.
+$(SAM_VENV)/.installed: requirements/sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements/sam.txt
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the pinned dependencies
+sam-venv: $(SAM_VENV)/.installed ## create .venv-sam with the pinned SAM CLI
+
+lint: venv ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: venv ## mypy
+	$(VENV)/bin/mypy layers/common/xengage functions local bench
+
+cfn-lint: venv ## cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+
+validate: sam-venv ## sam validate --lint (offline)
+	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
+
+pytest: venv sam-venv ## the test suite
+	$(VENV)/bin/pytest
+
+test: lint typecheck cfn-lint validate pytest ## everything CI runs
+
+build: sam-venv ## sam build (makefile build methods: works without a local python3.13)
+	$(SAM) build --template template.yaml
+
+run: venv ## run the whole system locally on its embedded default (Ctrl-C to stop)
+	$(PY) -m local.run
+
+emulator: venv ## run the Engagement API emulator alone
+	$(PY) -m local.emulator
+
+invoke: venv ## run one function once against the running local stack: make invoke FUNCTION=<LogicalId> EVENT=<file>
+	$(PY) -m local.stack.invoke --function "$(FUNCTION)" --event "$(EVENT)"
+
+bench: venv ## benchmarks that print figures
+	$(PY) -m bench.run
+
+openapi: venv ## regenerate openapi.json from the API's routes
+	$(PY) -m local.openapi --write
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-state

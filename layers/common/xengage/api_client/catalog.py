@@ -1,0 +1,105 @@
+"""What the Engagement API accepts: endpoints, metric names, limits and per-Post reason codes.
+
+Every number here comes from ../shared/reference/engagement-api.md (sections 2, 3 and 5); the
+client, the emulator and the HTTP API all validate against this one module so they never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Final
+
+
+class Endpoint(StrEnum):
+    TOTALS = "totals"
+    HOURLY_28HR = "28hr"
+    HISTORICAL = "historical"
+
+    @property
+    def path(self) -> str:
+        return f"/insights/engagement/{self.value}"
+
+    @property
+    def max_ids(self) -> int:
+        return MAX_IDS_PER_CALL[self]
+
+    @property
+    def is_time_series(self) -> bool:
+        return self is not Endpoint.TOTALS
+
+
+class Reason(StrEnum):
+    """Why a requested Post has no metrics. Every Post of a run ends `ok` or with one of these."""
+
+    UNAVAILABLE = "unavailable"  # deleted or otherwise gone: listed in unavailable_tweet_ids
+    PROTECTED = "protected"  # 400 "Tweet ID(s) are unavailable", isolated by bisection
+    NOT_OWNED = "not_owned"  # "Forbidden to access tweets: ..." for the tokens used
+    UNSUPPORTED_METRIC = "unsupported_metric"  # too old for impressions/engagements or video views
+    AUTH_FAILED = "auth_failed"  # 401, or a 403 about the tokens themselves
+    FAILED = "failed"  # retries exhausted, malformed answers, anything else
+
+
+STATUS_OK: Final = "ok"
+
+MAX_IDS_PER_CALL: Final[dict[Endpoint, int]] = {
+    Endpoint.TOTALS: 250,
+    Endpoint.HOURLY_28HR: 25,
+    Endpoint.HISTORICAL: 25,
+}
+MAX_GROUPINGS: Final = 3
+
+# Metrics /totals answers with the app's bearer token for any public Post.
+PUBLIC_TOTALS_METRICS: Final = ("favorites", "retweets", "quote_tweets", "replies", "video_views")
+TOTALS_METRICS: Final = ("impressions", "engagements", *PUBLIC_TOTALS_METRICS)
+# /28hr and /historical: the 17 names of the docs' sample scripts (no quote_tweets).
+TIME_SERIES_METRICS: Final = (
+    "impressions",
+    "engagements",
+    "favorites",
+    "retweets",
+    "replies",
+    "video_views",
+    "media_views",
+    "media_engagements",
+    "url_clicks",
+    "hashtag_clicks",
+    "detail_expands",
+    "permalink_clicks",
+    "app_install_attempts",
+    "app_opens",
+    "email_tweet",
+    "user_follows",
+    "user_profile_clicks",
+)
+METRICS_BY_ENDPOINT: Final[dict[Endpoint, tuple[str, ...]]] = {
+    Endpoint.TOTALS: TOTALS_METRICS,
+    Endpoint.HOURLY_28HR: TIME_SERIES_METRICS,
+    Endpoint.HISTORICAL: TIME_SERIES_METRICS,
+}
+
+GROUP_BY_BY_ENDPOINT: Final[dict[Endpoint, frozenset[str]]] = {
+    Endpoint.TOTALS: frozenset({"tweet.id", "engagement.type"}),
+    Endpoint.HOURLY_28HR: frozenset({"tweet.id", "engagement.type", "engagement.day", "engagement.hour"}),
+    Endpoint.HISTORICAL: frozenset({"tweet.id", "engagement.type", "engagement.day", "engagement.hour"}),
+}
+# The only two 4-item orders the API accepts, and only one such grouping per request.
+FOUR_ITEM_ORDERS: Final = (
+    ("tweet.id", "engagement.type", "engagement.day", "engagement.hour"),
+    ("engagement.type", "tweet.id", "engagement.day", "engagement.hour"),
+)
+
+HISTORICAL_MAX_WINDOW: Final = timedelta(weeks=4)
+HISTORICAL_LOOKBACK: Final = timedelta(days=365)
+IMPRESSIONS_MAX_AGE: Final = timedelta(days=90)  # /totals impressions & engagements, by Post creation
+VIDEO_VIEWS_MAX_AGE: Final = timedelta(days=1800)
+
+DEFAULT_BASE_URL: Final = "https://data-api.x.com"
+DEFAULT_OAUTH_BASE_URL: Final = "https://api.x.com"
+
+
+def needs_user_context(endpoint: Endpoint, engagement_types: tuple[str, ...] | list[str]) -> bool:
+    """True when the call must be signed with the Post owner's OAuth 1.0a tokens."""
+    if endpoint is not Endpoint.TOTALS:
+        return True
+    return any(metric not in PUBLIC_TOTALS_METRICS for metric in engagement_types)

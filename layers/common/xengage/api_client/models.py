@@ -1,0 +1,69 @@
+"""The normalized form every Engagement API answer is turned into, whatever its groupings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+
+
+@dataclass(slots=True)
+class PostMetrics:
+    """Everything one call (or one run) learned about one Post.
+
+    `totals` holds metric -> value for answers without a time level (all of /totals, and /28hr or
+    /historical grouped by id and type only); `hourly` holds hour start (UTC, aware) -> metric -> value.
+    Metric names the catalog does not know are kept as they came.
+    """
+
+    tweet_id: str
+    status: str = STATUS_OK  # "ok" or a Reason value
+    reason: str | None = None  # the API's own words when status is not ok
+    totals: dict[str, int] = field(default_factory=dict)
+    hourly: dict[datetime, dict[str, int]] = field(default_factory=dict)
+    daily: dict[str, dict[str, int]] = field(default_factory=dict)  # "YYYY-MM-DD" -> metric -> value
+    unsupported_metrics: set[str] = field(default_factory=set)  # asked for but not served for this Post
+
+    def mark(self, reason: Reason, message: str) -> None:
+        self.status = reason.value
+        self.reason = message
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+
+@dataclass(slots=True)
+class ParsedResponse:
+    """One HTTP answer, normalized. Produced by parsing.parse_response."""
+
+    posts: dict[str, PostMetrics] = field(default_factory=dict)
+    # Groupings without tweet.id (for example only engagement.type) -> their flattened leaves.
+    aggregates: dict[str, dict[str, int]] = field(default_factory=dict)
+    start: datetime | None = None
+    end: datetime | None = None
+    unavailable_tweet_ids: list[str] = field(default_factory=list)
+    unsupported_for_video_views_tweet_ids: list[str] = field(default_factory=list)
+    unsupported_for_impressions_engagements_tweet_ids: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EngagementResult:
+    """What a client call over any number of ids returns: every requested id is a key of `posts`."""
+
+    endpoint: Endpoint
+    posts: dict[str, PostMetrics] = field(default_factory=dict)
+    start: datetime | None = None
+    end: datetime | None = None
+    calls: int = 0  # HTTP requests made, retries included
+    retries: int = 0
+    throttled: int = 0  # 429 answers seen
+    errors: list[str] = field(default_factory=list)
+
+    def counts_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for post in self.posts.values():
+            counts[post.status] = counts.get(post.status, 0) + 1
+        return counts
