@@ -1,0 +1,449 @@
+"""EngagementClient: batches, signs, sends, retries and normalizes Engagement API calls.
+
+Every requested Post comes back in `EngagementResult.posts`, either `ok` with its metrics or with a
+`catalog.Reason`; none vanishes. Credential problems raise `AuthError` (never retried) and missing
+user tokens raise `UserContextRequired` before any HTTP request.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum, auto
+from typing import Any, Final
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from xengage.api_client.auth import AuthChoice, AuthKind, choose_auth
+from xengage.api_client.batching import (
+    batches,
+    build_body,
+    group_by_for,
+    historical_windows,
+    normalize_tweet_ids,
+    resolve_metrics,
+)
+from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
+from xengage.api_client.credentials import AppCredentials, UserTokens
+from xengage.api_client.errors import AuthError, MalformedResponse, RequestValidationError
+from xengage.api_client.models import EngagementResult, ParsedResponse, PostMetrics
+from xengage.api_client.pacing import Pacer, utc_now
+from xengage.api_client.parsing import parse_response
+from xengage.api_client.retry import RetryPolicy, Transient, classify_status
+
+logger = logging.getLogger("xengage.api_client")
+
+DEFAULT_TIMEOUT: Final = (3.05, 30.0)  # (connect, read) seconds
+USER_AGENT: Final = "xengage-collector/0.1"
+VIDEO_METRICS: Final = frozenset({"video_views"})
+IMPRESSIONS_METRICS: Final = frozenset({"impressions", "engagements"})
+
+_FORBIDDEN_TWEETS = re.compile(r"Forbidden to access tweets(?: for author id \d+)?\s*:\s*(?P<ids>.*)", re.IGNORECASE)
+_FORBIDDEN_METRICS = re.compile(r"Forbidden to access metrics\s*:\s*(?P<names>.*)", re.IGNORECASE)
+_UNAVAILABLE = re.compile(r"Tweet ID\(s\) are unavailable", re.IGNORECASE)
+_NOT_AUTHENTICATED = re.compile(r"could not be authenticated|not authorized", re.IGNORECASE)
+
+
+class _RetriesExhausted(Exception):
+    """One request kept failing transiently; its Posts get `failed` with this message."""
+
+
+@dataclass(slots=True)
+class _Answer:
+    status: int
+    parsed: ParsedResponse | None  # None when a 4xx body was not the documented JSON
+    text: str  # a short excerpt for messages, never headers
+
+
+@dataclass(slots=True)
+class _Run:
+    """State of one `fetch`: the result being filled, the metrics still asked, the time spent waiting."""
+
+    endpoint: Endpoint
+    auth: AuthChoice
+    metrics: list[str]
+    result: EngagementResult
+    listed_unsupported: set[str] = field(default_factory=set)
+    waited: float = 0.0
+
+
+@dataclass(slots=True)
+class _Job:
+    """Ids to send. `known_bad`: they are known to hold a Post behind an unlisted 400 "unavailable"."""
+
+    ids: list[str]
+    known_bad: bool = False
+    deferred: list[str] = field(default_factory=list)  # put aside while bisecting, sent once afterwards
+
+
+class _Verdict(Enum):
+    DONE = auto()  # every id of the call has its fate
+    UNLISTED_UNAVAILABLE = auto()  # 400 "Tweet ID(s) are unavailable" naming no id: bisect
+    RETRY_REST = auto()  # some ids got a fate from the error; send the others again
+
+
+class EngagementClient:
+    """Client of the three Engagement API endpoints (see docs/DESIGN.md "Client contract")."""
+
+    def __init__(
+        self,
+        app: AppCredentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+        pool_size: int = 8,
+    ) -> None:
+        self.app = app
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._now = now
+        self._rng = rng or random.Random()
+        self._pacer = Pacer(now=now, sleep=sleep)
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        # Retries are ours (each attempt re-signed), so the adapter never retries on its own.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update(
+            {"Accept-Encoding": "gzip", "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        )
+
+    def close(self) -> None:
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> EngagementClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- public API ------------------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        endpoint: Endpoint | str,
+        tweet_ids: Sequence[str | int],
+        *,
+        engagement_types: Sequence[str] | None = None,
+        user: UserTokens | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> EngagementResult:
+        """Metrics of `tweet_ids` from `endpoint`; every id ends `ok` or with a Reason in `result.posts`."""
+        endpoint = Endpoint(endpoint)
+        ids = normalize_tweet_ids(tweet_ids)
+        metrics = resolve_metrics(endpoint, engagement_types, has_user=user is not None)
+        auth = choose_auth(endpoint, metrics, self.app, user)
+        if endpoint is Endpoint.HISTORICAL:
+            windows: list[tuple[datetime, datetime] | None] = list(historical_windows(start, end, now=self._now()))
+        elif start is not None or end is not None:
+            raise RequestValidationError(f"start/end apply to /historical only, not /{endpoint.value}")
+        else:
+            windows = [None]
+        result = EngagementResult(endpoint=endpoint, posts={tweet_id: PostMetrics(tweet_id) for tweet_id in ids})
+        run = _Run(endpoint=endpoint, auth=auth, metrics=metrics, result=result)
+        logger.info(
+            "fetch /%s: %d ids, %d metrics, auth %s, %d window(s)",
+            endpoint.value,
+            len(ids),
+            len(metrics),
+            auth.kind.value,
+            len(windows),
+        )
+        for window in windows:
+            for batch in batches(ids, endpoint.max_ids):
+                self._collect_batch(run, batch, window)
+        self._finish(run)
+        logger.info(
+            "fetch /%s done: %s in %d calls (%d retries, %d throttled)",
+            endpoint.value,
+            result.counts_by_status(),
+            result.calls,
+            result.retries,
+            result.throttled,
+        )
+        return result
+
+    def totals(
+        self,
+        tweet_ids: Sequence[str | int],
+        *,
+        engagement_types: Sequence[str] | None = None,
+        user: UserTokens | None = None,
+    ) -> EngagementResult:
+        return self.fetch(Endpoint.TOTALS, tweet_ids, engagement_types=engagement_types, user=user)
+
+    def hourly_28hr(
+        self,
+        tweet_ids: Sequence[str | int],
+        *,
+        user: UserTokens | None,
+        engagement_types: Sequence[str] | None = None,
+    ) -> EngagementResult:
+        return self.fetch(Endpoint.HOURLY_28HR, tweet_ids, engagement_types=engagement_types, user=user)
+
+    def historical(
+        self,
+        tweet_ids: Sequence[str | int],
+        *,
+        user: UserTokens | None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        engagement_types: Sequence[str] | None = None,
+    ) -> EngagementResult:
+        return self.fetch(
+            Endpoint.HISTORICAL, tweet_ids, engagement_types=engagement_types, user=user, start=start, end=end
+        )
+
+    # -- one batch: send, read the verdict, bisect or resend the rest ----------------------------------
+
+    def _collect_batch(self, run: _Run, ids: list[str], window: tuple[datetime, datetime] | None) -> None:
+        """Work through one batch until each of its ids has metrics or a Reason.
+
+        An unlisted 400 "Tweet ID(s) are unavailable" means some id in the call is protected but not
+        which: probe half of the suspects; a failing half holds a culprit, a passing half clears itself
+        and convicts the other half. Cleared-by-deduction ids wait in `deferred` and go in one call once
+        the culprit is isolated, so one protected id among 25 costs at most ceil(log2 25) + 1 extra calls.
+        """
+        queue = deque([_Job(ids)])
+        while queue:
+            job = queue.popleft()
+            job.ids = [i for i in job.ids if run.result.posts[i].ok]
+            if job.known_bad and len(job.ids) == 1:
+                self._mark(run, job.ids, Reason.PROTECTED, "Tweet ID(s) are unavailable (protected Post)")
+                if job.deferred:
+                    queue.append(_Job(job.deferred))
+                continue
+            if not job.ids:
+                if job.deferred:
+                    queue.append(_Job(job.deferred))
+                continue
+            if job.known_bad:
+                middle = (len(job.ids) + 1) // 2
+                probe, suspects = job.ids[:middle], job.ids[middle:]
+            else:
+                probe, suspects = job.ids, []
+            try:
+                answer = self._send(run, probe, window)
+            except _RetriesExhausted as exc:
+                self._mark(run, probe, Reason.FAILED, str(exc))
+                if suspects or job.deferred:
+                    queue.append(_Job(suspects + job.deferred))
+                continue
+            metrics_before = list(run.metrics)
+            verdict, rest = self._apply(run, probe, answer)
+            if verdict is _Verdict.DONE:
+                if job.known_bad:
+                    queue.appendleft(_Job(suspects, known_bad=True, deferred=job.deferred))
+                continue
+            if verdict is _Verdict.UNLISTED_UNAVAILABLE:
+                logger.info("/%s: %d ids hold an unlisted unavailable Post; bisecting", run.endpoint.value, len(probe))
+                queue.appendleft(_Job(probe, known_bad=True, deferred=suspects + job.deferred))
+                continue
+            # Some ids got their fate from the error; the others are sent again (the suspects lose their
+            # conviction: the error may have come from an id that is now removed).
+            if len(rest) >= len(probe) and run.metrics == metrics_before:  # no progress: do not loop
+                self._mark(run, probe, Reason.FAILED, f"HTTP {answer.status}: {answer.text}")
+                rest = []
+            if rest or suspects or job.deferred:
+                queue.append(_Job(rest + suspects + job.deferred))
+
+    def _apply(self, run: _Run, probe: list[str], answer: _Answer) -> tuple[_Verdict, list[str]]:
+        """Give the ids of one call their metrics or Reason from its answer; say what is left to do."""
+        parsed = answer.parsed
+        errors = parsed.errors if parsed is not None else []
+        for message in errors:
+            if message not in run.result.errors:
+                run.result.errors.append(message)
+        if answer.status == 200:
+            assert parsed is not None  # _send turns an unreadable 200 into a retry
+            self._absorb(run, probe, parsed)
+            return _Verdict.DONE, []
+        if answer.status == 401 or (errors and all(_NOT_AUTHENTICATED.search(m) for m in errors)):
+            raise AuthError(_first(errors, answer.text), account=run.auth.account, status_code=answer.status)
+        not_owned = _forbidden_tweet_ids(errors) & set(probe)
+        unavailable = set(parsed.unavailable_tweet_ids if parsed is not None else ()) & set(probe)
+        if not_owned or unavailable:
+            self._mark(run, sorted(not_owned, key=probe.index), Reason.NOT_OWNED, _first(errors, "Forbidden"))
+            self._mark(run, sorted(unavailable, key=probe.index), Reason.UNAVAILABLE, _first(errors, "unavailable"))
+            return _Verdict.RETRY_REST, [i for i in probe if i not in not_owned and i not in unavailable]
+        if answer.status == 400 and any(_UNAVAILABLE.search(m) for m in errors):
+            return _Verdict.UNLISTED_UNAVAILABLE, probe
+        forbidden_metrics = _forbidden_metrics(errors) & set(run.metrics)
+        if answer.status == 403 and forbidden_metrics:
+            return self._drop_forbidden_metrics(run, probe, forbidden_metrics, answer)
+        if answer.status == 403:
+            raise AuthError(_first(errors, answer.text), account=run.auth.account, status_code=answer.status)
+        self._mark(run, probe, Reason.FAILED, f"HTTP {answer.status}: {_first(errors, answer.text)}")
+        return _Verdict.DONE, []
+
+    def _drop_forbidden_metrics(
+        self, run: _Run, probe: list[str], forbidden: set[str], answer: _Answer
+    ) -> tuple[_Verdict, list[str]]:
+        """403 "Forbidden to access metrics": the bearer token lacks user context (an AuthError); with the
+        owner's tokens those metrics are not served to this account, so ask again without them."""
+        message = f"Forbidden to access metrics: {', '.join(sorted(forbidden))}"
+        if run.auth.kind is AuthKind.BEARER:
+            raise AuthError(message, account=None, status_code=answer.status)
+        run.metrics = [m for m in run.metrics if m not in forbidden]
+        for post in run.result.posts.values():
+            post.unsupported_metrics |= forbidden
+        if not run.metrics:
+            self._mark(run, list(run.result.posts), Reason.UNSUPPORTED_METRIC, message)
+            return _Verdict.DONE, []
+        logger.warning("/%s: %s; asking again without them", run.endpoint.value, message)
+        return _Verdict.RETRY_REST, probe
+
+    def _absorb(self, run: _Run, probe: list[str], parsed: ParsedResponse) -> None:
+        """Merge a 200 answer: data, listed unavailable/not-owned ids, unsupported metrics, absentees."""
+        result = run.result
+        if parsed.start is not None and (result.start is None or parsed.start < result.start):
+            result.start = parsed.start
+        if parsed.end is not None and (result.end is None or parsed.end > result.end):
+            result.end = parsed.end
+        asked = set(probe)
+        unavailable, not_owned = set(parsed.unavailable_tweet_ids), _forbidden_tweet_ids(parsed.errors)
+        self._mark(run, [i for i in probe if i in unavailable], Reason.UNAVAILABLE, "listed in unavailable_tweet_ids")
+        self._mark(run, [i for i in probe if i in not_owned], Reason.NOT_OWNED, _first(parsed.errors, "Forbidden"))
+        for listed, metrics in (
+            (parsed.unsupported_for_video_views_tweet_ids, VIDEO_METRICS),
+            (parsed.unsupported_for_impressions_engagements_tweet_ids, IMPRESSIONS_METRICS),
+        ):
+            for tweet_id in asked.intersection(listed):
+                result.posts[tweet_id].unsupported_metrics |= metrics & set(run.metrics)
+                run.listed_unsupported.add(tweet_id)
+        for tweet_id, data in parsed.posts.items():
+            if tweet_id not in asked:
+                logger.warning("/%s answered for Tweet id %s it was not asked about", run.endpoint.value, tweet_id)
+                continue
+            _merge(result.posts[tweet_id], data, drop=result.posts[tweet_id].unsupported_metrics)
+        for tweet_id in probe:
+            post = result.posts[tweet_id]
+            if post.ok and tweet_id not in parsed.posts and tweet_id not in run.listed_unsupported:
+                post.mark(Reason.FAILED, "missing from the API answer")
+
+    def _finish(self, run: _Run) -> None:
+        """A Post listed as unsupported that got nothing it asked for is `unsupported_metric`."""
+        for tweet_id in run.listed_unsupported:
+            post = run.result.posts[tweet_id]
+            served = set(post.totals) | {m for values in post.hourly.values() for m in values}
+            served |= {m for values in post.daily.values() for m in values}
+            if post.ok and not (served & set(run.metrics)):
+                post.mark(
+                    Reason.UNSUPPORTED_METRIC,
+                    f"{', '.join(sorted(post.unsupported_metrics)) or 'the asked metrics'} not served for this Post",
+                )
+
+    def _mark(self, run: _Run, ids: Sequence[str], reason: Reason, message: str) -> None:
+        for tweet_id in ids:
+            post = run.result.posts[tweet_id]
+            if post.ok:  # the first fate sticks, later windows do not overwrite it
+                post.mark(reason, message)
+        if ids:
+            logger.info("/%s: %d Post(s) %s: %s", run.endpoint.value, len(ids), reason.value, message)
+
+    # -- one request, with its retries -----------------------------------------------------------------
+
+    def _send(self, run: _Run, ids: list[str], window: tuple[datetime, datetime] | None) -> _Answer:
+        """POST one call, re-signed on each attempt; retries 429/5xx/timeouts/resets/malformed JSON."""
+        endpoint = run.endpoint
+        body = build_body(endpoint, ids, run.metrics, window)
+        url = f"{self.base_url}{endpoint.path}"
+        group_by = group_by_for(endpoint)
+        attempts = throttled = 0
+        while True:
+            self._pacer.wait_before_call(endpoint.value)
+            attempts += 1
+            run.result.calls += 1
+            kind: Transient | None
+            try:
+                response = self.session.post(url, json=body, auth=run.auth.new_auth(), timeout=self.timeout)
+            except requests.Timeout as exc:
+                kind, detail = Transient.TIMEOUT, type(exc).__name__
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                kind, detail = Transient.CONNECTION, type(exc).__name__
+            else:
+                self._pacer.record_response(endpoint.value, response.headers)
+                logger.debug("/%s %d ids -> HTTP %d", endpoint.value, len(ids), response.status_code)
+                kind = classify_status(response.status_code)
+                detail = f"HTTP {response.status_code}"
+                if kind is None:
+                    try:
+                        return _read_answer(response, group_by)
+                    except MalformedResponse as exc:
+                        kind, detail = Transient.MALFORMED, f"malformed answer ({exc})"
+            if kind is Transient.THROTTLED:
+                throttled += 1
+                run.result.throttled += 1
+                delay = min(self._pacer.record_throttled(endpoint.value), self.retry.max_throttle_wait)
+            else:
+                delay = self.retry.backoff_delay(attempts - throttled - 1, self._rng)
+            if not self.retry.allows(kind, attempts=attempts, throttled=throttled):
+                raise _RetriesExhausted(f"{kind.value}: {detail}, gave up after {attempts} attempt(s)")
+            if run.waited + delay > self.retry.total_wait_budget:
+                raise _RetriesExhausted(f"{kind.value}: {detail}, retry wait budget of this fetch spent")
+            logger.warning("/%s %s (%s); retry in %.2fs", endpoint.value, kind.value, detail, delay)
+            run.waited += delay
+            run.result.retries += 1
+            self._sleep(delay)
+
+
+def _read_answer(response: requests.Response, group_by: dict[str, list[str]]) -> _Answer:
+    """Decode a non-transient answer. An unreadable 200 is MalformedResponse (retried); a 4xx is kept."""
+    text = response.text[:300]
+    try:
+        body: Any = response.json()
+        parsed = parse_response(body, group_by)
+    except (ValueError, MalformedResponse) as exc:
+        if response.status_code == 200:
+            raise exc if isinstance(exc, MalformedResponse) else MalformedResponse(f"not JSON: {exc}") from exc
+        return _Answer(status=response.status_code, parsed=None, text=text)
+    return _Answer(status=response.status_code, parsed=parsed, text=text)
+
+
+def _merge(target: PostMetrics, data: PostMetrics, *, drop: set[str]) -> None:
+    """Add one answer's values for a Post; metrics listed as unsupported for it are placeholders, dropped."""
+    target.totals.update({m: v for m, v in data.totals.items() if m not in drop})
+    for hour, values in data.hourly.items():
+        target.hourly.setdefault(hour, {}).update({m: v for m, v in values.items() if m not in drop})
+    for day, values in data.daily.items():
+        target.daily.setdefault(day, {}).update({m: v for m, v in values.items() if m not in drop})
+
+
+def _forbidden_tweet_ids(errors: Sequence[str]) -> set[str]:
+    """Ids named by "Forbidden to access tweets: a, b" and "... tweets for author id N: a, b" strings."""
+    found: set[str] = set()
+    for message in errors:
+        match = _FORBIDDEN_TWEETS.search(message)
+        if match:
+            found.update(re.findall(r"\b\d{1,19}\b", match.group("ids")))
+    return found
+
+
+def _forbidden_metrics(errors: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for message in errors:
+        match = _FORBIDDEN_METRICS.search(message)
+        if match:
+            found.update(re.findall(r"[a-z_]+", match.group("names")))
+    return found
+
+
+def _first(errors: Sequence[str], fallback: str) -> str:
+    return errors[0] if errors else fallback

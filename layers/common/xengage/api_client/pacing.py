@@ -1,0 +1,109 @@
+"""Client-side pacing from `x-per-minute-limit` / `x-per-minute-remaining`.
+
+The API meters calls per minute per endpoint and sends no reset header, so the pacer assumes the
+allowance renews at each wall-clock minute boundary and spreads the calls that remain over the rest
+of the current minute: a run slows down before it would be refused instead of provoking 429s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+LIMIT_HEADER: Final = "x-per-minute-limit"
+REMAINING_HEADER: Final = "x-per-minute-remaining"
+# A little past the boundary, so a slightly fast local clock does not land just before it.
+BOUNDARY_MARGIN_SECONDS: Final = 0.25
+
+logger = logging.getLogger("xengage.api_client")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Allowance:
+    limit: int | None
+    remaining: int
+    minute: datetime  # the minute the numbers were read in
+    last_call: datetime | None = None
+
+
+class Pacer:
+    """Per-endpoint allowance bookkeeping with an injectable clock and sleep."""
+
+    def __init__(self, *, now: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] | None = None) -> None:
+        self._now = now
+        self._sleep = sleep
+        self._allowance: dict[str, _Allowance] = {}
+
+    def delay_before_call(self, endpoint: str) -> float:
+        """Seconds to wait before the next call to `endpoint` so the remaining calls last the minute."""
+        allowance = self._allowance.get(endpoint)
+        if allowance is None:
+            return 0.0
+        now = self._now()
+        minute = _minute_of(now)
+        if minute > allowance.minute:
+            return 0.0  # a new minute: the allowance has renewed
+        until_boundary = seconds_until_next_minute(now)
+        if allowance.remaining <= 0:
+            return until_boundary + BOUNDARY_MARGIN_SECONDS
+        if allowance.last_call is None:
+            return 0.0
+        spacing = until_boundary / allowance.remaining
+        due = allowance.last_call.timestamp() + spacing
+        return max(0.0, due - now.timestamp())
+
+    def wait_before_call(self, endpoint: str) -> float:
+        delay = self.delay_before_call(endpoint)
+        if delay > 0 and self._sleep is not None:
+            logger.debug("pacing /%s: waiting %.2fs to stay within the per-minute limit", endpoint, delay)
+            self._sleep(delay)
+        return delay
+
+    def record_response(self, endpoint: str, headers: Mapping[str, str]) -> None:
+        """Remember the allowance an answer reported; answers without the headers change nothing."""
+        now = self._now()
+        remaining = _header_int(headers, REMAINING_HEADER)
+        previous = self._allowance.get(endpoint)
+        if remaining is None:
+            if previous is not None:
+                previous.last_call = now
+            return
+        limit = _header_int(headers, LIMIT_HEADER)
+        self._allowance[endpoint] = _Allowance(limit=limit, remaining=remaining, minute=_minute_of(now), last_call=now)
+
+    def record_throttled(self, endpoint: str) -> float:
+        """After a 429: nothing is left this minute. Returns the seconds until the allowance renews."""
+        now = self._now()
+        previous = self._allowance.get(endpoint)
+        limit = previous.limit if previous is not None else None
+        self._allowance[endpoint] = _Allowance(limit=limit, remaining=0, minute=_minute_of(now), last_call=now)
+        return seconds_until_next_minute(now) + BOUNDARY_MARGIN_SECONDS
+
+    def remaining(self, endpoint: str) -> int | None:
+        allowance = self._allowance.get(endpoint)
+        return None if allowance is None else allowance.remaining
+
+
+def seconds_until_next_minute(now: datetime) -> float:
+    return 60.0 - (now.second + now.microsecond / 1_000_000)
+
+
+def _minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
