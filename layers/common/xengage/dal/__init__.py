@@ -1,0 +1,68 @@
+"""The only modules that touch boto3: RegistryTable, MetricsTable, StatusTable, CollectQueue, Secrets Manager.
+
+`registry_dal()`, `metrics_dal()`, `status_dal()` and `collect_queue()` build DAL objects from the parsed
+environment, once per cold start.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from xengage.dal.metrics import MetricPoint, MetricsDal, WriteStats
+from xengage.dal.paging import InvalidCursor, Page
+from xengage.dal.queue import CollectQueue, SendFailed, SendStats
+from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
+from xengage.dal.status import PostStatus, StatusDal
+from xengage.settings import planner_settings, shared_settings
+
+
+@functools.cache
+def registry_dal() -> RegistryDal:
+    return RegistryDal(shared_settings().registry_table)
+
+
+@functools.cache
+def metrics_dal() -> MetricsDal:
+    return MetricsDal(shared_settings().metrics_table)
+
+
+@functools.cache
+def status_dal() -> StatusDal:
+    return StatusDal(shared_settings().status_table)
+
+
+@functools.cache
+def collect_queue() -> CollectQueue:
+    return CollectQueue(planner_settings().collect_queue_url)
+
+
+def clear_dal_cache() -> None:
+    from xengage.dal.aws import clear_clients
+
+    for factory in (registry_dal, metrics_dal, status_dal, collect_queue):
+        factory.cache_clear()
+    clear_clients()
+
+
+__all__ = [
+    "Account",
+    "CollectQueue",
+    "DueMarker",
+    "InvalidCursor",
+    "MetricPoint",
+    "MetricsDal",
+    "NotFound",
+    "Page",
+    "PostStatus",
+    "RegistryDal",
+    "SendFailed",
+    "SendStats",
+    "StatusDal",
+    "TrackedPost",
+    "WriteStats",
+    "clear_dal_cache",
+    "collect_queue",
+    "metrics_dal",
+    "registry_dal",
+    "status_dal",
+]

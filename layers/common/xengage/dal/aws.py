@@ -1,0 +1,38 @@
+"""Lazily created, cached boto3 objects: the only place the project builds boto3 clients.
+
+Created on first use (not at import) so moto's `mock_aws` and the local stack's `AWS_ENDPOINT_URL` are honoured;
+boto3 itself reads `AWS_ENDPOINT_URL`, so nothing here passes endpoints around.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+
+
+@functools.cache
+def dynamodb_resource() -> Any:
+    return boto3.resource("dynamodb")
+
+
+@functools.cache
+def dynamodb_table(name: str) -> Any:
+    return dynamodb_resource().Table(name)
+
+
+@functools.cache
+def sqs_client() -> Any:
+    return boto3.client("sqs")
+
+
+@functools.cache
+def secretsmanager_client() -> Any:
+    return boto3.client("secretsmanager")
+
+
+def clear_clients() -> None:
+    """Drop cached boto3 objects (tests open a fresh moto backend per case)."""
+    for factory in (dynamodb_resource, dynamodb_table, sqs_client, secretsmanager_client):
+        factory.cache_clear()

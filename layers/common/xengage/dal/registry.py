@@ -1,0 +1,384 @@
+"""RegistryTable: accounts, tracked Posts and their per-endpoint due markers (keys as in docs/DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from xengage.api_client.catalog import Endpoint
+from xengage.dal.aws import dynamodb_table
+from xengage.dal.paging import Page, decode_cursor, encode_cursor, plain, query_pages
+from xengage.timeutil import snowflake_created_at, to_iso
+
+DUE_SHARDS: Final = 16
+APP_CONTEXT: Final = "APP"  # list_pk suffix of Posts collected with the app bearer token only
+ACCOUNT_ACTIVE: Final = "active"
+ACCOUNT_NEEDS_REAUTH: Final = "needs_reauth"
+ACCOUNT_STATUSES: Final = frozenset({ACCOUNT_ACTIVE, ACCOUNT_NEEDS_REAUTH})
+
+_LIST_CURSOR_KEYS: Final = frozenset({"pk", "sk", "list_pk", "list_sk"})
+
+
+class NotFound(LookupError):
+    """The account or Post the caller named is not in the registry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user_id: str
+    screen_name: str | None
+    status: str
+    created_at: str
+    updated_at: str
+    last_success_at: str | None = None
+    last_error: str | None = None
+
+    @property
+    def needs_reauth(self) -> bool:
+        return self.status == ACCOUNT_NEEDS_REAUTH
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedPost:
+    tweet_id: str
+    account_id: str  # "" = app bearer only
+    created_at: str
+    tracked_at: str
+    latest_totals: dict[str, int] = field(default_factory=dict)
+    latest_totals_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueMarker:
+    """What the planner needs of a due marker (the DueIndex projection)."""
+
+    tweet_id: str
+    account_id: str
+    endpoint: Endpoint
+    next_due_at: str | None = None
+    last_collected_at: str | None = None
+    last_hour_collected: str | None = None
+
+
+def endpoints_for(account_id: str | None) -> tuple[Endpoint, ...]:
+    """/totals is collected for every Post; the time series need the owner's tokens."""
+    if account_id:
+        return (Endpoint.TOTALS, Endpoint.HOURLY_28HR, Endpoint.HISTORICAL)
+    return (Endpoint.TOTALS,)
+
+
+def due_shard(tweet_id: str) -> int:
+    return int(tweet_id) % DUE_SHARDS
+
+
+def _account_key(user_id: str) -> dict[str, str]:
+    return {"pk": f"ACCOUNT#{user_id}", "sk": "ACCOUNT"}
+
+
+def _post_key(tweet_id: str) -> dict[str, str]:
+    return {"pk": f"POST#{tweet_id}", "sk": "POST"}
+
+
+def _due_key(tweet_id: str, endpoint: Endpoint) -> dict[str, str]:
+    return {"pk": f"POST#{tweet_id}", "sk": f"DUE#{endpoint.value}"}
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _account_from(item: Mapping[str, Any]) -> Account:
+    return Account(
+        user_id=item["user_id"],
+        screen_name=item.get("screen_name"),
+        status=item.get("status", ACCOUNT_ACTIVE),
+        created_at=item["created_at"],
+        updated_at=item.get("updated_at", item["created_at"]),
+        last_success_at=item.get("last_success_at"),
+        last_error=item.get("last_error"),
+    )
+
+
+def _post_from(item: Mapping[str, Any]) -> TrackedPost:
+    return TrackedPost(
+        tweet_id=item["tweet_id"],
+        account_id=item.get("account_id", ""),
+        created_at=item["created_at"],
+        tracked_at=item["tracked_at"],
+        latest_totals=plain(item.get("latest_totals") or {}),
+        latest_totals_at=item.get("latest_totals_at"),
+    )
+
+
+def _marker_from(item: Mapping[str, Any]) -> DueMarker:
+    return DueMarker(
+        tweet_id=item["tweet_id"],
+        account_id=item.get("account_id", ""),
+        endpoint=Endpoint(item["endpoint"]),
+        # DueIndex projects due_sk ("{next_due_at}#{tweet_id}") but not next_due_at itself.
+        next_due_at=item.get("next_due_at") or (item["due_sk"].split("#", 1)[0] if "due_sk" in item else None),
+        last_collected_at=item.get("last_collected_at"),
+        last_hour_collected=item.get("last_hour_collected"),
+    )
+
+
+class RegistryDal:
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+
+    @property
+    def table(self) -> Any:
+        return dynamodb_table(self.table_name)
+
+    # --- accounts -------------------------------------------------------------------------------------------
+
+    def put_account(self, user_id: str, screen_name: str | None, *, now: str, status: str = ACCOUNT_ACTIVE) -> Account:
+        """Create or refresh an account; created_at and last_success_at survive re-authorization."""
+        if status not in ACCOUNT_STATUSES:
+            raise ValueError(f"account status must be one of {sorted(ACCOUNT_STATUSES)}, not {status!r}")
+        response = self.table.update_item(
+            Key=_account_key(user_id),
+            UpdateExpression=(
+                "SET user_id = :u, screen_name = :n, #s = :s, updated_at = :now, "
+                "created_at = if_not_exists(created_at, :now), list_pk = :lp, list_sk = :u REMOVE last_error"
+            ),
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":u": user_id, ":n": screen_name, ":s": status, ":now": now, ":lp": "ACCOUNTS"},
+            ReturnValues="ALL_NEW",
+        )
+        return _account_from(response["Attributes"])
+
+    def get_account(self, user_id: str) -> Account | None:
+        item = self.table.get_item(Key=_account_key(user_id), ConsistentRead=True).get("Item")
+        return _account_from(item) if item else None
+
+    def delete_account(self, user_id: str) -> bool:
+        """Delete the account item; True when it existed. Its Posts stay tracked (untrack them explicitly)."""
+        response = self.table.delete_item(Key=_account_key(user_id), ReturnValues="ALL_OLD")
+        return bool(response.get("Attributes"))
+
+    def list_accounts(self, *, limit: int = 50, cursor: str | None = None) -> Page[Account]:
+        return self._list_page("ACCOUNTS", _account_from, limit=limit, cursor=cursor)
+
+    def set_account_status(
+        self,
+        user_id: str,
+        status: str,
+        *,
+        now: str,
+        last_error: str | None = None,
+        last_success_at: str | None = None,
+    ) -> None:
+        """Set active/needs_reauth; raises NotFound for an unknown account (never creates a partial item)."""
+        if status not in ACCOUNT_STATUSES:
+            raise ValueError(f"account status must be one of {sorted(ACCOUNT_STATUSES)}, not {status!r}")
+        sets = ["#s = :s", "updated_at = :now"]
+        values: dict[str, Any] = {":s": status, ":now": now}
+        removes: list[str] = []
+        if last_error is not None:
+            sets.append("last_error = :e")
+            values[":e"] = last_error
+        elif status == ACCOUNT_ACTIVE:
+            removes.append("last_error")
+        if last_success_at is not None:
+            sets.append("last_success_at = :ok")
+            values[":ok"] = last_success_at
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.table.update_item(
+                Key=_account_key(user_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise NotFound(f"account {user_id} is not registered") from exc
+            raise
+
+    def mark_account_success(self, user_id: str, *, now: str) -> None:
+        """Record a successful call; a needs_reauth account stays flagged until it re-authorizes."""
+        try:
+            self.table.update_item(
+                Key=_account_key(user_id),
+                UpdateExpression="SET last_success_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":now": now},
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+
+    # --- tracked Posts ----------------------------------------------------------------------------------------
+
+    def track_post(self, tweet_id: str, account_id: str | None, *, now: str) -> TrackedPost:
+        """Track a Post idempotently: conditional puts, so re-tracking keeps latest totals and due history.
+
+        Adds the due markers missing for its endpoints (/totals always; /28hr and /historical with an account),
+        each due at `now` so the next tick collects it.
+        """
+        if not tweet_id.isdigit():
+            raise ValueError(f"tweet id must be a string of digits, not {tweet_id!r}")
+        account = account_id or ""
+        item = {
+            **_post_key(tweet_id),
+            "tweet_id": tweet_id,
+            "account_id": account,
+            "created_at": to_iso(snowflake_created_at(tweet_id)),
+            "tracked_at": now,
+            "list_pk": f"POSTS#{account or APP_CONTEXT}",
+            "list_sk": tweet_id,
+        }
+        self._put_if_absent(item)
+        for endpoint in endpoints_for(account):
+            self._put_if_absent(
+                {
+                    **_due_key(tweet_id, endpoint),
+                    "tweet_id": tweet_id,
+                    "account_id": account,
+                    "endpoint": endpoint.value,
+                    "next_due_at": now,
+                    "due_pk": f"DUE#{endpoint.value}#{due_shard(tweet_id)}",
+                    "due_sk": f"{now}#{tweet_id}",
+                }
+            )
+        post = self.get_post(tweet_id)
+        assert post is not None  # just written (or already there)
+        return post
+
+    def track_posts(self, tweet_ids: Iterable[str], account_id: str | None, *, now: str) -> int:
+        """Track many Posts; returns how many were processed."""
+        tracked = 0
+        for tweet_id in tweet_ids:
+            self.track_post(tweet_id, account_id, now=now)
+            tracked += 1
+        return tracked
+
+    def _put_if_absent(self, item: dict[str, Any]) -> bool:
+        try:
+            self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def untrack_post(self, tweet_id: str) -> bool:
+        """Delete the Post and all its due markers (a Query on its partition, never a Scan)."""
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for item in query_pages(
+                self.table,
+                KeyConditionExpression=Key("pk").eq(f"POST#{tweet_id}"),
+                ProjectionExpression="pk, sk",
+                ConsistentRead=True,
+            )
+        ]
+        with self.table.batch_writer() as batch:
+            for key in keys:
+                batch.delete_item(Key=key)
+        return any(key["sk"] == "POST" for key in keys)
+
+    def get_post(self, tweet_id: str) -> TrackedPost | None:
+        item = self.table.get_item(Key=_post_key(tweet_id), ConsistentRead=True).get("Item")
+        return _post_from(item) if item else None
+
+    def list_posts(self, account_id: str | None, *, limit: int = 50, cursor: str | None = None) -> Page[TrackedPost]:
+        """Posts of one account, or of the app (account_id None or "") — ordered by tweet id."""
+        return self._list_page(f"POSTS#{account_id or APP_CONTEXT}", _post_from, limit=limit, cursor=cursor)
+
+    def update_latest_totals(self, tweet_id: str, totals: Mapping[str, int], *, at: str) -> None:
+        """Keep the newest /totals snapshot on the Post (never older: a late redelivery does not win)."""
+        try:
+            self.table.update_item(
+                Key=_post_key(tweet_id),
+                UpdateExpression="SET latest_totals = :t, latest_totals_at = :at",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(latest_totals_at) OR latest_totals_at <= :at)",
+                ExpressionAttributeValues={":t": dict(totals), ":at": at},
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+
+    # --- due markers ------------------------------------------------------------------------------------------
+
+    def get_due_marker(self, tweet_id: str, endpoint: Endpoint) -> DueMarker | None:
+        item = self.table.get_item(Key=_due_key(tweet_id, endpoint), ConsistentRead=True).get("Item")
+        return _marker_from(item) if item else None
+
+    def iter_due(self, endpoint: Endpoint, due_by: str, *, page_size: int = 500) -> Iterator[DueMarker]:
+        """Stream every marker of `endpoint` with next_due_at <= due_by, shard after shard, page after page."""
+        # due_sk is "{next_due_at}#{tweet_id}": "~" sorts after every digit, so this bound includes due_by itself.
+        upper = f"{due_by}#~"
+        for shard in range(DUE_SHARDS):
+            for item in query_pages(
+                self.table,
+                IndexName="DueIndex",
+                KeyConditionExpression=Key("due_pk").eq(f"DUE#{endpoint.value}#{shard}") & Key("due_sk").lte(upper),
+                Limit=page_size,
+            ):
+                yield _marker_from(item)
+
+    def advance_due(
+        self,
+        tweet_id: str,
+        endpoint: Endpoint,
+        *,
+        next_due_at: str | None,
+        collected_at: str,
+        last_hour_collected: str | None = None,
+    ) -> bool:
+        """Move a marker after a collection; `next_due_at=None` stops collecting (drops it from DueIndex).
+
+        False when the Post is not tracked (untracked meanwhile, or a console run on an untracked id).
+        """
+        sets = ["last_collected_at = :c"]
+        values: dict[str, Any] = {":c": collected_at}
+        removes: list[str] = []
+        if next_due_at is None:
+            removes += ["next_due_at", "due_pk", "due_sk"]
+        else:
+            sets += ["next_due_at = :n", "due_sk = :sk"]
+            values[":n"] = next_due_at
+            values[":sk"] = f"{next_due_at}#{tweet_id}"
+        if last_hour_collected is not None:
+            sets.append("last_hour_collected = :h")
+            values[":h"] = last_hour_collected
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.table.update_item(
+                Key=_due_key(tweet_id, endpoint),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    # --- shared -----------------------------------------------------------------------------------------------
+
+    def _list_page(self, list_pk: str, convert: Any, *, limit: int, cursor: str | None) -> Page[Any]:
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be between 1 and 1000, not {limit}")
+        kwargs: dict[str, Any] = {
+            "IndexName": "ListIndex",
+            "KeyConditionExpression": Key("list_pk").eq(list_pk),
+            "Limit": limit,
+        }
+        start = decode_cursor(cursor, required_keys=_LIST_CURSOR_KEYS)
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = self.table.query(**kwargs)
+        return Page(
+            items=[convert(item) for item in response.get("Items", [])],
+            cursor=encode_cursor(response.get("LastEvaluatedKey")),
+        )

@@ -1,0 +1,66 @@
+"""The environment of each function, modelled once (pydantic) and parsed once per cold start.
+
+Logic never reads `os.environ`; it asks for `planner_settings()`, `collector_settings()` or `api_settings()`.
+Names are the ones template.yaml sets (docs/DESIGN.md, "Template logical ids and environment").
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SharedSettings(BaseModel):
+    """What every function needs: the three tables and where secrets live."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    registry_table: str = Field(alias="REGISTRY_TABLE", min_length=1)
+    metrics_table: str = Field(alias="METRICS_TABLE", min_length=1)
+    status_table: str = Field(alias="STATUS_TABLE", min_length=1)
+    secret_prefix: str = Field(alias="SECRET_PREFIX", min_length=1)
+    service_name: str = Field(default="xengage", alias="POWERTOOLS_SERVICE_NAME")
+
+
+class PlannerSettings(SharedSettings):
+    collect_queue_url: str = Field(alias="COLLECT_QUEUE_URL", min_length=1)
+
+
+class CollectorSettings(SharedSettings):
+    app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
+    engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
+
+
+class ApiSettings(SharedSettings):
+    app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
+    engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
+    x_api_url: str | None = Field(default=None, alias="X_API_URL")
+    collect_queue_url: str | None = Field(default=None, alias="COLLECT_QUEUE_URL")
+
+
+@functools.cache
+def shared_settings() -> SharedSettings:
+    return SharedSettings.model_validate(dict(os.environ))
+
+
+@functools.cache
+def planner_settings() -> PlannerSettings:
+    return PlannerSettings.model_validate(dict(os.environ))
+
+
+@functools.cache
+def collector_settings() -> CollectorSettings:
+    return CollectorSettings.model_validate(dict(os.environ))
+
+
+@functools.cache
+def api_settings() -> ApiSettings:
+    return ApiSettings.model_validate(dict(os.environ))
+
+
+def clear_settings_cache() -> None:
+    """Forget parsed settings (tests change the environment between cases)."""
+    for parse in (shared_settings, planner_settings, collector_settings, api_settings):
+        parse.cache_clear()
