@@ -1,0 +1,270 @@
+"""Moto server plus the template's tables, queues and secrets, created from the template itself.
+
+Nothing here repeats a schema: key schemas, GSIs, queue attributes and redrive policies are read from
+`template.yaml`, resolved, and handed to moto. The resulting `PhysicalIds` answer `Ref`/`Fn::GetAtt` for every
+resource, including the ones the local stack only names (functions, layers, APIs, roles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.stack.template import (
+    SERVERLESS_API,
+    SERVERLESS_FUNCTION,
+    SERVERLESS_LAYER,
+    IntrinsicResolver,
+    PhysicalIds,
+    StackTemplate,
+    TemplateError,
+    UnresolvedResource,
+)
+
+TABLE = "AWS::DynamoDB::Table"
+QUEUE = "AWS::SQS::Queue"
+SECRET = "AWS::SecretsManager::Secret"
+
+# Moto accepts any credentials; these make sure nothing ever signs with a developer's real ones.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+# CloudFormation queue properties that are SQS attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+    "SqsManagedSseEnabled",
+)
+
+_INDEX_KEYS = {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput"}
+
+
+@dataclass
+class MotoEndpoint:
+    """A running moto server on loopback."""
+
+    server: ThreadedMotoServer
+    url: str
+    port: int
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_moto_server(port: int = 0) -> MotoEndpoint:
+    """Start moto server on 127.0.0.1 (`port=0` picks a free port) and return where it listens."""
+    # werkzeug logs one line per request; the stack prints its own summary instead.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return MotoEndpoint(server=server, url=f"http://{host}:{bound_port}", port=bound_port)
+
+
+def aws_client(service: str, endpoint_url: str, region: str) -> Any:
+    """A boto3 client for moto with fake credentials, whatever the caller's environment holds."""
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=region,
+    ).client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+@dataclass
+class _Context:
+    template: StackTemplate
+    ids: PhysicalIds
+    resolver: IntrinsicResolver
+    endpoint_url: str
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint_url, self.template.region)
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.template.region}:{self.template.account_id}:{resource}"
+
+    def default_name(self, logical_id: str) -> str:
+        return f"{self.template.stack_name}-{logical_id}"
+
+
+def create_stack_resources(template: StackTemplate, endpoint_url: str) -> PhysicalIds:
+    """Create every table, queue and secret of `template` in moto and name everything else.
+
+    Resources are created in dependency order: one whose properties refer to a resource not created yet
+    (a queue whose RedrivePolicy names its DLQ) waits for the next pass.
+    """
+    ids = PhysicalIds()
+    ctx = _Context(template, ids, template.resolver(ids), endpoint_url)
+    for logical_id, resource in template.resources.items():
+        if resource.get("Type") not in _CREATORS:
+            _name_passive_resource(ctx, logical_id, resource)
+    pending = [lid for lid, res in template.resources.items() if res.get("Type") in _CREATORS]
+    while pending:
+        created = []
+        for logical_id in pending:
+            try:
+                properties = ctx.resolver.resolve(template.properties(logical_id))
+            except UnresolvedResource:
+                continue
+            _CREATORS[template.resources[logical_id]["Type"]](ctx, logical_id, properties)
+            created.append(logical_id)
+        if not created:
+            raise TemplateError(f"cannot order the creation of {pending}: they refer to each other")
+        pending = [lid for lid in pending if lid not in created]
+    return ids
+
+
+def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
+    name = properties.get("TableName") or ctx.default_name(logical_id)
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if request["BillingMode"] == "PROVISIONED":
+        request["ProvisionedThroughput"] = properties.get(
+            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        )
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if properties.get(key):
+            # CloudFormation-only keys (ContributorInsightsSpecification...) are not part of CreateTable.
+            request[key] = [
+                {
+                    k: v
+                    for k, v in index.items()
+                    if k in {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput"}
+                }
+                for index in properties[key]
+            ]
+    if properties.get("StreamSpecification"):
+        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    dynamodb = ctx.client("dynamodb")
+    description = dynamodb.create_table(**request)["TableDescription"]
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and str(ttl.get("Enabled")).lower() == "true":
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+        )
+    attributes = {"Arn": description["TableArn"]}
+    if description.get("LatestStreamArn"):
+        attributes["StreamArn"] = description["LatestStreamArn"]
+    ctx.ids.add(logical_id, name, **attributes)
+
+
+def _create_queue(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
+    fifo = str(properties.get("FifoQueue", "false")).lower() == "true"
+    name = properties.get("QueueName") or ctx.default_name(logical_id) + (".fifo" if fifo else "")
+    attributes = {key: _attribute_text(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
+    for policy in ("RedrivePolicy", "RedriveAllowPolicy"):
+        if policy in properties:
+            value = properties[policy]
+            attributes[policy] = value if isinstance(value, str) else json.dumps(value)
+    sqs = ctx.client("sqs")
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    ctx.ids.add(logical_id, url, Arn=arn, QueueName=name, QueueUrl=url)
+
+
+def _create_secret(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
+    name = properties.get("Name") or ctx.default_name(logical_id)
+    if "SecretString" in properties:
+        value = properties["SecretString"]
+    else:
+        value = _generated_secret(properties.get("GenerateSecretString") or {})
+    request = {"Name": name, "SecretString": value}
+    if properties.get("Description"):
+        request["Description"] = properties["Description"]
+    arn = ctx.client("secretsmanager").create_secret(**request)["ARN"]
+    # Ref on a secret is its ARN.
+    ctx.ids.add(logical_id, arn, Id=arn, Name=name)
+
+
+def _generated_secret(spec: Mapping[str, Any]) -> str:
+    """What `GenerateSecretString` would store: a random password, or a JSON template with one key added."""
+    length = int(spec.get("PasswordLength", 32))
+    excluded = set(str(spec.get("ExcludeCharacters", "")))
+    alphabet = [c for c in string.ascii_letters + string.digits if c not in excluded]
+    password = "".join(secrets.choice(alphabet) for _ in range(length))
+    if "SecretStringTemplate" in spec and "GenerateStringKey" in spec:
+        document = json.loads(spec["SecretStringTemplate"])
+        document[spec["GenerateStringKey"]] = password
+        return json.dumps(document)
+    return password
+
+
+def _name_passive_resource(ctx: _Context, logical_id: str, resource: Mapping[str, Any]) -> None:
+    """Give resources the local stack does not create in moto the ids a template may refer to."""
+    resource_type = resource.get("Type", "")
+    properties = resource.get("Properties") or {}
+
+    def named(key: str) -> str:
+        try:
+            value = ctx.resolver.resolve(properties.get(key))
+        except UnresolvedResource:
+            value = None
+        return str(value) if value else ctx.default_name(logical_id)
+
+    if resource_type in (SERVERLESS_FUNCTION, "AWS::Lambda::Function"):
+        name = named("FunctionName")
+        ctx.ids.add(logical_id, name, Arn=ctx.arn("lambda", f"function:{name}"))
+    elif resource_type in (SERVERLESS_LAYER, "AWS::Lambda::LayerVersion"):
+        ctx.ids.add(logical_id, ctx.arn("lambda", f"layer:{named('LayerName')}:1"))
+    elif resource_type in (SERVERLESS_API, "AWS::ApiGateway::RestApi"):
+        api_id = "local" + logical_id.lower()[:5]
+        ctx.ids.add(logical_id, api_id, RootResourceId="root")
+    elif resource_type == "AWS::IAM::Role":
+        name = named("RoleName")
+        ctx.ids.add(logical_id, name, Arn=f"arn:aws:iam::{ctx.template.account_id}:role/{name}", RoleId=name)
+    else:
+        service = resource_type.split("::")[1].lower() if resource_type.count("::") >= 2 else "local"
+        name = ctx.default_name(logical_id)
+        ctx.ids.add(logical_id, name, Arn=ctx.arn(service, name), Name=name)
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_CREATORS: dict[str, Callable[[_Context, str, Mapping[str, Any]], None]] = {
+    TABLE: _create_table,
+    QUEUE: _create_queue,
+    SECRET: _create_secret,
+}
+
+
+def put_secret_json(endpoint_url: str, region: str, secret_id: str, value: Mapping[str, Any]) -> None:
+    """Store `value` as JSON in an existing secret."""
+    client = aws_client("secretsmanager", endpoint_url, region)
+    client.put_secret_value(SecretId=secret_id, SecretString=json.dumps(dict(value)))
+
+
+def upsert_secret_json(endpoint_url: str, region: str, name: str, value: Mapping[str, Any]) -> str:
+    """Create or overwrite the secret `name` with `value` as JSON; return its ARN."""
+    client = aws_client("secretsmanager", endpoint_url, region)
+    text = json.dumps(dict(value))
+    try:
+        return str(client.create_secret(Name=name, SecretString=text)["ARN"])
+    except client.exceptions.ResourceExistsException:
+        return str(client.put_secret_value(SecretId=name, SecretString=text)["ARN"])

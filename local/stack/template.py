@@ -1,0 +1,413 @@
+"""Read a SAM template the way CloudFormation would, far enough to run it on loopback.
+
+`load_template` parses the YAML (CFN short tags included), applies `Globals`, resolves parameters and
+conditions and drops resources whose condition is false. `IntrinsicResolver` then turns `Ref`, `Fn::GetAtt`,
+`Fn::Sub`, ... into values, looking resource ids up in a `PhysicalIds` map filled while resources are created.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+STACK_NAME = "x-engagement-collector-local"
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+SERVERLESS_FUNCTION = "AWS::Serverless::Function"
+SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
+SERVERLESS_API = "AWS::Serverless::Api"
+
+# Globals sections and the resource type each one applies to.
+_GLOBALS_TARGETS = {
+    "Function": SERVERLESS_FUNCTION,
+    "Api": SERVERLESS_API,
+    "HttpApi": "AWS::Serverless::HttpApi",
+    "SimpleTable": "AWS::Serverless::SimpleTable",
+    "LayerVersion": SERVERLESS_LAYER,
+    "StateMachine": "AWS::Serverless::StateMachine",
+}
+
+
+class TemplateError(ValueError):
+    """The template cannot be read or resolved; the message names the resource or value at fault."""
+
+
+class UnresolvedResource(TemplateError):
+    """An intrinsic refers to a resource that has no physical id yet (it is created later)."""
+
+    def __init__(self, logical_id: str) -> None:
+        super().__init__(f"resource {logical_id!r} has no physical id yet")
+        self.logical_id = logical_id
+
+
+# --- YAML with CloudFormation short tags ---------------------------------------------------------
+
+
+class CfnYamlLoader(yaml.SafeLoader):
+    """A safe loader that turns `!Ref X` into `{"Ref": "X"}`, `!Sub ...` into `{"Fn::Sub": ...}` and so on."""
+
+
+def _construct_short_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        # `!GetAtt Res.Attr.Sub` is `Fn::GetAtt: [Res, Attr.Sub]`: only the first dot separates.
+        logical_id, _, attribute = value.partition(".")
+        value = [logical_id, attribute]
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnYamlLoader.add_multi_constructor("!", _construct_short_tag)
+
+
+def parse_template_text(text: str) -> dict[str, Any]:
+    """Parse template YAML (or JSON, which is YAML) into plain long-form dicts."""
+    document = yaml.load(text, Loader=CfnYamlLoader)
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError("template has no Resources mapping")
+    return document
+
+
+# --- Globals ---------------------------------------------------------------------------------------
+
+
+def merge_globals(global_value: Any, local_value: Any) -> Any:
+    """SAM's Globals rule: maps merge (the resource wins per key), lists add up, scalars are overridden."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        merged = copy.deepcopy(global_value)
+        for key, value in local_value.items():
+            merged[key] = merge_globals(merged[key], value) if key in merged else copy.deepcopy(value)
+        return merged
+    if isinstance(global_value, list) and isinstance(local_value, list):
+        return copy.deepcopy(global_value) + copy.deepcopy(local_value)
+    return copy.deepcopy(local_value)
+
+
+def apply_globals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the resources with `Globals` folded into their `Properties`."""
+    globals_section = document.get("Globals") or {}
+    resources: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in document["Resources"].items():
+        resource = copy.deepcopy(resource)
+        for section, resource_type in _GLOBALS_TARGETS.items():
+            if resource.get("Type") == resource_type and section in globals_section:
+                resource["Properties"] = merge_globals(globals_section[section], resource.get("Properties") or {})
+        resources[logical_id] = resource
+    return resources
+
+
+# --- physical ids ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PhysicalResource:
+    """What `Ref` returns for a resource, and its `Fn::GetAtt` attributes."""
+
+    ref: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PhysicalIds:
+    """Logical id → physical resource, filled as the local stack creates (or names) resources."""
+
+    resources: dict[str, PhysicalResource] = field(default_factory=dict)
+
+    def add(self, logical_id: str, ref: str, **attributes: Any) -> PhysicalResource:
+        resource = PhysicalResource(ref=ref, attributes=dict(attributes))
+        self.resources[logical_id] = resource
+        return resource
+
+    def ref(self, logical_id: str) -> str:
+        try:
+            return self.resources[logical_id].ref
+        except KeyError:
+            raise UnresolvedResource(logical_id) from None
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise UnresolvedResource(logical_id)
+        if attribute not in resource.attributes:
+            raise TemplateError(f"resource {logical_id!r} has no attribute {attribute!r} locally")
+        return resource.attributes[attribute]
+
+    def to_json(self) -> dict[str, Any]:
+        return {lid: {"ref": r.ref, "attributes": r.attributes} for lid, r in self.resources.items()}
+
+
+# --- the template ----------------------------------------------------------------------------------
+
+
+@dataclass
+class StackTemplate:
+    """A parsed template with Globals applied, parameters resolved and conditional resources dropped."""
+
+    path: Path
+    document: dict[str, Any]
+    resources: dict[str, dict[str, Any]]
+    parameters: dict[str, Any]
+    conditions: dict[str, bool]
+    stack_name: str = STACK_NAME
+    region: str = DEFAULT_REGION
+    account_id: str = ACCOUNT_ID
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def pseudo_parameters(self) -> dict[str, Any]:
+        return {
+            "AWS::StackName": self.stack_name,
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account_id,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": (
+                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/"
+                "00000000-0000-0000-0000-000000000000"
+            ),
+            "AWS::NotificationARNs": [],
+        }
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {lid: res for lid, res in self.resources.items() if res.get("Type") == resource_type}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return dict(self.resources[logical_id].get("Properties") or {})
+
+    def resolver(self, physical_ids: PhysicalIds | None = None) -> IntrinsicResolver:
+        return IntrinsicResolver(self, physical_ids or PhysicalIds())
+
+
+def resolve_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parameter values from overrides or defaults, checked against AllowedValues; lists split like CFN does."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise TemplateError(f"unknown parameter override(s): {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        spec = spec or {}
+        if name in overrides:
+            value = overrides[name]
+        elif "Default" in spec:
+            value = spec["Default"]
+        else:
+            raise TemplateError(f"parameter {name!r} has no Default and no override")
+        allowed = spec.get("AllowedValues")
+        if allowed is not None and str(value) not in {str(a) for a in allowed}:
+            raise TemplateError(f"parameter {name!r}={value!r} is not one of {allowed}")
+        if str(spec.get("Type", "String")).startswith(("CommaDelimitedList", "List<")) and isinstance(value, str):
+            value = [part.strip() for part in value.split(",")] if value else []
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)  # a Ref to a Number parameter is a string in CloudFormation
+        values[name] = value
+    return values
+
+
+def load_template(
+    path: str | Path,
+    *,
+    parameter_overrides: Mapping[str, Any] | None = None,
+    stack_name: str = STACK_NAME,
+    region: str = DEFAULT_REGION,
+    account_id: str = ACCOUNT_ID,
+) -> StackTemplate:
+    """Parse `path`, apply Globals, resolve parameters and conditions, drop resources whose condition is false."""
+    path = Path(path).resolve()
+    document = parse_template_text(path.read_text(encoding="utf-8"))
+    template = StackTemplate(
+        path=path,
+        document=document,
+        resources=apply_globals(document),
+        parameters=resolve_parameters(document.get("Parameters") or {}, parameter_overrides),
+        conditions={},
+        stack_name=stack_name,
+        region=region,
+        account_id=account_id,
+    )
+    resolver = template.resolver()
+    for name in document.get("Conditions") or {}:
+        template.conditions[name] = resolver.condition(name)
+    template.resources = {
+        lid: res
+        for lid, res in template.resources.items()
+        if "Condition" not in res or template.conditions.get(res["Condition"], False)
+    }
+    return template
+
+
+# --- intrinsic functions ---------------------------------------------------------------------------
+
+
+class _NoValue:
+    """`Ref: AWS::NoValue` — the key or list item holding it disappears."""
+
+
+NO_VALUE = _NoValue()
+_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+class IntrinsicResolver:
+    """Resolve intrinsic functions against parameters, pseudo-parameters, conditions and physical ids."""
+
+    def __init__(self, template: StackTemplate, physical_ids: PhysicalIds) -> None:
+        self.template = template
+        self.physical_ids = physical_ids
+        self._evaluating: set[str] = set()
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self._ref(argument)
+            if key == "Condition" and isinstance(argument, str):
+                return self.condition(argument)
+            if key.startswith("Fn::"):
+                return self._function(key, argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+    def condition(self, name: str) -> bool:
+        if name in self.template.conditions:
+            return self.template.conditions[name]
+        declared = self.template.document.get("Conditions") or {}
+        if name not in declared:
+            raise TemplateError(f"unknown condition {name!r}")
+        if name in self._evaluating:
+            raise TemplateError(f"condition {name!r} refers to itself")
+        self._evaluating.add(name)
+        try:
+            result = bool(self.resolve(declared[name]))
+        finally:
+            self._evaluating.discard(name)
+        self.template.conditions[name] = result
+        return result
+
+    def _ref(self, name: Any) -> Any:
+        if not isinstance(name, str):
+            raise TemplateError(f"Ref needs a name, got {name!r}")
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        pseudo = self.template.pseudo_parameters
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.template.parameters:
+            return self.template.parameters[name]
+        if name in self.template.resources:
+            return self.physical_ids.ref(name)
+        raise TemplateError(f"Ref to unknown name {name!r}")
+
+    def _get_att(self, argument: Any) -> Any:
+        argument = self.resolve(argument)
+        if isinstance(argument, str):
+            argument = argument.split(".", 1)
+        if not (isinstance(argument, list) and len(argument) == 2):
+            raise TemplateError(f"Fn::GetAtt needs [LogicalId, Attribute], got {argument!r}")
+        logical_id, attribute = argument
+        if logical_id not in self.template.resources:
+            raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id!r}")
+        return self.physical_ids.get_att(logical_id, attribute)
+
+    def _sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            if len(argument) != 2 or not isinstance(argument[1], dict):
+                raise TemplateError("Fn::Sub list form is [template, {variables}]")
+            text, variables = argument[0], self.resolve(argument[1])
+        else:
+            text, variables = argument, {}
+        if not isinstance(text, str):
+            raise TemplateError(f"Fn::Sub needs a string, got {text!r}")
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"  # `${!Literal}` escapes the substitution
+            if name in variables:
+                return _as_text(variables[name])
+            if "." in name and not name.startswith("AWS::"):
+                return _as_text(self._get_att(name.split(".", 1)))
+            return _as_text(self._ref(name))
+
+        return _SUB_VARIABLE.sub(replace, text)
+
+    def _function(self, key: str, argument: Any) -> Any:
+        if key == "Fn::GetAtt":
+            return self._get_att(argument)
+        if key == "Fn::Sub":
+            return self._sub(argument)
+        if key == "Fn::If":
+            if not (isinstance(argument, list) and len(argument) == 3):
+                raise TemplateError("Fn::If needs [condition, value_if_true, value_if_false]")
+            return self.resolve(argument[1] if self.condition(argument[0]) else argument[2])
+        if key == "Fn::Equals":
+            left, right = self.resolve(argument)
+            return _as_text(left) == _as_text(right)
+        if key == "Fn::Not":
+            (inner,) = self.resolve(argument)
+            return not inner
+        if key == "Fn::And":
+            return all(self.resolve(argument))
+        if key == "Fn::Or":
+            return any(self.resolve(argument))
+        if key == "Fn::Join":
+            delimiter, items = self.resolve(argument)
+            return str(delimiter).join(_as_text(item) for item in items)
+        if key == "Fn::Select":
+            index, items = self.resolve(argument)
+            try:
+                return items[int(index)]
+            except (IndexError, ValueError) as error:
+                raise TemplateError(f"Fn::Select index {index!r} out of range for {items!r}") from error
+        if key == "Fn::Split":
+            delimiter, text = self.resolve(argument)
+            return str(text).split(str(delimiter))
+        if key == "Fn::FindInMap":
+            map_name, top_key, second_key = self.resolve(argument)[:3]
+            try:
+                return self.template.document["Mappings"][map_name][top_key][second_key]
+            except (KeyError, TypeError) as error:
+                raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from error
+        if key == "Fn::Base64":
+            return base64.b64encode(_as_text(self.resolve(argument)).encode()).decode()
+        if key == "Fn::GetAZs":
+            region = self.resolve(argument) or self.template.region
+            return [f"{region}{suffix}" for suffix in "abc"]
+        if key == "Fn::ToJsonString":
+            return json.dumps(self.resolve(argument), separators=(",", ":"))
+        raise TemplateError(f"{key} is not supported by the local stack")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        raise TemplateError(f"cannot substitute a {type(value).__name__} into a string: {value!r}")
+    return str(value)

@@ -1,0 +1,115 @@
+"""One warm "Lambda container": imports a handler once, then runs invocations sent over a pipe.
+
+Started by `local.stack.functions.FunctionWorker` as `python worker.py <config-json> <request-fd> <response-fd>`
+with the function's own environment. It uses only the standard library so the handler's `sys.path` can be
+exactly what Lambda gives it: the code directory (/var/task), the layer directories (/opt/python), then the
+runtime's packages. Requests and responses are JSON lines on dedicated pipes, so whatever the handler prints
+(Powertools logs) goes to stdout/stderr untouched.
+"""
+
+from __future__ import annotations
+
+import decimal
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class LambdaContext:
+    """The attributes and method of the Lambda Python runtime's context object that handlers use."""
+
+    def __init__(self, config: dict[str, Any], request_id: str, deadline: float) -> None:
+        self.function_name: str = config["function_name"]
+        self.function_version = "$LATEST"
+        self.invoked_function_arn: str = config["function_arn"]
+        self.memory_limit_in_mb: int = int(config["memory_size"])
+        self.aws_request_id = request_id
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = f"local/[$LATEST]{config['logical_id']}"
+        self.identity = None
+        self.client_context = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def error_payload(error: BaseException, error_type: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """The JSON Lambda returns for an unhandled exception."""
+    payload: dict[str, Any] = {
+        "errorMessage": str(error),
+        "errorType": error_type or type(error).__name__,
+        "stackTrace": traceback.format_exception(type(error), error, error.__traceback__)[1:],
+    }
+    if request_id:
+        payload["requestId"] = request_id
+    return payload
+
+
+def _json_default(value: Any) -> Any:
+    # The Lambda runtime serialises Decimal (what boto3's DynamoDB resource returns) as a number.
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _load_handler(config: dict[str, Any]) -> Any:
+    module_name, _, function_name = config["handler"].rpartition(".")
+    if not module_name:
+        raise ValueError(f"Bad handler {config['handler']!r}: expected module.function")
+    module = importlib.import_module(module_name)
+    return getattr(module, function_name)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    requests = os.fdopen(int(sys.argv[2]), "rb")
+    responses = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
+    here = os.path.dirname(os.path.abspath(__file__))
+    runtime_paths = [path for path in sys.path if path and os.path.abspath(path) != here]
+    sys.path[:] = [config["code_dir"], *config["layer_dirs"], *runtime_paths]
+    os.chdir(config["code_dir"])
+
+    def send(message: dict[str, Any]) -> None:
+        responses.write(json.dumps(message, default=_json_default).encode() + b"\n")
+
+    init_error: dict[str, Any] | None = None
+    handler: Any = None
+    try:
+        handler = _load_handler(config)
+    except Exception as error:  # an import failure is reported on every invoke, as Lambda does
+        error_type = "Runtime.ImportModuleError" if isinstance(error, ImportError) else "Runtime.HandlerNotFound"
+        if not isinstance(error, (ImportError, AttributeError, ValueError)):
+            error_type = type(error).__name__
+        init_error = error_payload(error, error_type)
+        traceback.print_exc()
+    send({"ready": True, "init_error": init_error})
+
+    for line in requests:
+        request = json.loads(line)
+        request_id = request["request_id"]
+        if init_error is not None:
+            send({"error": {**init_error, "requestId": request_id}})
+            continue
+        context = LambdaContext(config, request_id, request["deadline"])
+        try:
+            result = handler(request["event"], context)
+        except Exception as error:
+            traceback.print_exc()
+            send({"error": error_payload(error, request_id=request_id)})
+            continue
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            send({"payload": result})
+        except (TypeError, ValueError) as error:
+            send({"error": error_payload(error, "Runtime.MarshalError", request_id)})
+
+
+if __name__ == "__main__":
+    main()
