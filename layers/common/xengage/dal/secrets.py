@@ -8,6 +8,8 @@ nothing here logs a value.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from aws_lambda_powertools.utilities import parameters
@@ -15,12 +17,34 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.dal.aws import secretsmanager_client
+from xengage.timeutil import parse_iso, to_iso, utc_now
 
 SECRET_MAX_AGE_SECONDS: Final = 300
 
 
-class MissingSecret(LookupError):
-    """The secret is absent or not the expected JSON; the message names the secret, never its value."""
+class SecretError(Exception):
+    """A secret could not be used; the message names the secret, never its value."""
+
+
+class SecretNotFoundError(SecretError, LookupError):
+    """The secret does not exist (never stored, or deleted)."""
+
+
+class SecretContentError(SecretError, ValueError):
+    """The secret exists but is not the JSON object expected (or lacks a field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAuthorization:
+    """A 3-legged OAuth request token waiting for its callback."""
+
+    oauth_token: str
+    oauth_token_secret: str = field(repr=False)
+    expires_at: datetime = field(default_factory=utc_now)
+    redirect_uri: str | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
 
 
 def account_secret_name(prefix: str, user_id: str) -> str:
@@ -34,10 +58,17 @@ def pending_secret_name(prefix: str, oauth_token: str) -> str:
 def _get_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     try:
         value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
-    except (GetParameterError, TransformParameterError) as exc:
-        raise MissingSecret(f"secret {name} is missing or not JSON") from exc
+    except TransformParameterError as exc:
+        raise SecretContentError(f"secret {name} is not JSON") from exc
+    except GetParameterError as exc:
+        # Powertools wraps the SDK error; its context (or text) tells "absent" from other failures.
+        cause = exc.__cause__ or exc.__context__
+        code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause else None
+        if code == "ResourceNotFoundException" or "ResourceNotFoundException" in str(exc):
+            raise SecretNotFoundError(f"secret {name} does not exist") from exc
+        raise
     if not isinstance(value, dict):
-        raise MissingSecret(f"secret {name} is not a JSON object")
+        raise SecretContentError(f"secret {name} is not a JSON object")
     return value
 
 
@@ -50,7 +81,7 @@ def load_app_credentials(app_secret_name: str) -> AppCredentials:
             bearer_token=str(value["bearer_token"]),
         )
     except KeyError as exc:
-        raise MissingSecret(f"secret {app_secret_name} lacks field {exc.args[0]}") from exc
+        raise SecretContentError(f"secret {app_secret_name} lacks field {exc.args[0]}") from exc
 
 
 def load_account_tokens(prefix: str, user_id: str) -> UserTokens:
@@ -64,10 +95,10 @@ def load_account_tokens(prefix: str, user_id: str) -> UserTokens:
             screen_name=value.get("screen_name"),
         )
     except KeyError as exc:
-        raise MissingSecret(f"secret {name} lacks field {exc.args[0]}") from exc
+        raise SecretContentError(f"secret {name} lacks field {exc.args[0]}") from exc
 
 
-def store_account_tokens(prefix: str, tokens: UserTokens) -> None:
+def save_account_tokens(prefix: str, tokens: UserTokens) -> None:
     """Create or update an account's tokens (after 3-legged OAuth or a manual registration)."""
     if not tokens.user_id:
         raise ValueError("tokens must name their user_id to be stored")
@@ -101,21 +132,35 @@ def delete_account_tokens(prefix: str, user_id: str) -> bool:
     return delete_secret(account_secret_name(prefix, user_id))
 
 
-def store_pending_request(prefix: str, oauth_token: str, oauth_token_secret: str, *, expires_at: str) -> None:
-    """Keep a 3-legged OAuth request token until its callback (deleted there)."""
+def save_pending_authorization(prefix: str, pending: PendingAuthorization) -> None:
+    """Keep a 3-legged OAuth request token until its callback (which deletes it)."""
     parameters.set_secret(
-        name=pending_secret_name(prefix, oauth_token),
+        name=pending_secret_name(prefix, pending.oauth_token),
         value=json.dumps(
-            {"oauth_token": oauth_token, "oauth_token_secret": oauth_token_secret, "expires_at": expires_at}
+            {
+                "oauth_token": pending.oauth_token,
+                "oauth_token_secret": pending.oauth_token_secret,
+                "expires_at": to_iso(pending.expires_at),
+                "redirect_uri": pending.redirect_uri,
+            }
         ),
     )
 
 
-def load_pending_request(prefix: str, oauth_token: str) -> dict[str, str]:
-    """The pending request token's fields; read uncached (it is used once)."""
-    value = _get_json(pending_secret_name(prefix, oauth_token), force_fetch=True)
-    return {str(k): str(v) for k, v in value.items()}
+def load_pending_authorization(prefix: str, oauth_token: str) -> PendingAuthorization:
+    """The pending request token, read uncached (it is used once). SecretNotFoundError when unknown."""
+    name = pending_secret_name(prefix, oauth_token)
+    value = _get_json(name, force_fetch=True)
+    try:
+        return PendingAuthorization(
+            oauth_token=str(value["oauth_token"]),
+            oauth_token_secret=str(value["oauth_token_secret"]),
+            expires_at=parse_iso(str(value["expires_at"])),
+            redirect_uri=value.get("redirect_uri"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise SecretContentError(f"secret {name} is not a pending authorization") from exc
 
 
-def delete_pending_request(prefix: str, oauth_token: str) -> bool:
+def delete_pending_authorization(prefix: str, oauth_token: str) -> bool:
     return delete_secret(pending_secret_name(prefix, oauth_token))

@@ -1,0 +1,122 @@
+"""Planner: turn the due markers of one endpoint into SQS messages for the collector.
+
+Streams DueIndex (never the whole table), groups Posts by auth context — the account whose tokens sign the call,
+or the app bearer — and, for /historical, by window start, into batches of the endpoint's maximum (250 for /totals,
+25 otherwise). At most one open batch per group and ten finished messages are held, so memory stays flat however
+many Posts are tracked. The cadence that decides when a Post is next due lives in `pipeline.cadence`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from xengage.api_client.catalog import Endpoint
+from xengage.dal import CollectQueue, RegistryDal, collect_queue, registry_dal
+from xengage.dal.queue import MAX_BATCH_ENTRIES, SendStats
+from xengage.observability import count, logger
+from xengage.pipeline.cadence import historical_window
+from xengage.pipeline.messages import CollectMessage
+from xengage.timeutil import parse_iso, to_iso
+
+GroupKey = tuple[str, datetime | None]  # (account_id or "" for the app, /historical window start)
+
+
+@dataclass(slots=True)
+class PlanSummary:
+    endpoint: str
+    scheduled_time: str
+    due: int = 0  # markers found due
+    planned: int = 0  # Posts put in a message
+    skipped: int = 0  # due but nothing to ask yet (no whole hour for /historical, or no account for a series)
+    messages: int = 0
+    send_calls: int = 0  # SendMessageBatch requests, resends included
+    resent: int = 0
+    messages_by_account: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Outbox:
+    """Finished messages waiting for a SendMessageBatch (at most 10 held)."""
+
+    def __init__(self, queue: CollectQueue, summary: PlanSummary) -> None:
+        self.queue = queue
+        self.summary = summary
+        self.stats = SendStats()
+        self.bodies: list[dict[str, Any]] = []
+
+    def add(self, message: CollectMessage) -> None:
+        self.bodies.append(message.to_body())
+        context = message.account_id or "APP"
+        self.summary.messages_by_account[context] = self.summary.messages_by_account.get(context, 0) + 1
+        if len(self.bodies) == MAX_BATCH_ENTRIES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.bodies:
+            self.queue.send_batch(self.bodies, self.stats)
+            self.bodies = []
+        self.summary.messages = self.stats.messages
+        self.summary.send_calls = self.stats.calls
+        self.summary.resent = self.stats.resent
+
+
+def plan(
+    endpoint: Endpoint,
+    scheduled_time: datetime,
+    *,
+    registry: RegistryDal | None = None,
+    queue: CollectQueue | None = None,
+) -> PlanSummary:
+    """Queue every Post of `endpoint` due at or before `scheduled_time`; returns what was sent."""
+    registry = registry or registry_dal()
+    summary = PlanSummary(endpoint=endpoint.value, scheduled_time=to_iso(scheduled_time))
+    outbox = _Outbox(queue or collect_queue(), summary)
+    open_batches: dict[GroupKey, list[str]] = {}
+    window_end = None
+
+    for marker in registry.iter_due(endpoint, summary.scheduled_time):
+        summary.due += 1
+        window_start: datetime | None = None
+        if endpoint.is_time_series and not marker.account_id:
+            summary.skipped += 1  # series need the owner's tokens; such markers are never created
+            continue
+        if endpoint is Endpoint.HISTORICAL:
+            last_hour = parse_iso(marker.last_hour_collected) if marker.last_hour_collected else None
+            window = historical_window(marker.tweet_id, last_hour, scheduled_time)
+            if window is None:
+                summary.skipped += 1  # created within the current hour: nothing whole to ask for yet
+                continue
+            window_start, window_end = window
+        key: GroupKey = (marker.account_id, window_start)
+        batch = open_batches.setdefault(key, [])
+        batch.append(marker.tweet_id)
+        summary.planned += 1
+        if len(batch) == endpoint.max_ids:
+            outbox.add(_message(endpoint, key, open_batches.pop(key), scheduled_time, window_end))
+
+    for key, batch in open_batches.items():
+        outbox.add(_message(endpoint, key, batch, scheduled_time, window_end))
+    outbox.flush()
+
+    count("PlannedPosts", summary.planned)
+    count("PlannedMessages", summary.messages)
+    logger.info("planned collection", extra={"plan": summary.as_dict()})
+    return summary
+
+
+def _message(
+    endpoint: Endpoint, key: GroupKey, tweet_ids: list[str], scheduled_time: datetime, window_end: datetime | None
+) -> CollectMessage:
+    account_id, window_start = key
+    return CollectMessage(
+        endpoint=endpoint,
+        tweet_ids=tweet_ids,
+        account_id=account_id or None,
+        scheduled_time=scheduled_time,
+        start=window_start,
+        end=window_end if window_start is not None else None,
+    )
