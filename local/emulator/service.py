@@ -1,0 +1,158 @@
+"""The emulator's behaviour behind HTTP: one data call in, one planned reply out, plus the request log."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from xengage.api_client.catalog import Endpoint
+
+from .clock import Clock
+from .engine import AuthKind, Caller, answer
+from .faults import SERVER_ERRORS, Fault, FaultConfig, FaultInjector
+from .oauth import OAuthServer
+from .query import ApiError, parse_query, peek_tweet_ids
+from .ratelimit import PerMinuteLimiter
+from .world import World
+
+AUTH_FAILED = "Your account could not be authenticated. Reason: "
+_SERVER_ERROR_TEXT = {
+    Fault.INTERNAL_ERROR: "internal server error",
+    Fault.PROXY_ERROR: "Proxy Error",
+    Fault.UNAVAILABLE: "Service Unavailable",
+}
+STATUS_NO_RESPONSE = 0  # logged for a connection reset: the client got no status at all
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLogEntry:
+    at: datetime
+    endpoint: str
+    auth_kind: AuthKind
+    user_id: str | None
+    id_count: int
+    tweet_ids: tuple[str, ...]
+    status: int
+    fault: str | None = None  # the injected fault that shaped this answer, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "endpoint": self.endpoint,
+            "auth_kind": self.auth_kind,
+            "user_id": self.user_id,
+            "id_count": self.id_count,
+            "tweet_ids": list(self.tweet_ids),
+            "status": self.status,
+            "fault": self.fault,
+        }
+
+
+@dataclass(slots=True)
+class DataReply:
+    """What the HTTP layer must do: send `status`/`body`, possibly after a hang, truncated, or not at all."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    fault: Fault | None = None
+
+
+class EmulatorService:
+    def __init__(
+        self,
+        world: World,
+        *,
+        per_minute_limit: int | None = None,
+        faults: FaultConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.world = world
+        self.clock = clock or Clock()
+        self.limiter = PerMinuteLimiter(per_minute_limit)
+        self.faults = FaultInjector(faults)
+        self.oauth = OAuthServer(world)
+        self._log: list[RequestLogEntry] = []
+        self._log_lock = threading.Lock()
+
+    # --- request log -----------------------------------------------------------------------------------
+    @property
+    def log(self) -> list[RequestLogEntry]:
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+    # --- one data call ---------------------------------------------------------------------------------
+    def data_call(self, endpoint: Endpoint, uri: str, headers: dict[str, str], body: bytes) -> DataReply:
+        now = self.clock.now()
+        budget = self.limiter.take(endpoint.value, now)
+        fault = self.faults.next_fault()
+        caller = Caller("none")
+        if not budget.allowed:
+            reply = DataReply(429, {"errors": ["Rate limit exceeded"]})
+        elif fault is Fault.RATE_LIMITED:
+            reply = DataReply(429, {"errors": ["Rate limit exceeded"]}, fault=fault)
+        elif fault in SERVER_ERRORS:
+            assert fault is not None
+            reply = DataReply(int(fault.value), {"errors": [_SERVER_ERROR_TEXT[fault]]}, fault=fault)
+        elif fault is Fault.RESET:
+            reply = DataReply(STATUS_NO_RESPONSE, {}, fault=fault)
+        else:
+            try:
+                caller = self._identify(endpoint, uri, headers, body)
+                query = parse_query(endpoint, body, now)
+                data = answer(self.world, query, caller, now, self.faults.config.bare_number_share)
+                reply = DataReply(200, data, fault=fault)
+            except ApiError as error:
+                reply = DataReply(error.status, error.body(), fault=fault)
+        reply.headers.update(budget.headers())
+        if reply.status == 429:
+            reply.headers["x-per-minute-remaining"] = "0"
+        ids = tuple(peek_tweet_ids(body))
+        entry = RequestLogEntry(
+            at=now,
+            endpoint=endpoint.value,
+            auth_kind=caller.kind if caller.kind != "none" else _presented_kind(headers),
+            user_id=caller.user.user_id if caller.user else None,
+            id_count=len(ids),
+            tweet_ids=ids,
+            status=200 if fault is Fault.MALFORMED else reply.status,
+            fault=str(fault) if fault is not None else None,
+        )
+        with self._log_lock:
+            self._log.append(entry)
+        return reply
+
+    def _identify(self, endpoint: Endpoint, uri: str, headers: dict[str, str], body: bytes) -> Caller:
+        authorization = _header(headers, "Authorization")
+        if not authorization:
+            raise ApiError(401, AUTH_FAILED + "Missing Authorization header")
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            if credentials.strip() != self.world.app.bearer_token:
+                raise ApiError(401, AUTH_FAILED + "Invalid or expired bearer token")
+            if endpoint is not Endpoint.TOTALS:
+                raise ApiError(403, AUTH_FAILED + "Unknown Authorization Type")
+            return Caller("bearer")
+        if scheme.lower() == "oauth":
+            verdict = self.oauth.verify_resource_request(uri, "POST", body, headers)
+            if verdict.user is None:
+                raise ApiError(401, AUTH_FAILED + (verdict.failure or "Invalid OAuth credentials"))
+            return Caller("oauth1", verdict.user)
+        raise ApiError(401, AUTH_FAILED + "Unknown Authorization Type")
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == lowered), None)
+
+
+def _presented_kind(headers: dict[str, str]) -> AuthKind:
+    """How the caller tried to authenticate, for log entries of calls that failed before that was checked."""
+    scheme = (_header(headers, "Authorization") or "").strip().partition(" ")[0].lower()
+    return "bearer" if scheme == "bearer" else "oauth1" if scheme == "oauth" else "none"
