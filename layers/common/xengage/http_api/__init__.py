@@ -1,0 +1,1 @@
+"""The HTTP API (API Gateway REST -> ApiFunction): routers per area, models, error handling."""

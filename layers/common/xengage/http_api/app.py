@@ -1,0 +1,43 @@
+"""The API's resolver: one APIGatewayRestResolver with validation, a Router per area, one error format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+
+from xengage.http_api import accounts, engagement, metrics, oauth, tweets
+from xengage.http_api.errors import register_error_handlers
+
+TITLE: Final = "xengage API"
+VERSION: Final = "0.1.0"
+DESCRIPTION: Final = (
+    "Accounts and their OAuth tokens, tracked Posts, stored and live X Engagement API metrics. "
+    'Every error is JSON {"error": {"code", "message"}}; request validation answers 422 with the field in the message.'
+)
+
+
+def build_app() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    for area in (accounts, oauth, tweets, metrics, engagement):
+        app.include_router(area.router)
+    register_error_handlers(app)
+
+    @app.get("/openapi.json", summary="This API's OpenAPI document", tags=["meta"], include_in_schema=False)
+    def openapi_document() -> Response[str]:
+        return Response(200, content_types.APPLICATION_JSON, body=openapi_json(app))
+
+    return app
+
+
+def openapi_json(app: APIGatewayRestResolver) -> str:
+    return app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION)
+
+
+def openapi_dict(app: APIGatewayRestResolver) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(openapi_json(app))
+    return loaded
+
+
+app = build_app()

@@ -1,0 +1,43 @@
+"""What the routes share: the API's settings (parsed once per cold start) and the DAL objects."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pydantic import Field
+
+from xengage import dal
+from xengage.dal.metrics import MetricsDal
+from xengage.dal.registry import RegistryDal
+from xengage.dal.status import StatusDal
+from xengage.settings import ApiSettings, clear_settings_cache
+
+
+class HttpApiSettings(ApiSettings):
+    # Optional override of the OAuth callback (custom domain, or a path prefix API Gateway hides).
+    oauth_callback_url: str | None = Field(default=None, alias="OAUTH_CALLBACK_URL")
+
+
+@functools.cache
+def settings() -> HttpApiSettings:
+    return HttpApiSettings.model_validate(dict(os.environ))
+
+
+def registry() -> RegistryDal:
+    return dal.registry_dal()
+
+
+def metrics_store() -> MetricsDal:
+    return dal.metrics_dal()
+
+
+def status_store() -> StatusDal:
+    return dal.status_dal()
+
+
+def reset() -> None:
+    """Forget settings and DAL objects (tests change the environment between cases)."""
+    settings.cache_clear()
+    clear_settings_cache()
+    dal.clear_dal_cache()

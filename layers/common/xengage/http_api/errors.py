@@ -1,0 +1,123 @@
+"""Every failure the API answers with: `{"error": {"code", "message"}}` and a 4xx/5xx status.
+
+Request validation by Powertools keeps its 422 and documented `detail` list, and gains the same `error`
+object, so a client can always read `error.code` / `error.message` whatever went wrong.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from xengage.api_client.errors import AuthError, MalformedResponse, RetriesExhausted
+from xengage.api_client.errors import RequestValidationError as ClientValidationError
+from xengage.dal.paging import InvalidCursor
+from xengage.dal.registry import NotFound
+from xengage.dal.secrets import SecretContentError
+from xengage.oauth_flow import OAuthFlowError
+from xengage.observability import logger
+
+
+class ApiError(Exception):
+    """An answer other than success, with the HTTP status and a machine-readable code."""
+
+    def __init__(self, status: HTTPStatus, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def bad_request(code: str, message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, code, message)
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, f"{what}_not_found", f"{what} {ident} is not registered")
+
+
+def error_response(status: HTTPStatus | int, code: str, message: str, **extra: Any) -> Response:
+    return Response(
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body={"error": {"code": code, "message": message}, **extra},
+    )
+
+
+def _field_name(loc: Any) -> str:
+    # Powertools reports ("body", "tweet_ids", 0) or ("query", "from"): keep it readable as body.tweet_ids[0].
+    parts = [str(part) for part in (loc or ())]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if part.isdigit() and name else (f".{part}" if name else part)
+    return name or "request"
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{_field_name(err.get('loc'))}: {err.get('msg', 'invalid')}" for err in errors)
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Attach one handler per failure family, so routes raise and never build error bodies themselves."""
+
+    @app.exception_handler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        # Powertools' own `detail` shape (documented in the OpenAPI 422), minus the echoed input: it could be a token.
+        detail = [{"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")} for err in errors]
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", validation_message(errors), detail=detail
+        )
+
+    @app.exception_handler(NotFound)
+    def _not_found(exc: NotFound) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", str(exc))
+
+    @app.exception_handler(InvalidCursor)
+    def _invalid_cursor(exc: InvalidCursor) -> Response:
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_cursor", "cursor: not one this API handed out")
+
+    @app.exception_handler(ClientValidationError)
+    def _client_rejected(exc: ClientValidationError) -> Response:
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_query", str(exc))
+
+    @app.exception_handler(AuthError)
+    def _auth_failed(exc: AuthError) -> Response:
+        code = "account_needs_reauth" if exc.account else "app_credentials_rejected"
+        status = HTTPStatus.CONFLICT if exc.account else HTTPStatus.BAD_GATEWAY
+        return error_response(status, code, str(exc), account_id=exc.account)
+
+    @app.exception_handler(RetriesExhausted)
+    def _upstream_unavailable(exc: RetriesExhausted) -> Response:
+        return error_response(HTTPStatus.BAD_GATEWAY, "upstream_unavailable", f"Engagement API: {exc}")
+
+    @app.exception_handler(MalformedResponse)
+    def _upstream_malformed(exc: MalformedResponse) -> Response:
+        return error_response(HTTPStatus.BAD_GATEWAY, "upstream_malformed", f"Engagement API: {exc}")
+
+    @app.exception_handler(OAuthFlowError)
+    def _oauth_failed(exc: OAuthFlowError) -> Response:
+        # X refusing our signed request is an upstream problem (bad app keys, unregistered callback), not the caller's.
+        return error_response(HTTPStatus.BAD_GATEWAY, f"oauth_{exc.step}_failed", str(exc))
+
+    @app.exception_handler(SecretContentError)
+    def _secret_broken(exc: SecretContentError) -> Response:
+        logger.error("secret content invalid", extra={"problem": str(exc)})
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "secret_invalid", str(exc))
+
+
+def documented_errors(descriptions: dict[int, str]) -> dict[int, Any]:
+    """OpenAPI `responses` entries for error statuses, each with the ErrorResponse body."""
+    from xengage.http_api.models import ErrorResponse  # models import nothing from here: no cycle, kept local anyway
+
+    return {
+        status: {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+        for status, description in descriptions.items()
+    }

@@ -1,0 +1,201 @@
+"""Stored metrics: a Post's points on one endpoint (JSON or CSV), and an account's Posts ranked by a metric."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Final, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from xengage.api_client.catalog import METRICS_BY_ENDPOINT, TOTALS_METRICS, Endpoint
+from xengage.dal.registry import TrackedPost
+from xengage.http_api import context
+from xengage.http_api.accounts import require_account
+from xengage.http_api.errors import bad_request, documented_errors, not_found
+from xengage.http_api.models import (
+    TWEET_ID_PATTERN,
+    USER_ID_PATTERN,
+    MetricPoint,
+    MetricsPage,
+    TopOut,
+    TopPost,
+)
+from xengage.http_api.params import ALL_METRICS, metric_names, parse_range
+from xengage.timeutil import to_iso
+
+router = Router()
+
+CSV_CONTENT_TYPE: Final = "text/csv"
+NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
+TIME_SERIES: Final = (Endpoint.HOURLY_28HR, Endpoint.HISTORICAL)
+POSTS_PAGE: Final = 250
+
+
+def stored_points(
+    tweet_id: str,
+    endpoint: Endpoint,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    names: list[str],
+    limit: int,
+    cursor: str | None,
+) -> MetricsPage:
+    page = context.metrics_store().query_points(
+        tweet_id,
+        endpoint,
+        start=to_iso(start) if start else None,
+        end=to_iso(end) if end else None,
+        limit=limit,
+        cursor=cursor,
+    )
+    if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
+        # Untracked Posts keep their data (DELETE without purge), so only "no data and not tracked" is unknown.
+        raise not_found("post", tweet_id)
+    points = [
+        MetricPoint(
+            at=point.at,
+            metrics={name: value for name, value in point.metrics.items() if not names or name in names},
+        )
+        for point in page.items
+    ]
+    return MetricsPage(tweet_id=tweet_id, endpoint=endpoint, points=points, next_cursor=page.cursor)
+
+
+def as_csv(page: MetricsPage, names: list[str]) -> str:
+    """`at,<metric>...` rows; columns in catalog order (then any unknown names), blank where a point lacks one."""
+    if not names:
+        seen = {name for point in page.points for name in point.metrics}
+        catalog = METRICS_BY_ENDPOINT[page.endpoint]
+        names = [name for name in catalog if name in seen] + sorted(seen.difference(catalog))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["at", *names])
+    for point in page.points:
+        writer.writerow([point.at, *(point.metrics.get(name, "") for name in names)])
+    return out.getvalue()
+
+
+def wants_csv(format_: str | None, accept: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    return bool(accept) and CSV_CONTENT_TYPE in (accept or "") and "application/json" not in (accept or "")
+
+
+def _account_posts(account_id: str) -> Iterator[TrackedPost]:
+    cursor: str | None = None
+    while True:
+        page = context.registry().list_posts(account_id, limit=POSTS_PAGE, cursor=cursor)
+        yield from page.items
+        if not page.cursor:
+            return
+        cursor = page.cursor
+
+
+def hourly_sum(tweet_id: str, metric: str, start: datetime | None, end: datetime | None) -> int:
+    """Sum of a metric over stored hour buckets; an hour in both /28hr and /historical counts once (historical wins)."""
+    by_hour: dict[str, int] = {}
+    for endpoint in TIME_SERIES:  # /historical last: its settled numbers replace the /28hr ones
+        cursor: str | None = None
+        while True:
+            page = context.metrics_store().query_points(
+                tweet_id,
+                endpoint,
+                start=to_iso(start) if start else None,
+                end=to_iso(end) if end else None,
+                limit=1000,
+                cursor=cursor,
+            )
+            for point in page.items:
+                if metric in point.metrics:
+                    by_hour[point.at] = point.metrics[metric]
+            if not page.cursor:
+                break
+            cursor = page.cursor
+    return sum(by_hour.values())
+
+
+def top_posts(account_id: str, metric: str, start: datetime | None, end: datetime | None, limit: int) -> TopOut:
+    require_account(account_id)
+    if metric not in ALL_METRICS:
+        raise bad_request("unknown_metric", f"metric: {metric!r} is not an Engagement API metric")
+    use_totals = metric in TOTALS_METRICS and start is None and end is None
+    ranked: list[TopPost] = []
+    for post in _account_posts(account_id):
+        if use_totals:
+            if metric in post.latest_totals:
+                ranked.append(
+                    TopPost(tweet_id=post.tweet_id, value=post.latest_totals[metric], at=post.latest_totals_at)
+                )
+        else:
+            ranked.append(TopPost(tweet_id=post.tweet_id, value=hourly_sum(post.tweet_id, metric, start, end)))
+    ranked.sort(key=lambda entry: (-entry.value, entry.tweet_id))
+    return TopOut(
+        account_id=account_id,
+        metric=metric,
+        source="latest_totals" if use_totals else "hourly_sum",
+        from_=to_iso(start) if start else None,
+        to=to_iso(end) if end else None,
+        posts=ranked[:limit],
+    )
+
+
+@router.get(
+    "/tweets/<tweet_id>/metrics",
+    summary="Stored metric points of a Post on one endpoint",
+    description="JSON by default; CSV (`at,<metric>...`, next cursor in the X-Next-Cursor header) with "
+    "`Accept: text/csv` or `?format=csv`. /totals points are snapshots (at = collection time); "
+    "/28hr and /historical points are hour buckets (at = hour start).",
+    tags=["metrics"],
+    responses={
+        200: {
+            "description": "one page of points",
+            "content": {"application/json": {"model": MetricsPage}, CSV_CONTENT_TYPE: {"schema": {"type": "string"}}},
+        },
+        **documented_errors(
+            {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"}
+        ),
+    },
+)
+def get_metrics(
+    tweet_id: Annotated[str, Path(pattern=TWEET_ID_PATTERN)],
+    endpoint: Annotated[Endpoint, Query()] = Endpoint.TOTALS,
+    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 UTC, inclusive")] = None,
+    to: Annotated[str | None, Query(description="ISO-8601 UTC, inclusive")] = None,
+    metrics: Annotated[str | None, Query(description="comma-separated metric names", max_length=1000)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+) -> Response[Any]:
+    start, end = parse_range("from", from_, "to", to)
+    names = metric_names(endpoint, (metrics or "").split(","), field="metrics")
+    page = stored_points(tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursor)
+    if wants_csv(format_, router.current_event.headers.get("Accept")):
+        headers = {NEXT_CURSOR_HEADER: page.next_cursor} if page.next_cursor else None
+        return Response(HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(page, names), headers=headers)
+    return Response(HTTPStatus.OK, content_type="application/json", body=page.model_dump(mode="json"))
+
+
+@router.get(
+    "/accounts/<user_id>/top",
+    summary="An account's Posts ranked by a metric, from stored data",
+    description="Without from/to, a /totals metric ranks by each Post's latest totals (source latest_totals); "
+    "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum).",
+    tags=["metrics"],
+    responses=documented_errors({400: "unknown metric or bad time", 404: "account not registered"}),
+)
+def get_top(
+    user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
+    metric: Annotated[str, Query(max_length=64)],
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> TopOut:
+    start, end = parse_range("from", from_, "to", to)
+    return top_posts(user_id, metric, start, end, limit)

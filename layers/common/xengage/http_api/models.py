@@ -1,0 +1,181 @@
+"""Request and response bodies of the HTTP API (pydantic), so validation and OpenAPI come from one place."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from xengage.api_client.catalog import MAX_IDS_PER_CALL, Endpoint
+
+TWEET_ID_PATTERN = r"^[0-9]{1,19}$"
+USER_ID_PATTERN = r"^[0-9]{1,19}$"
+SCREEN_NAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
+MAX_TRACK_BATCH = MAX_IDS_PER_CALL[Endpoint.TOTALS]
+
+TweetId = Annotated[str, StringConstraints(pattern=TWEET_ID_PATTERN), Field(examples=["1021817816134156288"])]
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN), Field(examples=["6253282"])]
+Timestamp = Annotated[str, Field(description="ISO-8601 UTC, YYYY-MM-DDTHH:MM:SSZ", examples=["2026-11-25T18:00:00Z"])]
+AccountStatus = Literal["active", "needs_reauth"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Model):
+    code: str = Field(description="machine-readable cause", examples=["not_found"])
+    message: str = Field(description="what is wrong, naming the field or resource")
+
+
+class ErrorResponse(_Model):
+    error: ErrorDetail
+
+
+# --- accounts -------------------------------------------------------------------------------------------------
+
+
+class AccountTokensIn(_Model):
+    """An account's OAuth 1.0a tokens from the developer portal; stored in Secrets Manager only."""
+
+    screen_name: Annotated[str, StringConstraints(pattern=SCREEN_NAME_PATTERN)]
+    access_token: SecretStr = Field(min_length=1, max_length=512)
+    access_token_secret: SecretStr = Field(min_length=1, max_length=512)
+
+
+class AccountOut(_Model):
+    user_id: UserId
+    screen_name: str | None
+    status: AccountStatus
+    last_success_at: Timestamp | None = None
+    last_error: str | None = None
+
+
+class AccountPage(_Model):
+    accounts: list[AccountOut]
+    next_cursor: str | None = Field(description="pass back as ?cursor= for the next page; null at the end")
+
+
+# --- OAuth ----------------------------------------------------------------------------------------------------
+
+
+class OAuthStartOut(_Model):
+    authorize_url: str = Field(description="send the account owner here to approve the app")
+    expires_at: Timestamp = Field(description="the authorization must complete before this time")
+
+
+# --- tracked Posts --------------------------------------------------------------------------------------------
+
+
+class TrackIn(_Model):
+    tweet_ids: list[TweetId] = Field(min_length=1, max_length=MAX_TRACK_BATCH)
+    account_id: UserId | None = Field(
+        default=None, description="owner account whose tokens collect private and time-series metrics"
+    )
+
+
+class TrackedPostOut(_Model):
+    tweet_id: TweetId
+    account_id: UserId | None = Field(description="null: collected with the app bearer token only")
+    created_at: Timestamp
+    tracked_at: Timestamp
+
+
+class TrackOut(_Model):
+    tracked: list[TrackedPostOut]
+    newly_tracked: int = Field(description="how many of tweet_ids were not tracked before")
+
+
+class PostPage(_Model):
+    posts: list[TrackedPostOut]
+    next_cursor: str | None
+
+
+class EndpointStatusOut(_Model):
+    endpoint: Endpoint
+    status: str = Field(description="ok or a reason code", examples=["ok", "unavailable"])
+    reason_code: str | None = None
+    message: str | None = None
+    first_seen_at: Timestamp | None = None
+    last_seen_at: Timestamp | None = None
+    last_ok_at: Timestamp | None = None
+
+
+class CollectionOut(_Model):
+    endpoint: Endpoint
+    next_due_at: Timestamp | None = None
+    last_collected_at: Timestamp | None = None
+
+
+class PostDetailOut(TrackedPostOut):
+    latest_totals: dict[str, int] = Field(default_factory=dict)
+    latest_totals_at: Timestamp | None = None
+    availability: list[EndpointStatusOut] = Field(description="last known status per endpoint, with the reason")
+    collection: list[CollectionOut]
+
+
+class UntrackOut(_Model):
+    tweet_id: TweetId
+    untracked: bool
+    purged_points: int = Field(description="metric points deleted (only with ?purge=true)")
+
+
+# --- metrics --------------------------------------------------------------------------------------------------
+
+
+class MetricPoint(_Model):
+    at: Timestamp = Field(description="/totals: collection time of the snapshot; time series: hour start")
+    metrics: dict[str, int]
+
+
+class MetricsPage(_Model):
+    tweet_id: TweetId
+    endpoint: Endpoint
+    points: list[MetricPoint]
+    next_cursor: str | None
+
+
+class TopPost(_Model):
+    tweet_id: TweetId
+    value: int
+    at: Timestamp | None = Field(default=None, description="time of the latest totals used (latest_totals only)")
+
+
+class TopOut(_Model):
+    account_id: UserId
+    metric: str
+    source: Literal["latest_totals", "hourly_sum"] = Field(
+        description="latest_totals: each Post's newest /totals snapshot; hourly_sum: sum of stored hour buckets"
+    )
+    from_: Timestamp | None = Field(default=None, alias="from", serialization_alias="from")
+    to: Timestamp | None = None
+    posts: list[TopPost]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- live queries ---------------------------------------------------------------------------------------------
+
+
+class LiveQueryIn(_Model):
+    tweet_ids: list[TweetId] = Field(min_length=1, max_length=MAX_TRACK_BATCH)
+    engagement_types: list[str] | None = Field(default=None, min_length=1)
+    account_id: UserId | None = Field(default=None, description="whose tokens sign the call (needed off /totals)")
+    start: str | None = Field(default=None, description="/historical only: ISO-8601 UTC start")
+    end: str | None = Field(default=None, description="/historical only: ISO-8601 UTC end")
+
+
+class LivePostResult(_Model):
+    status: str = Field(description="ok or a reason code", examples=["ok", "not_owned"])
+    reason: str | None = None
+    metrics: dict[str, int] | None = None
+    points: list[MetricPoint] | None = None
+
+
+class LiveQueryOut(_Model):
+    endpoint: Endpoint
+    results: dict[str, LivePostResult]
+    calls: int = Field(description="HTTP requests made to the Engagement API, retries included")

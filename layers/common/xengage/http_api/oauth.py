@@ -1,0 +1,165 @@
+"""Routes of /oauth: the 3-legged OAuth 1.0a flow that registers an account without copying tokens by hand.
+
+start: request token with this API's own /oauth/callback, request-token secret parked in Secrets Manager
+(`{prefix}oauth-pending/{oauth_token}`, 15 minutes) -> authorize_url. callback: verifier -> access token ->
+account secret + registry row, pending secret deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from http import HTTPStatus
+from typing import Annotated, Any, Final, cast
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from xengage import oauth_flow
+from xengage.api_client.catalog import DEFAULT_OAUTH_BASE_URL
+from xengage.dal import secrets
+from xengage.dal.secrets import PendingAuthorization, SecretNotFoundError
+from xengage.http_api import context
+from xengage.http_api.accounts import account_out, register_account
+from xengage.http_api.errors import ApiError, bad_request, documented_errors
+from xengage.http_api.models import AccountOut, OAuthStartOut
+from xengage.observability import logger
+from xengage.timeutil import to_iso, utc_now
+
+router = Router()
+
+PENDING_TTL: Final = timedelta(minutes=15)
+CALLBACK_PATH: Final = "/oauth/callback"
+# Request tokens are URL-safe text; anything else never came from X and must not reach a secret name.
+OAUTH_TOKEN_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,200}$"
+VERIFIER_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,200}$"
+
+
+def callback_url(event: APIGatewayProxyEvent, override: str | None) -> str:
+    """This API's own /oauth/callback: the override, or the host (and stage on execute-api hosts) of the request."""
+    if override:
+        return override
+    host = event.headers.get("Host") or event.request_context.domain_name
+    if not host:
+        raise ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, "callback_unknown", "set OAUTH_CALLBACK_URL: no Host header")
+    scheme = event.headers.get("X-Forwarded-Proto") or "https"
+    stage = event.request_context.stage
+    # The default execute-api URL carries the stage as first path segment; custom domains and the local stack don't.
+    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
+    return f"{scheme}://{host}{prefix}{CALLBACK_PATH}"
+
+
+def validated_redirect(redirect_uri: str | None) -> str | None:
+    if redirect_uri is None:
+        return None
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise bad_request("invalid_redirect_uri", "redirect_uri: must be an absolute http(s) URL")
+    return redirect_uri
+
+
+def start(event: APIGatewayProxyEvent, redirect_uri: str | None, *, now: datetime) -> OAuthStartOut:
+    settings = context.settings()
+    app_credentials = secrets.load_app_credentials(settings.app_secret_arn)
+    begun = oauth_flow.start_authorization(
+        app_credentials,
+        callback_url(event, settings.oauth_callback_url),
+        oauth_base_url=settings.x_api_url or DEFAULT_OAUTH_BASE_URL,
+    )
+    expires_at = now + PENDING_TTL
+    secrets.save_pending_authorization(
+        settings.secret_prefix,
+        PendingAuthorization(
+            oauth_token=begun.request_token.oauth_token,
+            oauth_token_secret=begun.request_token.oauth_token_secret,
+            expires_at=expires_at,
+            redirect_uri=redirect_uri,
+        ),
+    )
+    return OAuthStartOut(authorize_url=begun.authorize_url, expires_at=to_iso(expires_at))
+
+
+def load_pending(oauth_token: str, *, now: datetime) -> PendingAuthorization:
+    prefix = context.settings().secret_prefix
+    try:
+        pending = secrets.load_pending_authorization(prefix, oauth_token)
+    except SecretNotFoundError:
+        raise bad_request(
+            "oauth_token_unknown", "oauth_token: no pending authorization (unknown, or already used)"
+        ) from None
+    if pending.is_expired(now):
+        secrets.delete_pending_authorization(prefix, oauth_token)
+        raise bad_request(
+            "oauth_token_expired",
+            f"oauth_token: the authorization expired at {to_iso(pending.expires_at)}; start again",
+        )
+    return pending
+
+
+def finish(oauth_token: str, verifier: str, *, now: datetime) -> tuple[AccountOut, str | None]:
+    settings = context.settings()
+    pending = load_pending(oauth_token, now=now)
+    tokens = oauth_flow.finish_authorization(
+        secrets.load_app_credentials(settings.app_secret_arn),
+        oauth_flow.RequestToken(pending.oauth_token, pending.oauth_token_secret),
+        verifier,
+        oauth_base_url=settings.x_api_url or DEFAULT_OAUTH_BASE_URL,
+    )
+    account = register_account(tokens)
+    # Single use: the request token is spent once exchanged.
+    secrets.delete_pending_authorization(settings.secret_prefix, oauth_token)
+    return account_out(account), pending.redirect_uri
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(params)]))
+    return urlunsplit(parts._replace(query=query))
+
+
+@router.get(
+    "/oauth/start",
+    summary="Begin 3-legged OAuth: get the URL the account owner approves at",
+    tags=["oauth"],
+    responses=documented_errors(
+        {400: "redirect_uri is not an absolute http(s) URL", 502: "X refused the request token"}
+    ),
+)
+def oauth_start(
+    redirect_uri: Annotated[
+        str | None, Query(max_length=2048, description="where the callback sends the browser afterwards")
+    ] = None,
+) -> OAuthStartOut:
+    return start(cast(APIGatewayProxyEvent, router.current_event), validated_redirect(redirect_uri), now=utc_now())
+
+
+@router.get(
+    "/oauth/callback",
+    summary="X redirects here after approval; stores the account's tokens",
+    tags=["oauth"],
+    responses={
+        200: {"description": "the registered account", "content": {"application/json": {"model": AccountOut}}},
+        302: {"description": "redirect to the redirect_uri given at start, with user_id and screen_name"},
+        **documented_errors({400: "unknown, expired or denied oauth_token", 502: "X refused the token exchange"}),
+    },
+)
+def oauth_callback(
+    oauth_token: Annotated[str | None, Query(pattern=OAUTH_TOKEN_PATTERN)] = None,
+    oauth_verifier: Annotated[str | None, Query(pattern=VERIFIER_PATTERN)] = None,
+    denied: Annotated[str | None, Query(pattern=OAUTH_TOKEN_PATTERN, description="set by X on refusal")] = None,
+) -> Response[Any]:
+    now = utc_now()
+    if denied:
+        # The owner refused: forget the request token so it cannot be replayed.
+        secrets.delete_pending_authorization(context.settings().secret_prefix, denied)
+        raise bad_request("oauth_denied", "the account owner did not approve the app")
+    if not oauth_token or not oauth_verifier:
+        raise bad_request("oauth_callback_incomplete", "oauth_token and oauth_verifier are both required")
+    account, redirect_uri = finish(oauth_token, oauth_verifier, now=now)
+    logger.info("oauth callback completed", extra={"account_id": account.user_id})
+    if redirect_uri:
+        location = with_query(redirect_uri, {"user_id": account.user_id, "screen_name": account.screen_name or ""})
+        return Response(status_code=HTTPStatus.FOUND, headers={"Location": location}, body="")
+    return Response(status_code=HTTPStatus.OK, content_type="application/json", body=account.model_dump(mode="json"))

@@ -1,0 +1,57 @@
+"""Checks of query values the schema alone cannot express: timestamps, metric names, windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from xengage.api_client.catalog import HISTORICAL_LOOKBACK, HISTORICAL_MAX_WINDOW, METRICS_BY_ENDPOINT, Endpoint
+from xengage.http_api.errors import bad_request
+from xengage.timeutil import parse_iso
+
+ALL_METRICS = tuple(dict.fromkeys(name for names in METRICS_BY_ENDPOINT.values() for name in names))
+
+
+def parse_time(field: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise bad_request(
+            "invalid_timestamp", f"{field}: {value[:40]!r} is not an ISO-8601 UTC timestamp (YYYY-MM-DDTHH:MM:SSZ)"
+        ) from None
+
+
+def parse_range(start_field: str, start: str | None, end_field: str, end: str | None) -> tuple[datetime | None, ...]:
+    first, last = parse_time(start_field, start), parse_time(end_field, end)
+    if first and last and first > last:
+        raise bad_request("invalid_range", f"{start_field} is after {end_field}")
+    return first, last
+
+
+def metric_names(endpoint: Endpoint, names: Iterable[str], *, field: str) -> list[str]:
+    """The names, de-duplicated, each one the endpoint serves; 400 naming the unknown ones otherwise."""
+    wanted = [name.strip() for name in names if name.strip()]
+    unknown = [name for name in wanted if name not in METRICS_BY_ENDPOINT[endpoint]]
+    if unknown:
+        raise bad_request(
+            "unknown_metric",
+            f"{field}: /{endpoint.value} has no metric {', '.join(sorted(set(unknown)))} "
+            f"(known: {', '.join(METRICS_BY_ENDPOINT[endpoint])})",
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def check_historical_window(start: datetime | None, end: datetime | None, *, now: datetime) -> None:
+    """The documented /historical limits: at most 4 weeks long, not before 365 days ago, not in the future."""
+    if start and start < now - HISTORICAL_LOOKBACK:
+        raise bad_request("window_too_old", f"start: /historical reaches back {HISTORICAL_LOOKBACK.days} days only")
+    if end and end > now:
+        raise bad_request("window_in_future", "end: must not be in the future")
+    if start and end and end - start > HISTORICAL_MAX_WINDOW:
+        raise bad_request("window_too_long", f"start/end: a window is at most {HISTORICAL_MAX_WINDOW.days} days")
+    if start and not end and now - start > HISTORICAL_MAX_WINDOW:
+        raise bad_request(
+            "window_too_long", f"start: without end the window runs to now; at most {HISTORICAL_MAX_WINDOW.days} days"
+        )

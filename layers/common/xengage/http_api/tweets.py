@@ -1,0 +1,162 @@
+"""Routes of /tweets: track Posts (idempotently), list them, read one with its availability, stop tracking."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from xengage.api_client.catalog import Endpoint
+from xengage.dal.registry import TrackedPost
+from xengage.http_api import context
+from xengage.http_api.accounts import require_account
+from xengage.http_api.errors import ApiError, documented_errors, not_found
+from xengage.http_api.models import (
+    TWEET_ID_PATTERN,
+    USER_ID_PATTERN,
+    CollectionOut,
+    EndpointStatusOut,
+    PostDetailOut,
+    PostPage,
+    TrackedPostOut,
+    TrackIn,
+    TrackOut,
+    UntrackOut,
+)
+from xengage.observability import logger
+from xengage.timeutil import to_iso, utc_now
+
+router = Router()
+
+TweetIdPath = Annotated[str, Path(pattern=TWEET_ID_PATTERN, description="the Post's numeric id")]
+NOT_TRACKED = documented_errors({404: "Post not tracked"})
+
+
+def tracked_out(post: TrackedPost) -> TrackedPostOut:
+    return TrackedPostOut(
+        tweet_id=post.tweet_id,
+        account_id=post.account_id or None,
+        created_at=post.created_at,
+        tracked_at=post.tracked_at,
+    )
+
+
+def require_post(tweet_id: str) -> TrackedPost:
+    post = context.registry().get_post(tweet_id)
+    if post is None:
+        raise not_found("post", tweet_id)
+    return post
+
+
+def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
+    """Check everything first (account, ownership conflicts), then write: no half-tracked batch on a bad input."""
+    if account_id:
+        require_account(account_id)
+    registry = context.registry()
+    unique_ids = list(dict.fromkeys(tweet_ids))
+    existing = {tweet_id: registry.get_post(tweet_id) for tweet_id in unique_ids}
+    conflicts = [
+        tweet_id for tweet_id, post in existing.items() if post is not None and post.account_id != (account_id or "")
+    ]
+    if conflicts:
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "tracked_with_other_account",
+            f"tweet_ids already tracked under another account (untrack them first): {', '.join(conflicts[:10])}",
+        )
+    now = to_iso(utc_now())
+    tracked = [registry.track_post(tweet_id, account_id, now=now) for tweet_id in unique_ids]
+    newly = sum(1 for post in existing.values() if post is None)
+    logger.info("posts tracked", extra={"count": len(tracked), "new": newly, "account_id": account_id})
+    return TrackOut(tracked=[tracked_out(post) for post in tracked], newly_tracked=newly)
+
+
+def post_detail(tweet_id: str) -> PostDetailOut:
+    post = require_post(tweet_id)
+    registry = context.registry()
+    statuses = context.status_store().get_statuses(tweet_id)
+    collection = [
+        CollectionOut(
+            endpoint=marker.endpoint, next_due_at=marker.next_due_at, last_collected_at=marker.last_collected_at
+        )
+        for endpoint in Endpoint
+        if (marker := registry.get_due_marker(tweet_id, endpoint)) is not None
+    ]
+    return PostDetailOut(
+        **tracked_out(post).model_dump(),
+        latest_totals=post.latest_totals,
+        latest_totals_at=post.latest_totals_at,
+        availability=[
+            EndpointStatusOut(
+                endpoint=status.endpoint,
+                status=status.status,
+                reason_code=status.reason_code,
+                message=status.message,
+                first_seen_at=status.first_seen_at,
+                last_seen_at=status.last_seen_at,
+                last_ok_at=status.last_ok_at,
+            )
+            for status in statuses
+        ],
+        collection=collection,
+    )
+
+
+def untrack(tweet_id: str, *, purge: bool) -> UntrackOut:
+    require_post(tweet_id)
+    context.registry().untrack_post(tweet_id)
+    purged = 0
+    if purge:
+        purged = context.metrics_store().purge_points(tweet_id)
+        context.status_store().delete_statuses(tweet_id)
+    logger.info("post untracked", extra={"tweet_id": tweet_id, "purged_points": purged})
+    return UntrackOut(tweet_id=tweet_id, untracked=True, purged_points=purged)
+
+
+@router.post(
+    "/tweets",
+    summary="Track Posts (idempotent)",
+    tags=["tweets"],
+    responses=documented_errors({404: "unknown account", 409: "a Post is tracked under another account"}),
+)
+def post_tweets(body: TrackIn) -> TrackOut:
+    return track(body.tweet_ids, body.account_id)
+
+
+@router.get("/tweets", summary="List tracked Posts of an account (or of the app)", tags=["tweets"])
+def list_tweets(
+    account_id: Annotated[
+        str | None, Query(pattern=USER_ID_PATTERN, description="omit for Posts collected with the app token only")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=250)] = 50,
+) -> PostPage:
+    if account_id:
+        require_account(account_id)
+    page = context.registry().list_posts(account_id, limit=limit, cursor=cursor)
+    return PostPage(posts=[tracked_out(post) for post in page.items], next_cursor=page.cursor)
+
+
+@router.get(
+    "/tweets/<tweet_id>",
+    summary="A tracked Post: latest totals and availability",
+    tags=["tweets"],
+    responses=NOT_TRACKED,
+)
+def get_tweet(tweet_id: TweetIdPath) -> PostDetailOut:
+    return post_detail(tweet_id)
+
+
+@router.delete(
+    "/tweets/<tweet_id>",
+    summary="Stop tracking a Post (data kept unless purge=true)",
+    tags=["tweets"],
+    responses=NOT_TRACKED,
+)
+def delete_tweet(
+    tweet_id: TweetIdPath,
+    purge: Annotated[bool, Query(description="also delete its stored metrics and statuses")] = False,
+) -> UntrackOut:
+    return untrack(tweet_id, purge=purge)

@@ -1,0 +1,88 @@
+"""Fixtures of the HTTP API suite: the Lambda handler behind a small caller, moto, and the emulator on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from local.emulator import DEMO_APP, EmulatorServer, default_world
+from tests.api.events import rest_event
+from tests.aws_fixtures import AwsResources
+from tests.conftest import FakeLambdaContext
+
+
+@dataclass
+class ApiReply:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @property
+    def error_code(self) -> str:
+        return str(self.json()["error"]["code"])
+
+
+class ApiCaller:
+    """Sends REST proxy events to functions/api/api.py's lambda_handler, as API Gateway would."""
+
+    def __init__(self, resources: AwsResources) -> None:
+        from functions.api.api import lambda_handler
+        from xengage.http_api import context
+
+        context.reset()
+        self.resources = resources
+        self._handler = lambda_handler
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> ApiReply:
+        answer = self._handler(rest_event(method, path, **kwargs), FakeLambdaContext())
+        headers = {**(answer.get("headers") or {}), **{k: v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items()}}
+        return ApiReply(status=answer["statusCode"], headers=headers, text=answer.get("body") or "")
+
+    def put_account(self, user_id: str, screen_name: str = "someone", token: str = "tok", secret: str = "sec") -> ApiReply:
+        body = {"screen_name": screen_name, "access_token": token, "access_token_secret": secret}
+        return self("PUT", f"/accounts/{user_id}", body=body)
+
+
+@pytest.fixture
+def api(aws: AwsResources) -> Iterator[ApiCaller]:
+    caller = ApiCaller(aws)
+    yield caller
+    from xengage.http_api import context
+
+    context.reset()
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(world=default_world(), port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def live_api(aws: AwsResources, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiCaller]:
+    """The API wired to the emulator for data calls and 3-legged OAuth, with the emulator's demo app keys."""
+    monkeypatch.setenv("ENGAGEMENT_API_URL", emulator.url)
+    monkeypatch.setenv("X_API_URL", emulator.url)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=aws.app_secret_arn,
+        SecretString=json.dumps(
+            {
+                "consumer_key": DEMO_APP.consumer_key,
+                "consumer_secret": DEMO_APP.consumer_secret,
+                "bearer_token": DEMO_APP.bearer_token,
+            }
+        ),
+    )
+    caller = ApiCaller(aws)
+    yield caller
+    from xengage.http_api import context
+
+    context.reset()

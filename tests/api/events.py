@@ -1,0 +1,57 @@
+"""API Gateway REST (v1) proxy events, shaped like what the `/{proxy+}` ANY integration delivers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, parse_qsl
+
+API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
+STAGE = "v1"
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    host: str = API_HOST,
+    stage: str = STAGE,
+) -> dict[str, Any]:
+    """`path` may carry a query string (`/tweets?cursor=x`); `body` is JSON-encoded unless it is already a str."""
+    parts = urlsplit(path)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    params.update(query or {})
+    all_headers = {"Host": host, "X-Forwarded-Proto": "https", "Accept": "application/json"}
+    if body is not None:
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    encoded = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "resource": "/{proxy+}",
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+        "queryStringParameters": params or None,
+        "multiValueQueryStringParameters": {name: [value] for name, value in params.items()} or None,
+        "pathParameters": {"proxy": parts.path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{stage}{parts.path}",
+            "stage": stage,
+            "domainName": host,
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "accountId": "123456789012",
+            "apiId": host.split(".", 1)[0],
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            "requestTimeEpoch": 1764093600000,
+        },
+        "body": encoded,
+        "isBase64Encoded": False,
+    }
