@@ -1,0 +1,119 @@
+"""Build moto resources from template.yaml, so test schemas never drift from what is deployed.
+
+Other suites reuse these helpers: `load_template()`, `table_kwargs()`, `create_resources()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
+TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE", "StatusTable": "STATUS_TABLE"}
+STACK_NAME = "xengage-test"
+# Obviously fake app credentials (the emulator's demo values are not needed by unit tests).
+FAKE_APP_SECRET = {
+    "consumer_key": "test-consumer-key",
+    "consumer_secret": "test-consumer-secret",
+    "bearer_token": "test-bearer",
+}
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form tags (!Ref, !GetAtt, !Sub ...) as {"Fn": value}."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        return {name: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CloudFormationLoader)
+
+
+def table_kwargs(properties: dict[str, Any], table_name: str) -> dict[str, Any]:
+    """The create_table arguments equivalent to an AWS::DynamoDB::Table's Properties (keys, indexes, billing)."""
+    billing = properties.get("BillingMode", "PROVISIONED")
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": billing,
+    }
+    if billing == "PROVISIONED":
+        kwargs["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
+    indexes = []
+    for index in properties.get("GlobalSecondaryIndexes", []):
+        index = {key: value for key, value in index.items() if key != "ContributorInsightsSpecification"}
+        if billing != "PROVISIONED":
+            index.pop("ProvisionedThroughput", None)
+        indexes.append(index)
+    if indexes:
+        kwargs["GlobalSecondaryIndexes"] = indexes
+    return kwargs
+
+
+@dataclass(frozen=True)
+class AwsResources:
+    """Names of what create_resources made, and the environment the functions would see."""
+
+    registry_table: str
+    metrics_table: str
+    status_table: str
+    collect_queue_url: str
+    app_secret_arn: str
+    secret_prefix: str
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "REGISTRY_TABLE": self.registry_table,
+            "METRICS_TABLE": self.metrics_table,
+            "STATUS_TABLE": self.status_table,
+            "COLLECT_QUEUE_URL": self.collect_queue_url,
+            "APP_SECRET_ARN": self.app_secret_arn,
+            "SECRET_PREFIX": self.secret_prefix,
+        }
+
+
+def create_resources(template: dict[str, Any] | None = None, *, stack_name: str = STACK_NAME) -> AwsResources:
+    """Create the stack's tables, collect queue and app secret (inside an active moto mock or against moto server)."""
+    template = template if template is not None else load_template()
+    resources = template["Resources"]
+    dynamodb = boto3.client("dynamodb")
+    names = {}
+    for logical_id in TABLES:
+        names[logical_id] = f"{stack_name}-{logical_id}"
+        dynamodb.create_table(**table_kwargs(resources[logical_id]["Properties"], names[logical_id]))
+
+    queue_properties = resources["CollectQueue"]["Properties"]
+    queue_url = boto3.client("sqs").create_queue(
+        QueueName=f"{stack_name}-CollectQueue",
+        Attributes={"VisibilityTimeout": str(queue_properties.get("VisibilityTimeout", 30))},
+    )["QueueUrl"]
+
+    secret_name = resources["AppSecret"]["Properties"]["Name"]["Fn::Sub"].replace("${AWS::StackName}", stack_name)
+    secret_arn = boto3.client("secretsmanager").create_secret(
+        Name=secret_name, SecretString=json.dumps(FAKE_APP_SECRET)
+    )["ARN"]
+    return AwsResources(
+        registry_table=names["RegistryTable"],
+        metrics_table=names["MetricsTable"],
+        status_table=names["StatusTable"],
+        collect_queue_url=queue_url,
+        app_secret_arn=secret_arn,
+        secret_prefix=f"{stack_name}/",
+    )

@@ -1,0 +1,77 @@
+"""Shared fixtures: fake AWS credentials, moto resources created from template.yaml, a Lambda context."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.aws_fixtures import AwsResources, create_resources
+
+# Fake credentials and region so nothing can reach real AWS; only filled in when a suite has not set them.
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_METRICS_NAMESPACE": "XEngagementTest",
+    "POWERTOOLS_SERVICE_NAME": "xengage-test",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def _clear_library_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+
+    from xengage.dal import clear_dal_cache
+    from xengage.settings import clear_settings_cache
+
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()  # providers hold boto3 clients bound to a finished mock
+    clear_settings_cache()
+    clear_dal_cache()
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in FAKE_AWS_ENV.items():
+        if name not in os.environ:
+            monkeypatch.setenv(name, value)
+    yield
+    _clear_library_caches()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
+    """moto in-process with the stack's tables, queue and app secret; the functions' environment points at them."""
+    from moto import mock_aws
+
+    # AWS_ENDPOINT_URL (set by local-stack runs) would send boto3 past the in-process mock.
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        _clear_library_caches()
+        resources = create_resources()
+        for name, value in resources.environment().items():
+            monkeypatch.setenv(name, value)
+        yield resources
+        _clear_library_caches()
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

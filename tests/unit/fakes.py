@@ -1,0 +1,140 @@
+"""Test doubles for the pipeline: a fake Engagement client and helpers to make Posts and drain the queue."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+from xengage.api_client.credentials import AppCredentials, UserTokens
+from xengage.api_client.models import EngagementResult, PostMetrics
+from xengage.pipeline.collector import CollectorDeps, PostsFailed, collect, default_deps, parse_message
+from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
+
+TICK = datetime(2026, 11, 25, 18, 15, tzinfo=UTC)
+
+
+def snowflake(created_at: datetime, sequence: int = 0) -> str:
+    """A Post id whose snowflake creation time is `created_at` (sequence keeps ids distinct)."""
+    millis = int(created_at.timestamp() * 1000) - SNOWFLAKE_EPOCH_MS
+    return str((millis << 22) + sequence)
+
+
+def post_ids(count: int, *, age: timedelta = timedelta(hours=3), now: datetime = TICK, first: int = 0) -> list[str]:
+    return [snowflake(now - age, first + index) for index in range(count)]
+
+
+@dataclass
+class FakeCall:
+    endpoint: Endpoint
+    tweet_ids: list[str]
+    user: UserTokens | None
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass
+class FakeEngagementClient:
+    """Answers like EngagementClient.fetch: every id back, `ok` with metrics derived from the id, or a Reason.
+
+    `outcomes` maps tweet id -> Reason value; `error` is raised instead of answering.
+    """
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+    error: Exception | None = None
+    series_hours: int = 3
+    calls: list[FakeCall] = field(default_factory=list)
+
+    def fetch(
+        self,
+        endpoint: Endpoint | str,
+        tweet_ids: Sequence[str | int],
+        *,
+        engagement_types: Sequence[str] | None = None,
+        user: UserTokens | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> EngagementResult:
+        endpoint = Endpoint(endpoint)
+        ids = [str(tweet_id) for tweet_id in tweet_ids]
+        self.calls.append(FakeCall(endpoint, ids, user, start, end))
+        if self.error is not None:
+            raise self.error
+        result = EngagementResult(endpoint=endpoint, calls=math.ceil(len(ids) / endpoint.max_ids))
+        for tweet_id in ids:
+            post = PostMetrics(tweet_id=tweet_id)
+            status = self.outcomes.get(tweet_id, STATUS_OK)
+            if status != STATUS_OK:
+                post.mark(Reason(status), f"fake answer: {status}")
+            elif endpoint is Endpoint.TOTALS:
+                post.totals = {"favorites": int(tweet_id) % 97, "retweets": 2}
+            else:
+                last = floor_hour(end) if end else floor_hour(TICK)
+                first = max(
+                    start or last - timedelta(hours=self.series_hours), last - timedelta(hours=self.series_hours)
+                )
+                hour = first
+                while hour < last:
+                    post.hourly[hour] = {"impressions": int(tweet_id) % 13 + hour.hour, "engagements": 1}
+                    hour += timedelta(hours=1)
+            result.posts[tweet_id] = post
+        return result
+
+
+def fake_deps(client: FakeEngagementClient, *, now: datetime = TICK) -> CollectorDeps:
+    """Real DAL and secrets (moto), the fake client, a fixed clock."""
+    return replace(default_deps(), client_factory=lambda app: client, now=lambda: now)
+
+
+def register_account(deps: CollectorDeps, user_id: str, *, token: str = "account-access-token-value") -> None:
+    """An account in the registry and its tokens in Secrets Manager (as the HTTP API would leave them)."""
+    from xengage.dal.secrets import save_account_tokens
+    from xengage.settings import collector_settings
+
+    deps.registry.put_account(user_id, f"user{user_id}", now="2026-11-01T00:00:00Z")
+    save_account_tokens(
+        collector_settings().secret_prefix,
+        UserTokens(access_token=token, access_token_secret=f"{token}-secret", user_id=user_id),
+    )
+
+
+def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> list[dict[str, Any]]:
+    """Receive every message and collect it; returns the bodies seen (failed ones stay on the queue)."""
+    sqs = boto3.client("sqs")
+    bodies: list[dict[str, Any]] = []
+    while True:
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        messages = received.get("Messages", [])
+        if not messages:
+            return bodies
+        for message in messages:
+            parsed = parse_message(message["Body"])
+            bodies.append(parsed.to_body())
+            try:
+                collect(parsed, deps)
+            except PostsFailed:
+                continue
+            if delete:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def scan_keys(table_name: str) -> list[tuple[str, str]]:
+    """Every (pk, sk) of a table — tests may Scan to see everything; the code never does."""
+    table = boto3.resource("dynamodb").Table(table_name)
+    keys: list[tuple[str, str]] = []
+    kwargs: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+    while True:
+        page = table.scan(**kwargs)
+        keys += [(item["pk"], item["sk"]) for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return sorted(keys)
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def app_credentials() -> AppCredentials:
+    return AppCredentials("test-consumer-key", "test-consumer-secret", "test-bearer")
