@@ -121,3 +121,16 @@ def test_out_of_range_windows_are_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(RequestValidationError, match=message):
         historical_windows(start, end, now=NOW)
+
+
+def test_an_end_in_the_current_hour_is_sent_as_now_never_as_a_future_hour() -> None:
+    # Given a range ending a few minutes ago, inside the current hour
+    windows = historical_windows(NOW - timedelta(days=2), NOW - timedelta(minutes=5), now=NOW)
+    # Then the last window ends now (whole seconds), not at the next full hour
+    assert windows[-1][1] == NOW
+    assert windows[0][0] == datetime(2026, 11, 23, 18, tzinfo=UTC)
+
+
+def test_a_start_whose_hour_floor_crosses_the_365_day_limit_is_refused() -> None:
+    with pytest.raises(RequestValidationError, match="older than 365 days"):
+        historical_windows(NOW - timedelta(days=365) + timedelta(minutes=10), None, now=NOW)

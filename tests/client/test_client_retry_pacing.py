@@ -61,9 +61,9 @@ def test_pacer_spreads_the_remaining_calls_over_the_rest_of_the_minute(clock) ->
     pacer.record_response("totals", {"x-per-minute-limit": "10", "x-per-minute-remaining": "4"})
     # When the next call is due
     delay = pacer.wait_before_call("totals")
-    # Then it waits a quarter of the time left, and other endpoints are not held back
-    assert delay == pytest.approx(5.0)
-    assert clock.sleeps == [pytest.approx(5.0)]
+    # Then it waits a fifth of the time left (4 calls, 5 gaps), and other endpoints are not held back
+    assert delay == pytest.approx(4.0)
+    assert clock.sleeps == [pytest.approx(4.0)]
     assert pacer.delay_before_call("28hr") == 0.0
 
 

@@ -88,7 +88,8 @@ def historical_windows(
 ) -> list[tuple[datetime, datetime]]:
     """Hour-aligned [start, end) windows of at most 4 weeks covering the asked range.
 
-    Start is floored and end ceiled to the hour, as the API itself rounds "to the nearest inclusive hour".
+    Start is floored and end ceiled to the hour, as the API itself rounds "to the nearest inclusive hour"
+    (except that an end in the current hour stays `now`, never a future hour).
     No range at all means the previous 4 weeks (the API's own default, made explicit so every window is
     known). A start older than 365 days or an end in the future is refused before any call.
     """
@@ -105,11 +106,14 @@ def historical_windows(
     if start is None:
         start = end - HISTORICAL_MAX_WINDOW
     oldest = now - HISTORICAL_LOOKBACK
-    if start < oldest:
+    window_start = floor_hour(start)
+    if window_start < oldest:
         raise RequestValidationError(
-            f"start {_iso(start)} is older than 365 days (earliest {_iso(oldest)}); the API keeps one year"
+            f"start {_iso(start)} (from {_iso(window_start)} on the hour) is older than 365 days "
+            f"(earliest {_iso(oldest)}); the API keeps one year"
         )
-    window_start, final_end = floor_hour(start), ceil_hour(end)
+    # The current hour is not over: its window ends now (the API rounds that up itself) so no end is future.
+    final_end = min(ceil_hour(end), now.replace(microsecond=0))
     if window_start >= final_end:
         raise RequestValidationError(f"start {_iso(start)} must be before end {_iso(end)}")
     windows: list[tuple[datetime, datetime]] = []

@@ -55,7 +55,8 @@ class Pacer:
             return until_boundary + BOUNDARY_MARGIN_SECONDS
         if allowance.last_call is None:
             return 0.0
-        spacing = until_boundary / allowance.remaining
+        # r calls left: r + 1 equal gaps up to the boundary, so the last one still lands in this minute.
+        spacing = until_boundary / (allowance.remaining + 1)
         due = allowance.last_call.timestamp() + spacing
         return max(0.0, due - now.timestamp())
 
