@@ -78,7 +78,11 @@ def answer(world: World, query: Query, caller: Caller, now: datetime, bare_numbe
     labels = _bucket_labels(query.start, query.end) if query.start is not None else None
     render = _renderer(bare_number_share)
     for name, group_by in query.groupings.items():
-        body[name] = render(build_grouping(_levels(group_by, labels is not None), series, labels), name)
+        levels = _levels(group_by, labels is not None)
+        if bare_number_share == 0 and _one_series_per_leaf(levels):
+            body[name] = build_grouping(levels, series, labels, text_leaves=True)  # skips a second pass
+        else:
+            body[name] = render(build_grouping(levels, series, labels), name)
     if unavailable:
         body["unavailable_tweet_ids"] = unavailable
     if too_old_for_video:
@@ -123,13 +127,32 @@ def _levels(group_by: Sequence[str], time_series: bool) -> tuple[str, ...]:
 Tree = dict[str, Any]
 
 
-def build_grouping(
-    levels: tuple[str, ...], series: list[tuple[str, str, list[int]]], labels: list[tuple[str, str]] | None
-) -> Tree | int:
-    """Nest the numbers by `levels`; whatever a level leaves out is summed."""
+def _time_suffix(levels: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The time levels when they all come after tweet.id / engagement.type, else None."""
     time_levels = tuple(level for level in levels if level in _TIME_LEVELS)
-    if levels[len(levels) - len(time_levels) :] == time_levels:
-        return _build_with_time_suffix(levels[: len(levels) - len(time_levels)], time_levels, series, labels)
+    return time_levels if levels[len(levels) - len(time_levels) :] == time_levels else None
+
+
+def _one_series_per_leaf(levels: tuple[str, ...]) -> bool:
+    """True when no two (Post, metric) series meet in one leaf, so leaves can be rendered as they are built."""
+    return TWEET_ID in levels and ENGAGEMENT_TYPE in levels and _time_suffix(levels) is not None
+
+
+def build_grouping(
+    levels: tuple[str, ...],
+    series: list[tuple[str, str, list[int]]],
+    labels: list[tuple[str, str]] | None,
+    *,
+    text_leaves: bool = False,
+) -> Tree | int:
+    """Nest the numbers by `levels`; whatever a level leaves out is summed.
+
+    `text_leaves` renders leaves as integer strings right away; only valid when `_one_series_per_leaf`.
+    """
+    time_levels = _time_suffix(levels)
+    if time_levels is not None:
+        prefix = levels[: len(levels) - len(time_levels)]
+        return _build_with_time_suffix(prefix, time_levels, series, labels, text_leaves)
     return _build_generic(levels, series, labels)
 
 
@@ -138,12 +161,13 @@ def _build_with_time_suffix(
     time_levels: tuple[str, ...],
     series: list[tuple[str, str, list[int]]],
     labels: list[tuple[str, str]] | None,
+    text_leaves: bool,
 ) -> Tree | int:
     """Fast path: id/type levels first, then the time levels (every documented shape)."""
     root: Tree = {}
     total = 0
     for tweet_id, metric, values in series:
-        subtree = _time_subtree(time_levels, values, labels)
+        subtree = _time_subtree(time_levels, values, labels, text_leaves)
         keys = [tweet_id if level == TWEET_ID else metric for level in prefix]
         if not keys:
             if isinstance(subtree, int):
@@ -164,20 +188,29 @@ def _build_with_time_suffix(
     return total if not prefix and not time_levels else root
 
 
-def _time_subtree(time_levels: tuple[str, ...], values: list[int], labels: list[tuple[str, str]] | None) -> Tree | int:
+def _time_subtree(
+    time_levels: tuple[str, ...], values: list[int], labels: list[tuple[str, str]] | None, text_leaves: bool
+) -> Any:
     if not time_levels or labels is None:
-        return sum(values)
+        return str(sum(values)) if text_leaves else sum(values)
     if time_levels == (DAY,):
         by_day: dict[str, int] = {}
         for (day, _hour), value in zip(labels, values, strict=True):
             by_day[day] = by_day.get(day, 0) + value
-        return by_day
+        return _as_text(by_day) if text_leaves else by_day
+    # Day and hour: every (day, hour) pair is one bucket, so leaves are plain assignments.
     tree: Tree = {}
     outer, inner = (0, 1) if time_levels == (DAY, HOUR_LEVEL) else (1, 0)
+    leaf = str if text_leaves else int
     for label, value in zip(labels, values, strict=True):
-        branch = tree.setdefault(label[outer], {})
-        branch[label[inner]] = branch.get(label[inner], 0) + value
+        tree.setdefault(label[outer], {})[label[inner]] = leaf(value)
     return tree
+
+
+def _as_text(node: Tree | int) -> Any:
+    if isinstance(node, int):
+        return str(node)
+    return {key: _as_text(child) for key, child in node.items()}
 
 
 def _merge(into: Tree, other: Tree) -> None:

@@ -9,8 +9,9 @@ process agrees on the numbers.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from .world import Post
@@ -57,28 +58,27 @@ def curve_parameters(tweet_id: str, metric: str, has_video: bool) -> tuple[float
     return level, tau, level * _TAIL_PER_HOUR
 
 
+_MICROS_PER_HOUR = 3_600_000_000
+_MICRO = timedelta(microseconds=1)
+
+
 def cumulative(post: Post, metric: str, at: datetime) -> int:
     """C(at): the metric's count from creation up to `at`."""
-    hours = (at - post.created_at).total_seconds() / 3600.0
-    if hours <= 0:
-        return 0
     level, tau, tail = curve_parameters(post.tweet_id, metric, post.has_video)
-    return math.floor(level * (1.0 - math.exp(-hours / tau)) + tail * hours)
+    hours = ((at - post.created_at) // _MICRO) / _MICROS_PER_HOUR
+    return math.floor(level * (1.0 - math.exp(-hours / tau)) + tail * hours) if hours > 0 else 0
 
 
 def hourly_series(post: Post, metric: str, start: datetime, hours: int, now: datetime) -> list[int]:
-    """Counts for the hour buckets [start + k h, start + (k+1) h), k < hours; nothing counts after `now`."""
+    """Counts for the hour buckets [start + k h, start + (k+1) h), k < hours; nothing counts after `now`.
+
+    Boundaries use the same integer-microsecond arithmetic as `cumulative`, so a window's buckets sum to
+    exactly C(end) - C(start).
+    """
     level, tau, tail = curve_parameters(post.tweet_id, metric, post.has_video)
-    offset = (start - post.created_at).total_seconds() / 3600.0
-    limit = (now - post.created_at).total_seconds() / 3600.0
-    exp = math.exp
-    floor = math.floor
-    values: list[int] = []
-    previous = None
-    for k in range(hours + 1):
-        t = min(offset + k, limit)
-        current = floor(level * (1.0 - exp(-t / tau)) + tail * t) if t > 0 else 0
-        if previous is not None:
-            values.append(current - previous)
-        previous = current
-    return values
+    offset = (start - post.created_at) // _MICRO
+    limit = (now - post.created_at) // _MICRO
+    exp, floor = math.exp, math.floor
+    times = [min(offset + k * _MICROS_PER_HOUR, limit) / _MICROS_PER_HOUR for k in range(hours + 1)]
+    counts = [floor(level * (1.0 - exp(-t / tau)) + tail * t) if t > 0 else 0 for t in times]
+    return [after - before for before, after in itertools.pairwise(counts)]
