@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 STAGE = "v1"
