@@ -292,19 +292,24 @@ def test_every_attempt_is_signed_again_with_a_fresh_nonce(
 ) -> None:
     # Given a session that records the nonce of every request it sends, and a 503 before success
     seen: list[str] = []
+    encodings: list[str | None] = []
+
+    def record(response: requests.Response, *args: object, **kwargs: object) -> None:
+        nonce = re.search(r'oauth_nonce="([^"]+)"', str(response.request.headers["Authorization"]))
+        seen.append(nonce.group(1) if nonce else "")
+        encodings.append(response.headers.get("Content-Encoding"))
+
     session = requests.Session()
-    session.hooks["response"].append(
-        lambda response, *args, **kwargs: seen.append(
-            re.search(r'oauth_nonce="([^"]+)"', str(response.request.headers["Authorization"])).group(1)  # type: ignore[union-attr]
-        )
-    )
+    session.hooks["response"].append(record)
     emu.script_faults(["503"])
     ids = _young_public(emu, BRAND_USER_ID, timedelta(days=80))[:2]
     # When fetched
     result = make_client(session=session).hourly_28hr(ids, user=brand, engagement_types=["impressions"])
     # Then two attempts went out with two different nonces, and the second was accepted
-    assert len(seen) == 2 and seen[0] != seen[1]
+    assert len(seen) == 2 and seen[0] != seen[1] and all(seen)
     assert result.counts_by_status() == {"ok": 2}
+    # And the answer came gzip-compressed because the client asked for it
+    assert encodings[-1] == "gzip"
     session.close()
 
 

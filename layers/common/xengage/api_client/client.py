@@ -41,7 +41,11 @@ from xengage.api_client.retry import RetryPolicy, Transient, classify_status
 logger = logging.getLogger("xengage.api_client")
 
 DEFAULT_TIMEOUT: Final = (3.05, 30.0)  # (connect, read) seconds
-USER_AGENT: Final = "xengage-collector/0.1"
+REQUEST_HEADERS: Final = {
+    "Accept-Encoding": "gzip",
+    "Content-Type": "application/json",
+    "User-Agent": "xengage-collector/0.1",
+}
 VIDEO_METRICS: Final = frozenset({"video_views"})
 IMPRESSIONS_METRICS: Final = frozenset({"impressions", "engagements"})
 
@@ -114,14 +118,13 @@ class EngagementClient:
         self._rng = rng or random.Random()
         self._pacer = Pacer(now=now, sleep=sleep)
         self._owns_session = session is None
-        self.session = session or requests.Session()
-        # Retries are ours (each attempt re-signed), so the adapter never retries on its own.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers.update(
-            {"Accept-Encoding": "gzip", "Content-Type": "application/json", "User-Agent": USER_AGENT}
-        )
+        if session is None:
+            session = requests.Session()
+            # One pooled connection set per host; retries are ours (each attempt re-signed), never urllib3's.
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
 
     def close(self) -> None:
         if self._owns_session:
@@ -373,7 +376,9 @@ class EngagementClient:
             run.result.calls += 1
             kind: Transient | None
             try:
-                response = self.session.post(url, json=body, auth=run.auth.new_auth(), timeout=self.timeout)
+                response = self.session.post(
+                    url, json=body, headers=REQUEST_HEADERS, auth=run.auth.new_auth(), timeout=self.timeout
+                )
             except requests.Timeout as exc:
                 kind, detail = Transient.TIMEOUT, type(exc).__name__
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
