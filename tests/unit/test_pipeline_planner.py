@@ -1,0 +1,177 @@
+"""Planner: due markers -> SQS messages of 250 (/totals) or 25 ids, grouped by auth context."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.unit.fakes import TICK, post_ids
+from xengage.api_client.catalog import Endpoint
+from xengage.dal import SendFailed, registry_dal
+from xengage.dal.aws import sqs_client
+from xengage.dal.queue import CollectQueue
+from xengage.pipeline.planner import plan
+from xengage.timeutil import to_iso
+
+NOW = to_iso(TICK)
+
+
+def _received(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        bodies += [json.loads(message["Body"]) for message in messages]
+    return bodies
+
+
+def _count_send_batches() -> list[int]:
+    sizes: list[int] = []
+    sqs_client().meta.events.register(
+        "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sizes.append(len(params["Entries"]))
+    )
+    return sizes
+
+
+def test_totals_batches_of_250_per_auth_context(aws):
+    # Given 600 app Posts and 30 Posts of account 42, all due
+    registry = registry_dal()
+    app_ids = post_ids(600)
+    owned_ids = post_ids(30, first=1000)
+    registry.track_posts(app_ids, None, now=NOW)
+    registry.track_posts(owned_ids, "42", now=NOW)
+    send_sizes = _count_send_batches()
+
+    # When the /totals tick is planned
+    summary = plan(Endpoint.TOTALS, TICK)
+
+    # Then app ids go in 250/250/100 and account ids in one message, never mixed, in one SendMessageBatch
+    bodies = _received(aws.collect_queue_url)
+    by_account: dict[str | None, list[int]] = {}
+    for body in bodies:
+        by_account.setdefault(body["account_id"], []).append(len(body["tweet_ids"]))
+        assert body["scheduled_time"] == NOW and body["endpoint"] == "totals"
+    assert sorted(by_account[None]) == [100, 250, 250]
+    assert by_account["42"] == [30]
+    assert sorted(i for body in bodies for i in body["tweet_ids"]) == sorted(app_ids + owned_ids)
+    assert send_sizes == [4]
+    assert (summary.due, summary.planned, summary.messages, summary.send_calls) == (630, 630, 4, 1)
+    assert summary.messages_by_account == {"APP": 3, "42": 1}
+
+
+def test_time_series_batches_of_25_and_send_calls_of_10(aws):
+    # Given 260 Posts of account 1 and 20 of account 2 (app Posts have no /28hr markers)
+    registry = registry_dal()
+    registry.track_posts(post_ids(260), "1", now=NOW)
+    registry.track_posts(post_ids(20, first=500), "2", now=NOW)
+    registry.track_posts(post_ids(50, first=900), None, now=NOW)
+    send_sizes = _count_send_batches()
+
+    # When the /28hr tick is planned
+    summary = plan(Endpoint.HOURLY_28HR, TICK)
+
+    # Then 11 messages for account 1 (10 x 25 + 10) and one for account 2, sent 10 per call
+    bodies = _received(aws.collect_queue_url)
+    sizes = sorted((body["account_id"], len(body["tweet_ids"])) for body in bodies)
+    assert sizes == sorted([("1", 25)] * 10 + [("1", 10), ("2", 20)])
+    assert send_sizes == [10, 2]
+    assert summary.send_calls == 2 and summary.messages == 12 and summary.planned == 280
+
+
+def test_only_due_posts_are_planned(aws):
+    # Given 5 due Posts and 5 due next hour
+    registry = registry_dal()
+    due = post_ids(5)
+    later = post_ids(5, first=50)
+    registry.track_posts(due + later, None, now=NOW)
+    for tweet_id in later:
+        registry.advance_due(tweet_id, Endpoint.TOTALS, next_due_at=to_iso(TICK + timedelta(hours=1)), collected_at=NOW)
+
+    # When the tick is planned
+    plan(Endpoint.TOTALS, TICK)
+
+    # Then only the due ones are sent
+    (body,) = _received(aws.collect_queue_url)
+    assert sorted(body["tweet_ids"]) == sorted(due)
+
+
+def test_historical_groups_by_window_start(aws):
+    # Given Posts of one account: 3 never collected (created 3 days ago), 2 collected up to 6 hours ago
+    registry = registry_dal()
+    fresh = post_ids(3, age=timedelta(days=3))
+    resumed = post_ids(2, age=timedelta(days=3), first=10)
+    registry.track_posts(fresh + resumed, "42", now=NOW)
+    for tweet_id in resumed:
+        registry.advance_due(
+            tweet_id,
+            Endpoint.HISTORICAL,
+            next_due_at=NOW,
+            collected_at=NOW,
+            last_hour_collected=to_iso(TICK.replace(minute=0) - timedelta(hours=6)),
+        )
+
+    # When the /historical tick is planned
+    plan(Endpoint.HISTORICAL, TICK)
+
+    # Then each window start gets its own message, all ending at the tick's hour
+    windows = {(body["start"], tuple(sorted(body["tweet_ids"]))) for body in _received(aws.collect_queue_url)}
+    created_hour = to_iso((TICK - timedelta(days=3)).replace(minute=0))
+    assert windows == {
+        (created_hour, tuple(sorted(fresh))),
+        (to_iso(TICK.replace(minute=0) - timedelta(hours=6)), tuple(sorted(resumed))),
+    }
+
+
+def test_historical_skips_posts_younger_than_an_hour(aws):
+    registry = registry_dal()
+    registry.track_posts(post_ids(2, age=timedelta(minutes=5)), "42", now=NOW)
+    summary = plan(Endpoint.HISTORICAL, TICK)
+    assert (summary.due, summary.skipped, summary.messages) == (2, 2, 0)
+    assert _received(aws.collect_queue_url) == []
+
+
+class _FlakySqs:
+    """SendMessageBatch that reports the first `failures` entries Failed (not sender faults) once each."""
+
+    def __init__(self, failures: int, *, sender_fault: bool = False, forever: bool = False) -> None:
+        self.failures, self.sender_fault, self.forever = failures, sender_fault, forever
+        self.calls: list[list[str]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls.append([entry["Id"] for entry in Entries])
+        failing = Entries[: self.failures] if (self.forever or len(self.calls) == 1) else []
+        return {
+            "Successful": [{"Id": e["Id"]} for e in Entries if e not in failing],
+            "Failed": [{"Id": e["Id"], "Code": "InternalError", "SenderFault": self.sender_fault} for e in failing],
+        }
+
+
+def test_failed_entries_are_resent_then_given_up(monkeypatch):
+    # Given SQS failing 3 entries of the first call
+    flaky = _FlakySqs(3)
+    monkeypatch.setattr("xengage.dal.queue.sqs_client", lambda: flaky)
+    bodies = [{"n": n} for n in range(10)]
+
+    # When a batch is sent
+    stats = CollectQueue("https://queue").send_batch(bodies)
+
+    # Then only the 3 failed entries are resent, once
+    assert flaky.calls == [[str(n) for n in range(10)], ["0", "1", "2"]]
+    assert (stats.messages, stats.calls, stats.resent) == (10, 2, 3)
+
+    # And when SQS keeps failing, the resends are bounded and the error is raised
+    stubborn = _FlakySqs(2, forever=True)
+    monkeypatch.setattr("xengage.dal.queue.sqs_client", lambda: stubborn)
+    with pytest.raises(SendFailed, match="still failing after 3"):
+        CollectQueue("https://queue").send_batch(bodies)
+    assert len(stubborn.calls) == 3
+
+    # And a sender fault is not resent at all
+    refused = _FlakySqs(1, sender_fault=True)
+    monkeypatch.setattr("xengage.dal.queue.sqs_client", lambda: refused)
+    with pytest.raises(SendFailed, match="InternalError"):
+        CollectQueue("https://queue").send_batch(bodies)
+    assert len(refused.calls) == 1
