@@ -54,6 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "xengage-emulator/1.0"
     timeout = 120  # idle keep-alive connections are dropped eventually
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid the 40 ms delayed-ACK stall
     server: _Server
 
     def setup(self) -> None:
