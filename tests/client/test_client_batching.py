@@ -8,6 +8,7 @@ import pytest
 
 from xengage.api_client import Endpoint, RequestValidationError
 from xengage.api_client.batching import (
+    CLOCK_SKEW_ALLOWANCE,
     batches,
     build_body,
     historical_windows,
@@ -126,8 +127,8 @@ def test_out_of_range_windows_are_refused_with_a_clear_message(
 def test_an_end_in_the_current_hour_is_sent_as_now_never_as_a_future_hour() -> None:
     # Given a range ending a few minutes ago, inside the current hour
     windows = historical_windows(NOW - timedelta(days=2), NOW - timedelta(minutes=5), now=NOW)
-    # Then the last window ends now (whole seconds), not at the next full hour
-    assert windows[-1][1] == NOW
+    # Then the last window ends just before now (whole seconds), not at the next full hour
+    assert windows[-1][1] == NOW - CLOCK_SKEW_ALLOWANCE
     assert windows[0][0] == datetime(2026, 11, 23, 18, tzinfo=UTC)
 
 

@@ -25,6 +25,7 @@ TIME_SERIES_GROUP_BY: Final = ("tweet.id", "engagement.type", "engagement.day", 
 
 _TWEET_ID = re.compile(r"^[0-9]{1,19}$")
 _HOUR = timedelta(hours=1)
+CLOCK_SKEW_ALLOWANCE: Final = timedelta(seconds=30)
 
 
 def normalize_tweet_ids(tweet_ids: Iterable[str | int]) -> list[str]:
@@ -89,7 +90,7 @@ def historical_windows(
     """Hour-aligned [start, end) windows of at most 4 weeks covering the asked range.
 
     Start is floored and end ceiled to the hour, as the API itself rounds "to the nearest inclusive hour"
-    (except that an end in the current hour stays `now`, never a future hour).
+    (except that an end in the current hour becomes `now` less a clock-skew allowance, never a future hour).
     No range at all means the previous 4 weeks (the API's own default, made explicit so every window is
     known). A start older than 365 days or an end in the future is refused before any call.
     """
@@ -112,8 +113,9 @@ def historical_windows(
             f"start {_iso(start)} (from {_iso(window_start)} on the hour) is older than 365 days "
             f"(earliest {_iso(oldest)}); the API keeps one year"
         )
-    # The current hour is not over: its window ends now (the API rounds that up itself) so no end is future.
-    final_end = min(ceil_hour(end), now.replace(microsecond=0))
+    # The current hour is not over: its window ends a little before now (the API rounds that up to the hour
+    # itself), so no end is in the future even for an API clock slightly behind ours.
+    final_end = min(ceil_hour(end), (now - CLOCK_SKEW_ALLOWANCE).replace(microsecond=0))
     if window_start >= final_end:
         raise RequestValidationError(f"start {_iso(start)} must be before end {_iso(end)}")
     windows: list[tuple[datetime, datetime]] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import Any, Final
 
 from xengage.api_client.errors import MalformedResponse
@@ -66,14 +67,16 @@ def parse_response(body: Any, group_by: Mapping[str, Sequence[str]] | None = Non
         if not isinstance(tree, Mapping):
             raise MalformedResponse(f"grouping {name!r} is a {type(tree).__name__}, not an object")
         levels = list(known.get(name, ()))
-        leaves: list[tuple[dict[str, str], int]] = []
-        _walk(tree, levels, {}, leaves, path=name)
+        leaves: list[tuple[_Context, int]] = []
+        _walk(tree, levels, (None, None, None, None), leaves, path=name)
         _store_grouping(parsed, name, levels, leaves)
     return parsed
 
 
 def parse_int(value: Any, where: str = "value") -> int:
     """An API count: an integer string ("530"), or a bare number (trap 3), never a bool or a fraction."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        return int(value)  # the common case, kept cheap: answers carry tens of thousands of values
     if isinstance(value, bool):
         raise MalformedResponse(f"{where}: expected a count, got {value!r}")
     if isinstance(value, int):
@@ -85,45 +88,52 @@ def parse_int(value: Any, where: str = "value") -> int:
     raise MalformedResponse(f"{where}: expected a count, got {value!r}")
 
 
+# A leaf's context: (tweet id, metric, day, hour), None where the grouping has no such level.
+_Context = tuple[str | None, ...]  # always 4 slots
+_SLOT: Final = {TWEET_ID: 0, ENGAGEMENT_TYPE: 1, ENGAGEMENT_DAY: 2, ENGAGEMENT_HOUR: 3}
+
+
 def _walk(
     node: Mapping[str, Any],
     remaining: list[str],
-    context: dict[str, str],
-    leaves: list[tuple[dict[str, str], int]],
+    context: _Context,
+    leaves: list[tuple[_Context, int]],
     path: str,
 ) -> None:
-    """Depth-first walk; each leaf is recorded with the level name -> key context that leads to it."""
+    """Depth-first walk; each leaf is recorded with the (id, metric, day, hour) context leading to it."""
     level = _classify_level(list(node.keys()), remaining, context, path)
     rest = [name for name in remaining if name != level]
+    slot = _SLOT[level]
     for key, child in node.items():
-        here = {**context, level: str(key)}
-        where = f"{path}/{key}"
-        if isinstance(child, Mapping):
-            _walk(child, rest, here, leaves, where)
+        here = (*context[:slot], str(key), *context[slot + 1 :])
+        if type(child) is str or type(child) is int:  # the common leaf, checked without ABC machinery
+            leaves.append((here, parse_int(child, path)))
+        elif isinstance(child, Mapping):
+            _walk(child, rest, here, leaves, f"{path}/{key}")
         elif isinstance(child, list | tuple):
-            raise MalformedResponse(f"{where}: unexpected array")
+            raise MalformedResponse(f"{path}/{key}: unexpected array")
         else:
-            leaves.append((here, parse_int(child, where)))
+            leaves.append((here, parse_int(child, f"{path}/{key}")))
 
 
-def _classify_level(keys: list[str], remaining: list[str], context: Mapping[str, str], path: str) -> str:
+def _classify_level(keys: list[str], remaining: list[str], context: _Context, path: str) -> str:
     """Which of tweet.id / engagement.type / engagement.day / engagement.hour these keys are."""
     if not keys:
         return remaining[0] if remaining else ENGAGEMENT_TYPE
     if all(isinstance(k, str) and _DATE_KEY.match(k) for k in keys):
         return ENGAGEMENT_DAY  # even when only engagement.hour was asked (trap 12)
     if not all(isinstance(k, str) and _DIGITS_KEY.match(k) for k in keys):
-        if ENGAGEMENT_TYPE in context:
+        if context[1] is not None:
             raise MalformedResponse(f"{path}: cannot tell what level keys {keys[:3]} are")
         return ENGAGEMENT_TYPE  # metric names, including ones the catalog does not know
-    could_be_hour = ENGAGEMENT_HOUR not in context and all(_HOUR_KEY.match(k) for k in keys)
-    could_be_id = TWEET_ID not in context
+    could_be_hour = context[3] is None and all(_HOUR_KEY.match(k) for k in keys)
+    could_be_id = context[0] is None
     if could_be_hour and could_be_id:
         # Both fit: trust the request's order, then the shape (hours live under a day).
         for name in remaining:
             if name in (TWEET_ID, ENGAGEMENT_HOUR):
                 return name
-        return ENGAGEMENT_HOUR if ENGAGEMENT_DAY in context else TWEET_ID
+        return ENGAGEMENT_HOUR if context[2] is not None else TWEET_ID
     if could_be_id:
         return TWEET_ID
     if could_be_hour:
@@ -131,22 +141,21 @@ def _classify_level(keys: list[str], remaining: list[str], context: Mapping[str,
     raise MalformedResponse(f"{path}: all-digit keys {keys[:3]} are neither a Tweet id nor an hour level")
 
 
-def _store_grouping(
-    parsed: ParsedResponse, name: str, levels: list[str], leaves: list[tuple[dict[str, str], int]]
-) -> None:
-    has_ids = any(TWEET_ID in ctx for ctx, _ in leaves) or (not leaves and TWEET_ID in levels)
+def _store_grouping(parsed: ParsedResponse, name: str, levels: list[str], leaves: list[tuple[_Context, int]]) -> None:
+    has_ids = any(ctx[0] is not None for ctx, _ in leaves) or (not leaves and TWEET_ID in levels)
     if not has_ids:
         flat = parsed.aggregates.setdefault(name, {})
         for ctx, value in leaves:
-            flat["/".join(ctx[level] for level in _ORDER if level in ctx)] = value
+            flat["/".join(part for part in ctx if part is not None)] = value
         return
-    for ctx, value in leaves:
-        tweet_id = ctx.get(TWEET_ID)
+    posts = parsed.posts
+    for (tweet_id, metric, day, hour), value in leaves:
         if tweet_id is None:
             raise MalformedResponse(f"grouping {name!r} mixes levels with and without Tweet ids")
-        post = parsed.posts.setdefault(tweet_id, PostMetrics(tweet_id=tweet_id))
-        metric = ctx.get(ENGAGEMENT_TYPE, ALL_TYPES_METRIC)
-        day, hour = ctx.get(ENGAGEMENT_DAY), ctx.get(ENGAGEMENT_HOUR)
+        post = posts.get(tweet_id)
+        if post is None:
+            post = posts[tweet_id] = PostMetrics(tweet_id=tweet_id)
+        metric = metric or ALL_TYPES_METRIC
         if hour is not None:
             if day is None:
                 raise MalformedResponse(f"grouping {name!r}: hour {hour} of Post {tweet_id} has no day")
@@ -158,9 +167,7 @@ def _store_grouping(
             post.totals[metric] = value
 
 
-_ORDER: Final = (TWEET_ID, ENGAGEMENT_TYPE, ENGAGEMENT_DAY, ENGAGEMENT_HOUR)
-
-
+@lru_cache(maxsize=4096)
 def _hour_start(day: str, hour: str) -> datetime:
     return datetime.combine(_check_day(day), time(int(hour)), tzinfo=UTC)
 
