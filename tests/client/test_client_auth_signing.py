@@ -54,8 +54,8 @@ def test_x_docs_signature_vector_through_the_client_signer(host_path: str, expec
         data={"status": "Hello Ladies + Gentlemen, a signed OAuth request!"},
     )
     # When requests prepares it with that signer, exactly as a client call is prepared
-    prepared = requests.Session().prepare_request(request)
-    signed = signer(prepared)
+    with requests.Session() as session:
+        signed = signer(session.prepare_request(request))
     # Then the Authorization header carries the published signature for that host
     assert _signature_of(signed) == expected
 

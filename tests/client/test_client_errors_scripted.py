@@ -207,3 +207,13 @@ def test_start_end_outside_historical_are_refused(app: AppCredentials, owner: Us
     with pytest.raises(ValueError, match="/historical only"):
         client.fetch(Endpoint.HOURLY_28HR, ["1"], user=owner, start=clock.now())
     assert adapter.sent == []
+
+
+def test_the_client_session_pools_connections_and_never_retries_in_urllib3(app: AppCredentials) -> None:
+    # Given a client that builds its own session
+    with EngagementClient(app, pool_size=6) as client:
+        adapter = client.session.get_adapter("https://data-api.x.com/insights/engagement/totals")
+        # Then its adapter keeps a pool and leaves retries to the client (a resend would reuse a nonce)
+        assert isinstance(adapter, HTTPAdapter)
+        assert adapter.max_retries.total == 0
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] == 6

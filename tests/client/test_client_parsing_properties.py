@@ -72,7 +72,7 @@ def _flatten(parsed_posts: dict[str, Any]) -> dict[Key, int]:
     return found
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(answers(short_ids=True))
 def test_every_leaf_is_recovered_when_the_request_group_by_is_known(case: Any) -> None:
     # Given an answer nested in any order (day possibly not asked but present), values string or bare
@@ -84,7 +84,7 @@ def test_every_leaf_is_recovered_when_the_request_group_by_is_known(case: Any) -
     assert parsed.start == datetime.combine(date(2015, 1, 1), time(0), tzinfo=UTC)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(answers(short_ids=False))
 def test_every_leaf_is_recovered_from_key_shapes_alone(case: Any) -> None:
     # Given an answer whose Tweet ids cannot be mistaken for hours (3+ digits)

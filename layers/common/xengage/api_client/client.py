@@ -32,7 +32,7 @@ from xengage.api_client.batching import (
 )
 from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
-from xengage.api_client.errors import AuthError, MalformedResponse, RequestValidationError
+from xengage.api_client.errors import AuthError, MalformedResponse, RequestValidationError, RetriesExhausted
 from xengage.api_client.models import EngagementResult, ParsedResponse, PostMetrics
 from xengage.api_client.pacing import Pacer, utc_now
 from xengage.api_client.parsing import parse_response
@@ -53,10 +53,6 @@ _FORBIDDEN_TWEETS = re.compile(r"Forbidden to access tweets(?: for author id \d+
 _FORBIDDEN_METRICS = re.compile(r"Forbidden to access metrics\s*:\s*(?P<names>.*)", re.IGNORECASE)
 _UNAVAILABLE = re.compile(r"Tweet ID\(s\) are unavailable", re.IGNORECASE)
 _NOT_AUTHENTICATED = re.compile(r"could not be authenticated|not authorized", re.IGNORECASE)
-
-
-class _RetriesExhausted(Exception):
-    """One request kept failing transiently; its Posts get `failed` with this message."""
 
 
 @dataclass(slots=True)
@@ -244,7 +240,7 @@ class EngagementClient:
                 probe, suspects = job.ids, []
             try:
                 answer = self._send(run, probe, window)
-            except _RetriesExhausted as exc:
+            except RetriesExhausted as exc:  # the batch's Posts fail with the reason; the run goes on
                 self._mark(run, probe, Reason.FAILED, str(exc))
                 if suspects or job.deferred:
                     queue.append(_Job(suspects + job.deferred))
@@ -400,9 +396,9 @@ class EngagementClient:
             else:
                 delay = self.retry.backoff_delay(attempts - throttled - 1, self._rng)
             if not self.retry.allows(kind, attempts=attempts, throttled=throttled):
-                raise _RetriesExhausted(f"{kind.value}: {detail}, gave up after {attempts} attempt(s)")
+                raise RetriesExhausted(f"{kind.value}: {detail}, gave up after {attempts} attempt(s)")
             if run.waited + delay > self.retry.total_wait_budget:
-                raise _RetriesExhausted(f"{kind.value}: {detail}, retry wait budget of this fetch spent")
+                raise RetriesExhausted(f"{kind.value}: {detail}, retry wait budget of this fetch spent")
             logger.warning("/%s %s (%s); retry in %.2fs", endpoint.value, kind.value, detail, delay)
             run.waited += delay
             run.result.retries += 1
