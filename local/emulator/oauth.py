@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
@@ -316,7 +317,7 @@ class _AppOnlyValidator(oauth2.RequestValidator):
             unquote(secret), app.consumer_secret
         )
         if matches:
-            request.client_id = app.consumer_key
+            request.client = SimpleNamespace(client_id=app.consumer_key)  # oauthlib reads request.client.client_id
         return matches
 
     def validate_grant_type(

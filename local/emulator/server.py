@@ -72,6 +72,14 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s - %s", self.address_string(), format % args)
 
     # --- routing ---------------------------------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except Exception as exc:  # an emulator bug must not look like an injected connection reset
+            logger.exception("emulator failed on %s", getattr(self, "path", "?"))
+            self.close_connection = True
+            self._send_json(500, {"errors": [f"emulator internal error: {type(exc).__name__}"]})
+
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         body = self._read_body()

@@ -135,9 +135,9 @@ def test_both_allowed_four_item_orders_are_accepted(api: Api, group_by: list[str
     assert {"four", "ids", "t"} <= set(response.json())
 
 
-def _historical(api: Api, **window: str) -> Any:
-    tweet_id = api.ids(BRAND_USER_ID)[0]
-    return api.query("historical", [tweet_id], ["impressions"], HOURLY, auth=api.oauth(BRAND_USER_ID), **window)
+def _historical(api: Api, **window: Any) -> Any:
+    body = {"tweet_ids": api.ids(BRAND_USER_ID)[:1], "engagement_types": ["impressions"], "groupings": HOURLY, **window}
+    return api.post("historical", body, auth=api.oauth(BRAND_USER_ID))
 
 
 def test_historical_rounds_to_the_inclusive_hour(api: Api) -> None:
