@@ -349,3 +349,17 @@ def test_pacing_on_the_per_minute_headers_avoids_429s(
     assert result.throttled == 0 and [e.status for e in emu.log] == [200] * 5
     assert len({e.at.replace(second=0, microsecond=0) for e in emu.log}) == 2
     assert result.counts_by_status() == {"ok": 110}
+
+
+def test_historical_without_a_range_asks_for_the_previous_four_weeks(
+    emu: EmulatorServer, make_client: MakeClient, brand: UserTokens, shared_time
+) -> None:
+    # Given no start or end
+    ids = _young_public(emu, BRAND_USER_ID, timedelta(days=80))[:2]
+    # When /historical is fetched
+    result = make_client().historical(ids, user=brand, engagement_types=["engagements"])
+    # Then one call covered the four weeks before the current hour, hour by hour
+    hour = shared_time.now().replace(minute=0, second=0, microsecond=0)
+    assert len(emu.log) == 1
+    assert (result.start, result.end) == (hour - timedelta(weeks=4), hour)
+    assert all(result.posts[i].ok and max(result.posts[i].hourly) < hour for i in ids)

@@ -217,3 +217,14 @@ def test_the_client_session_pools_connections_and_never_retries_in_urllib3(app: 
         assert isinstance(adapter, HTTPAdapter)
         assert adapter.max_retries.total == 0
         assert adapter.poolmanager.connection_pool_kw["maxsize"] == 6
+
+
+def test_a_200_naming_forbidden_ids_marks_them_not_owned_and_keeps_the_rest(
+    app: AppCredentials, owner: UserTokens, clock
+) -> None:
+    answer = {"errors": ["Forbidden to access tweets: 2;"], "per_tweet": {"1": {"impressions": "3"}}}
+    client, adapter = _client(app, clock, [(200, answer)])
+    result = client.totals(["1", "2"], user=owner, engagement_types=["impressions"])
+    assert result.posts["1"].totals == {"impressions": 3}
+    assert result.posts["2"].status == Reason.NOT_OWNED.value
+    assert len(adapter.sent) == 1
