@@ -149,7 +149,7 @@ def _historical_window(raw_start: Any, raw_end: Any, now: datetime) -> tuple[dat
         end = _hour_ceil(end) if end is not None else min(start + HISTORICAL_MAX_WINDOW, _hour_ceil(now))
     if start >= end:
         raise ApiError(400, f"start {iso_utc(start)} must be before end {iso_utc(end)}")
-    if start < now - HISTORICAL_LOOKBACK:
+    if start < _hour_floor(now - HISTORICAL_LOOKBACK):  # the hour that holds the 365-day mark is still served
         raise ApiError(400, f"start {iso_utc(start)} is more than 365 days in the past; data is limited to 365 days")
     if end - start > HISTORICAL_MAX_WINDOW:
         raise ApiError(400, f"start {iso_utc(start)} to end {iso_utc(end)} is longer than 4 weeks")

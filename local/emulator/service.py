@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ _SERVER_ERROR_TEXT = {
     Fault.UNAVAILABLE: "Service Unavailable",
 }
 STATUS_NO_RESPONSE = 0  # logged for a connection reset: the client got no status at all
+MAX_LOG_ENTRIES = 100_000  # a long-running local stack keeps the newest calls only
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class EmulatorService:
         self.limiter = PerMinuteLimiter(per_minute_limit)
         self.faults = FaultInjector(faults)
         self.oauth = OAuthServer(world)
-        self._log: list[RequestLogEntry] = []
+        self._log: deque[RequestLogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
         self._log_lock = threading.Lock()
 
     # --- request log -----------------------------------------------------------------------------------

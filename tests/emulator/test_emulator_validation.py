@@ -199,6 +199,16 @@ def test_historical_window_rules(api: Api, window: dict[str, Any], expected: str
     assert expected in _error(response)
 
 
+def test_historical_start_in_the_hour_of_the_365_day_mark_is_accepted(api: Api) -> None:
+    # Given a start 365 days back with minutes, whose floored hour reaches a little past the mark
+    start = NOW - timedelta(days=365) + timedelta(minutes=1)
+    end = start + timedelta(days=7)
+    # When requested / Then it is served from the floored hour
+    response = _historical(api, start=start.strftime("%Y-%m-%dT%H:%M:%SZ"), end=end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert response.status_code == 200
+    assert response.json()["start"] == start.replace(minute=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_28hr_window_is_hour_aligned_with_29_buckets(api: Api) -> None:
     # Given the emulator clock at 12:30 / When /28hr is requested
     tweet_id = api.ids(BRAND_USER_ID)[0]
