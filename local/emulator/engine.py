@@ -18,7 +18,7 @@ from xengage.api_client.catalog import (
     Endpoint,
 )
 
-from .metrics import cumulative, hourly_series, stable_unit
+from .metrics import cumulative, hourly_series_by_metric, stable_unit
 from .query import ApiError, Query, iso_utc
 from .world import Post, PostState, User, World
 
@@ -67,13 +67,11 @@ def answer(world: World, query: Query, caller: Caller, now: datetime, bare_numbe
         video_too_old = age > VIDEO_VIEWS_MAX_AGE and "video_views" in metrics
         if video_too_old:
             too_old_for_video.append(post.tweet_id)
-        for metric in metrics:
+        values = _values(post, metrics, query, now)
+        if video_too_old:
             # Listed as unsupported but still present as "0", exactly like the documented example.
-            if video_too_old and metric == "video_views":
-                values = [0] if query.start is None else [0] * _hours(query.start, query.end)
-            else:
-                values = _values(post, metric, query, now)
-            series.append((post.tweet_id, metric, values))
+            values["video_views"] = [0] * len(values["video_views"])
+        series.extend((post.tweet_id, metric, values[metric]) for metric in metrics)
 
     labels = _bucket_labels(query.start, query.end) if query.start is not None else None
     render = _renderer(bare_number_share)
@@ -105,10 +103,11 @@ def _hours(start: datetime | None, end: datetime | None) -> int:
     return int((end - start) / timedelta(hours=1))
 
 
-def _values(post: Post, metric: str, query: Query, now: datetime) -> list[int]:
+def _values(post: Post, metrics: list[str], query: Query, now: datetime) -> dict[str, list[int]]:
+    """Per metric: [total] for /totals, else one count per hour bucket of the window."""
     if query.start is None:
-        return [cumulative(post, metric, now)]
-    return hourly_series(post, metric, query.start, _hours(query.start, query.end), now)
+        return {metric: [cumulative(post, metric, now)] for metric in metrics}
+    return hourly_series_by_metric(post, metrics, query.start, _hours(query.start, query.end), now)
 
 
 def _bucket_labels(start: datetime, end: datetime | None) -> list[tuple[str, str]]:

@@ -54,8 +54,13 @@ def curve_parameters(tweet_id: str, metric: str, has_video: bool) -> tuple[float
     reach = 2_000.0 * 200.0 ** stable_unit(tweet_id, "reach")  # log-uniform 2k .. 400k impressions
     ratio = _VIDEO_RATIO[metric][0 if has_video else 1] if metric in _VIDEO_RATIO else _RATIO.get(metric, 0.001)
     level = reach * ratio * (0.6 + 0.8 * stable_unit(tweet_id, metric, "jitter"))
-    tau = 2.0 + 34.0 * stable_unit(tweet_id, "tau") * (0.8 + 0.4 * stable_unit(tweet_id, metric, "tau"))
-    return level, tau, level * _TAIL_PER_HOUR
+    return level, post_tau(tweet_id), level * _TAIL_PER_HOUR
+
+
+@lru_cache(maxsize=65536)
+def post_tau(tweet_id: str) -> float:
+    """Hours until a Post's burst is ~63% done; shared by its metrics so a series needs one exp per hour."""
+    return 2.0 + 34.0 * stable_unit(tweet_id, "tau")
 
 
 _MICROS_PER_HOUR = 3_600_000_000
@@ -70,15 +75,27 @@ def cumulative(post: Post, metric: str, at: datetime) -> int:
 
 
 def hourly_series(post: Post, metric: str, start: datetime, hours: int, now: datetime) -> list[int]:
-    """Counts for the hour buckets [start + k h, start + (k+1) h), k < hours; nothing counts after `now`.
+    """Counts for the hour buckets [start + k h, start + (k+1) h), k < hours; nothing counts after `now`."""
+    return hourly_series_by_metric(post, (metric,), start, hours, now)[metric]
 
-    Boundaries use the same integer-microsecond arithmetic as `cumulative`, so a window's buckets sum to
-    exactly C(end) - C(start).
+
+def hourly_series_by_metric(
+    post: Post, metrics: tuple[str, ...] | list[str], start: datetime, hours: int, now: datetime
+) -> dict[str, list[int]]:
+    """`hourly_series` for several metrics of one Post, sharing the time grid and the decay term.
+
+    Boundaries use the same integer-microsecond arithmetic and the same float operations as `cumulative`,
+    so a window's buckets sum to exactly C(end) - C(start).
     """
-    level, tau, tail = curve_parameters(post.tweet_id, metric, post.has_video)
     offset = (start - post.created_at) // _MICRO
     limit = (now - post.created_at) // _MICRO
+    tau = post_tau(post.tweet_id)
     exp, floor = math.exp, math.floor
-    times = [min(offset + k * _MICROS_PER_HOUR, limit) / _MICROS_PER_HOUR for k in range(hours + 1)]
-    counts = [floor(level * (1.0 - exp(-t / tau)) + tail * t) if t > 0 else 0 for t in times]
-    return [after - before for before, after in itertools.pairwise(counts)]
+    times = [max(0, min(offset + k * _MICROS_PER_HOUR, limit)) / _MICROS_PER_HOUR for k in range(hours + 1)]
+    growth = [1.0 - exp(-t / tau) for t in times]
+    series: dict[str, list[int]] = {}
+    for metric in metrics:
+        level, _tau, tail = curve_parameters(post.tweet_id, metric, post.has_video)
+        counts = [floor(level * g + tail * t) for g, t in zip(growth, times, strict=True)]
+        series[metric] = [after - before for before, after in itertools.pairwise(counts)]
+    return series
