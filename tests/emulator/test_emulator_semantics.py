@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import permutations
 from typing import Any
 
 from local.emulator import FaultConfig, PostState
@@ -245,3 +246,33 @@ def test_bare_number_share_turns_some_values_into_numbers(api: Api) -> None:
     # Then both strings and ints appear, and they still parse as the same kind of integers
     assert any(isinstance(v, int) for v in values) and any(isinstance(v, str) for v in values)
     assert all(int(str(v)) >= 0 for v in values)
+
+
+def _leaves(node: Any) -> list[int]:
+    return [leaf for child in node.values() for leaf in _leaves(child)] if isinstance(node, dict) else [int(node)]
+
+
+def test_every_group_by_order_nests_as_asked_and_keeps_the_grand_total(api: Api) -> None:
+    # Given every ordered choice of 1 to 3 group_by items, and the two 4-item orders
+    items = ["tweet.id", "engagement.type", "engagement.day", "engagement.hour"]
+    smaller = [list(p) for size in (1, 2, 3) for p in permutations(items, size)]
+    orders = [FOUR, *smaller, ["engagement.type", "tweet.id", "engagement.day", "engagement.hour"]]
+    tweet_ids = api.ids(BRAND_USER_ID)[:3]
+    metrics = ["impressions", "favorites"]
+    grand_total = None
+    # When each is requested (three groupings per request, at most one with 4 items)
+    for offset in range(0, len(orders), 3):
+        chunk = {f"g{offset + i}": {"group_by": order} for i, order in enumerate(orders[offset : offset + 3])}
+        response = api.query("28hr", tweet_ids, metrics, chunk, auth=api.oauth(BRAND_USER_ID))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        for name, spec in chunk.items():
+            group_by = spec["group_by"]
+            # Then the depth is the number of levels, plus a day level when only the hour was asked for
+            expected_depth = len(group_by) + ("engagement.hour" in group_by and "engagement.day" not in group_by)
+            assert _tree_depth(body[name]) == expected_depth, group_by
+            # and summing every leaf gives the same grand total whatever the order
+            total = sum(_leaves(body[name]))
+            grand_total = total if grand_total is None else grand_total
+            assert total == grand_total, group_by
+    assert grand_total is not None and grand_total > 0
