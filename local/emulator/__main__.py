@@ -13,7 +13,7 @@ from .server import EmulatorServer
 from .world import default_world
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m local.emulator", description="X Engagement API emulator")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument(
@@ -29,22 +29,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--malformed-share", type=float, default=0.0, help="share of calls with truncated JSON")
     parser.add_argument("--bare-number-share", type=float, default=0.0, help="share of values sent as bare numbers")
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    faults = FaultConfig(
-        rate_429=args.rate_429,
-        rate_5xx=args.rate_5xx,
-        latency_ms=args.latency_ms,
-        timeout_share=args.timeout_share,
-        hang_seconds=args.hang_seconds,
-        reset_share=args.reset_share,
-        malformed_share=args.malformed_share,
-        bare_number_share=args.bare_number_share,
-        seed=args.seed,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = FaultConfig(
+            rate_429=args.rate_429,
+            rate_5xx=args.rate_5xx,
+            latency_ms=args.latency_ms,
+            timeout_share=args.timeout_share,
+            hang_seconds=args.hang_seconds,
+            reset_share=args.reset_share,
+            malformed_share=args.malformed_share,
+            bare_number_share=args.bare_number_share,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     world = default_world()

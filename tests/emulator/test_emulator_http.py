@@ -141,3 +141,13 @@ def test_command_line_runs_prints_credentials_and_stops_on_sigterm() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_command_line_rejects_impossible_fault_shares(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a share above 1 / When the CLI parses it / Then it exits with a usage error naming the option
+    from local.emulator.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--rate-429", "2"])
+    assert exited.value.code == 2
+    assert "rate_429 must be within 0..1" in capsys.readouterr().err
