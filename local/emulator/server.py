@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import html
 import json
 import logging
 import socket
@@ -165,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 302:
             self._send(302, b"", "text/plain", {"Location": headers["Location"]})
         elif status == 200 and body is not None:
-            verifier = parse_qs(body).get("oauth_verifier", [""])[0]
+            verifier = html.escape(parse_qs(body).get("oauth_verifier", [""])[0])
             page = f"<html><body><p>Enter this PIN in the app: <code id='oauth_pin'>{verifier}</code></p></body></html>"
             self._send(200, page.encode(), "text/html; charset=utf-8")
         else:
