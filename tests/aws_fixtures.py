@@ -5,6 +5,8 @@ Other suites reuse these helpers: `load_template()`, `table_kwargs()`, `create_r
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,12 @@ _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The parsed template (a fresh copy each call: callers may edit it)."""
+    return copy.deepcopy(_parsed_template(path))
+
+
+@functools.cache
+def _parsed_template(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_CloudFormationLoader)
 
@@ -89,24 +97,35 @@ class AwsResources:
         }
 
 
-def create_resources(template: dict[str, Any] | None = None, *, stack_name: str = STACK_NAME) -> AwsResources:
-    """Create the stack's tables, collect queue and app secret (inside an active moto mock or against moto server)."""
+def create_resources(
+    template: dict[str, Any] | None = None,
+    *,
+    stack_name: str = STACK_NAME,
+    session: boto3.session.Session | None = None,
+) -> AwsResources:
+    """Create the stack's tables, collect queue and app secret (inside an active moto mock or against moto server).
+
+    Reuses the DAL's boto3 session by default: building a session costs ~0.3 s, a client ~20 ms.
+    """
+    from xengage.dal.aws import session as dal_session
+
+    session = session or dal_session()
     template = template if template is not None else load_template()
     resources = template["Resources"]
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = session.client("dynamodb")
     names = {}
     for logical_id in TABLES:
         names[logical_id] = f"{stack_name}-{logical_id}"
         dynamodb.create_table(**table_kwargs(resources[logical_id]["Properties"], names[logical_id]))
 
     queue_properties = resources["CollectQueue"]["Properties"]
-    queue_url = boto3.client("sqs").create_queue(
+    queue_url = session.client("sqs").create_queue(
         QueueName=f"{stack_name}-CollectQueue",
         Attributes={"VisibilityTimeout": str(queue_properties.get("VisibilityTimeout", 30))},
     )["QueueUrl"]
 
     secret_name = resources["AppSecret"]["Properties"]["Name"]["Fn::Sub"].replace("${AWS::StackName}", stack_name)
-    secret_arn = boto3.client("secretsmanager").create_secret(
+    secret_arn = session.client("secretsmanager").create_secret(
         Name=secret_name, SecretString=json.dumps(FAKE_APP_SECRET)
     )["ARN"]
     return AwsResources(

@@ -25,13 +25,11 @@ FAKE_AWS_ENV = {
 
 def _clear_library_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters import base
 
     from xengage.dal import clear_dal_cache
     from xengage.settings import clear_settings_cache
 
-    parameters.clear_caches()
-    base.DEFAULT_PROVIDERS.clear()  # providers hold boto3 clients bound to a finished mock
+    parameters.clear_caches()  # cached secret values; the provider's client keeps working with the next mock
     clear_settings_cache()
     clear_dal_cache()
 

@@ -12,8 +12,8 @@ import pytest
 
 from local.emulator import DEMO_APP, EmulatorServer, default_world
 from tests.api.events import rest_event
-from tests.aws_fixtures import AwsResources
-from tests.conftest import FakeLambdaContext
+from tests.aws_fixtures import FAKE_APP_SECRET, AwsResources, create_resources
+from tests.conftest import FAKE_AWS_ENV, FakeLambdaContext, _clear_library_caches
 
 
 @dataclass
@@ -54,6 +54,49 @@ class ApiCaller:
     ) -> ApiReply:
         body = {"screen_name": screen_name, "access_token": token, "access_token_secret": secret}
         return self("PUT", f"/accounts/{user_id}", body=body)
+
+
+@pytest.fixture(scope="module")
+def module_aws() -> Iterator[AwsResources]:
+    """One moto backend and one set of stack resources per module: creating tables per test costs seconds."""
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_AWS_ENV.items():
+            patch.setenv(name, value)
+        # AWS_ENDPOINT_URL (set by local-stack runs) would send boto3 past the in-process mock.
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            _clear_library_caches()
+            yield create_resources()
+            _clear_library_caches()
+
+
+def _empty_stack(resources: AwsResources) -> None:
+    """Delete every item and every secret but the app's, and restore the app secret: each test starts clean."""
+    dynamodb = boto3.resource("dynamodb")
+    for name in (resources.registry_table, resources.metrics_table, resources.status_table):
+        table = dynamodb.Table(name)
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in table.scan(ProjectionExpression="pk, sk")["Items"]]
+        with table.batch_writer() as batch:
+            for key in keys:
+                batch.delete_item(Key=key)
+    secrets = boto3.client("secretsmanager")
+    for secret in secrets.list_secrets()["SecretList"]:
+        if secret["ARN"] != resources.app_secret_arn:
+            secrets.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+    secrets.put_secret_value(SecretId=resources.app_secret_arn, SecretString=json.dumps(FAKE_APP_SECRET))
+
+
+@pytest.fixture
+def aws(module_aws: AwsResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
+    """Overrides the suite-wide fixture: the module's moto stack, emptied, with the functions' environment."""
+    _empty_stack(module_aws)
+    for name, value in module_aws.environment().items():
+        monkeypatch.setenv(name, value)
+    _clear_library_caches()
+    yield module_aws
+    _clear_library_caches()
 
 
 @pytest.fixture

@@ -137,9 +137,12 @@ def test_csv_by_accept_header_and_by_format_parameter(seeded: ApiCaller) -> None
     ],
 )
 def test_bad_query_values_are_refused_naming_the_field(
-    seeded: ApiCaller, query: dict[str, str], status: int, code: str, field: str
+    api: ApiCaller, query: dict[str, str], status: int, code: str, field: str
 ) -> None:
-    reply = seeded("GET", f"/tweets/{POST}/metrics", query={"endpoint": "28hr", **query})
+    # Given any Post id (values are checked before anything is read)
+    # When a bad value is sent
+    reply = api("GET", f"/tweets/{POST}/metrics", query={"endpoint": "28hr", **query})
+    # Then status and code say what is wrong, and the message names the field
     assert reply.status == status
     assert reply.error_code == code
     assert field in reply.json()["error"]["message"]

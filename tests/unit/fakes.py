@@ -8,11 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.models import EngagementResult, PostMetrics
+from xengage.dal.aws import session
 from xengage.pipeline.collector import CollectorDeps, PostsFailed, collect, default_deps, parse_message
 from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
 
@@ -105,7 +104,7 @@ def register_account(deps: CollectorDeps, user_id: str, *, token: str = "account
 
 def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> list[dict[str, Any]]:
     """Receive every message and collect it; returns the bodies seen (failed ones stay on the queue)."""
-    sqs = boto3.client("sqs")
+    sqs = session().client("sqs")
     bodies: list[dict[str, Any]] = []
     while True:
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
@@ -125,7 +124,7 @@ def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> 
 
 def scan_keys(table_name: str) -> list[tuple[str, str]]:
     """Every (pk, sk) of a table — tests may Scan to see everything; the code never does."""
-    table = boto3.resource("dynamodb").Table(table_name)
+    table = session().resource("dynamodb").Table(table_name)
     keys: list[tuple[str, str]] = []
     kwargs: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
     while True:

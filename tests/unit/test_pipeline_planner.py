@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.unit.fakes import TICK, post_ids
@@ -21,7 +20,7 @@ NOW = to_iso(TICK)
 
 
 def _received(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
+    sqs = sqs_client()
     bodies = []
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         bodies += [json.loads(message["Body"]) for message in messages]

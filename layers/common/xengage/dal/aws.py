@@ -13,8 +13,14 @@ import boto3
 
 
 @functools.cache
+def session() -> boto3.session.Session:
+    """One botocore session per process: building one loads service models (~0.3 s), so it is done once."""
+    return boto3.session.Session()
+
+
+@functools.cache
 def dynamodb_resource() -> Any:
-    return boto3.resource("dynamodb")
+    return session().resource("dynamodb")
 
 
 @functools.cache
@@ -24,15 +30,15 @@ def dynamodb_table(name: str) -> Any:
 
 @functools.cache
 def sqs_client() -> Any:
-    return boto3.client("sqs")
+    return session().client("sqs")
 
 
 @functools.cache
 def secretsmanager_client() -> Any:
-    return boto3.client("secretsmanager")
+    return session().client("secretsmanager")
 
 
 def clear_clients() -> None:
-    """Drop cached boto3 objects (tests open a fresh moto backend per case)."""
+    """Drop cached clients (tests open a fresh moto backend per case); the session, with its models, stays."""
     for factory in (dynamodb_resource, dynamodb_table, sqs_client, secretsmanager_client):
         factory.cache_clear()
