@@ -86,6 +86,8 @@ def base_environment(spec_name: str, *, region: str, endpoint_url: str) -> dict[
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec_name}",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        # No X-Ray daemon on loopback: Powertools Tracer would only log failed segment sends.
+        "POWERTOOLS_TRACE_DISABLED": "true",
     }
 
 
@@ -113,6 +115,11 @@ def function_specs(
         variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
         environment = base_environment(name, region=template.region, endpoint_url=endpoint_url)
         environment.update({key: _env_text(value) for key, value in variables.items()})
+        logging_config = resolver.resolve(properties.get("LoggingConfig") or {})
+        if logging_config.get("LogFormat"):
+            environment["AWS_LAMBDA_LOG_FORMAT"] = str(logging_config["LogFormat"])
+        if logging_config.get("ApplicationLogLevel"):
+            environment["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config["ApplicationLogLevel"])
         environment.update(
             {
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 
 from local.stack.template import (
@@ -76,7 +77,11 @@ def start_moto_server(port: int = 0) -> MotoEndpoint:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
-    return MotoEndpoint(server=server, url=f"http://{host}:{bound_port}", port=bound_port)
+    url = f"http://{host}:{bound_port}"
+    # Moto keeps its backends per process, shared by every server and mock in it: a stack started after
+    # another one in the same process (a test module after another) would find the old tables.
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    return MotoEndpoint(server=server, url=url, port=bound_port)
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
