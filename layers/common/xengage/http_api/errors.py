@@ -63,6 +63,11 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Attach one handler per failure family, so routes raise and never build error bodies themselves."""
 
+    @app.not_found
+    def _no_route(exc: Exception) -> Response:
+        event = app.current_event
+        return error_response(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {event.http_method} {event.path}")
+
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message)

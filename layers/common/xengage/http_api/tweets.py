@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage.api_client.catalog import Endpoint
+from xengage.dal import api_queries
 from xengage.dal.registry import TrackedPost
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
@@ -26,7 +27,7 @@ from xengage.http_api.models import (
     UntrackOut,
 )
 from xengage.observability import logger
-from xengage.timeutil import to_iso, utc_now
+from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
 
@@ -56,21 +57,31 @@ def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
         require_account(account_id)
     registry = context.registry()
     unique_ids = list(dict.fromkeys(tweet_ids))
-    existing = {tweet_id: registry.get_post(tweet_id) for tweet_id in unique_ids}
-    conflicts = [
-        tweet_id for tweet_id, post in existing.items() if post is not None and post.account_id != (account_id or "")
-    ]
+    existing = api_queries.get_posts(registry, unique_ids)
+    conflicts = [tweet_id for tweet_id, post in existing.items() if post.account_id != (account_id or "")]
     if conflicts:
         raise ApiError(
             HTTPStatus.CONFLICT,
             "tracked_with_other_account",
-            f"tweet_ids already tracked under another account (untrack them first): {', '.join(conflicts[:10])}",
+            "tweet_ids already tracked under another account (untrack them first): "
+            + ", ".join(sorted(conflicts)[:10]),
         )
     now = to_iso(utc_now())
-    tracked = [registry.track_post(tweet_id, account_id, now=now) for tweet_id in unique_ids]
-    newly = sum(1 for post in existing.values() if post is None)
-    logger.info("posts tracked", extra={"count": len(tracked), "new": newly, "account_id": account_id})
-    return TrackOut(tracked=[tracked_out(post) for post in tracked], newly_tracked=newly)
+    new_ids = [tweet_id for tweet_id in unique_ids if tweet_id not in existing]
+    api_queries.track_new_posts(registry, new_ids, account_id, now=now)
+    account = account_id or ""
+    tracked = [
+        existing.get(tweet_id)
+        or TrackedPost(
+            tweet_id=tweet_id,
+            account_id=account,
+            created_at=to_iso(snowflake_created_at(tweet_id)),
+            tracked_at=now,
+        )
+        for tweet_id in unique_ids
+    ]
+    logger.info("posts tracked", extra={"count": len(tracked), "new": len(new_ids), "account_id": account_id})
+    return TrackOut(tracked=[tracked_out(post) for post in tracked], newly_tracked=len(new_ids))
 
 
 def post_detail(tweet_id: str) -> PostDetailOut:

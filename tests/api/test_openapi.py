@@ -1,0 +1,63 @@
+"""openapi.json is generated from the routes (Powertools) and must not drift from them."""
+
+from __future__ import annotations
+
+import json
+
+from local.openapi import OPENAPI_PATH, main, render
+from tests.api.conftest import ApiCaller
+
+EXPECTED_OPERATIONS = {
+    ("/accounts", "get"),
+    ("/accounts/{user_id}", "put"),
+    ("/accounts/{user_id}", "get"),
+    ("/accounts/{user_id}", "delete"),
+    ("/accounts/{user_id}/top", "get"),
+    ("/oauth/start", "get"),
+    ("/oauth/callback", "get"),
+    ("/tweets", "post"),
+    ("/tweets", "get"),
+    ("/tweets/{tweet_id}", "get"),
+    ("/tweets/{tweet_id}", "delete"),
+    ("/tweets/{tweet_id}/metrics", "get"),
+    ("/engagement/{endpoint}", "post"),
+}
+
+
+def test_committed_openapi_json_matches_the_routes() -> None:
+    # Given the committed file and the document the routes produce now
+    # When they are compared
+    # Then they are identical (run `make openapi` after changing a route or model)
+    assert OPENAPI_PATH.read_text(encoding="utf-8") == render(), "openapi.json drifted: run `make openapi`"
+    assert main(["--check"]) == 0
+
+
+def test_every_route_is_documented_with_its_models() -> None:
+    document = json.loads(render())
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert operations == EXPECTED_OPERATIONS
+    metrics = document["paths"]["/tweets/{tweet_id}/metrics"]["get"]
+    assert set(metrics["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    assert metrics["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
+    assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[0-9]{1,19}$"
+    token = document["components"]["schemas"]["AccountTokensIn"]["properties"]["access_token"]
+    assert token.get("format") == "password" and token.get("writeOnly") is True
+
+
+def test_get_openapi_json_serves_the_same_document(api: ApiCaller) -> None:
+    reply = api("GET", "/openapi.json")
+    assert reply.status == 200
+    assert reply.json() == json.loads(render())
+
+
+def test_unknown_route_is_a_json_404(api: ApiCaller) -> None:
+    # Given no such route (or no such method on a route)
+    # When they are called
+    missing = api("GET", "/nothing/here")
+    wrong_method = api("PATCH", "/accounts")
+
+    # Then the answer is the API's error format naming the route
+    assert missing.status == 404 and missing.error_code == "route_not_found"
+    assert missing.json()["error"]["message"] == "no route GET /nothing/here"
+    assert wrong_method.status == 404 and wrong_method.error_code == "route_not_found"
