@@ -1,0 +1,277 @@
+"""`python -m local.run` (`make run`): the whole collector on loopback, no Docker, no AWS account.
+
+Starts the Engagement API emulator (unless ENGAGEMENT_API_URL points elsewhere), moto server with the
+template's tables/queues/secret, a warm worker per function, the schedules, the SQS poller and the REST API;
+seeds a demo account and tracked Posts; runs a first collection and prints what landed; then keeps running
+until Ctrl-C / SIGTERM. Every setting is an environment variable, documented in local/stack/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from local.stack.seed import SeedAccount, SeedPlan, seed_stack
+from local.stack.stack import LocalStack, StackSettings
+from local.stack.summary import CollectionSummary, format_summary, summarize
+from local.stack.triggers import iso_utc
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ENGAGEMENT_API_URL = "https://data-api.x.com"
+DEFAULT_X_API_URL = "https://api.x.com"
+SEED_FUNCTION = "ApiFunction"  # its environment has every table and the secret prefix
+
+
+class ConfigError(ValueError):
+    """A LOCAL_*/port variable has a value the stack cannot use; the message names the variable."""
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {value}")
+    return value
+
+
+def _flag_env(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    template: Path
+    state_dir: Path
+    api_port: int
+    moto_port: int
+    emulator_port: int
+    engagement_api_url: str | None  # None: start the emulator
+    x_api_url: str | None
+    run_schedules: bool
+    schedule_speed: float
+    seed: bool
+    run_once: bool
+    first_collection_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunConfig:
+        try:
+            speed = float(env.get("LOCAL_SCHEDULE_SPEED", "") or 1)
+            timeout = float(env.get("LOCAL_FIRST_COLLECTION_TIMEOUT", "") or 180)
+        except ValueError as error:
+            raise ConfigError(
+                f"LOCAL_SCHEDULE_SPEED / LOCAL_FIRST_COLLECTION_TIMEOUT must be numbers: {error}"
+            ) from None
+        if speed <= 0:
+            raise ConfigError(f"LOCAL_SCHEDULE_SPEED must be positive, got {speed}")
+        return cls(
+            template=Path(env.get("LOCAL_TEMPLATE") or REPO_ROOT / "template.yaml"),
+            state_dir=Path(env.get("LOCAL_STATE_DIR") or REPO_ROOT / ".local-state"),
+            api_port=_int_env(env, "API_PORT", 3000),
+            moto_port=_int_env(env, "MOTO_PORT", 5005),
+            emulator_port=_int_env(env, "EMULATOR_PORT", 8088),
+            engagement_api_url=env.get("ENGAGEMENT_API_URL") or None,
+            x_api_url=env.get("X_API_URL") or None,
+            run_schedules=_flag_env(env, "LOCAL_SCHEDULES", True),
+            schedule_speed=speed,
+            seed=_flag_env(env, "LOCAL_SEED", True),
+            run_once=_flag_env(env, "LOCAL_RUN_ONCE", False),
+            first_collection_timeout=timeout,
+        )
+
+
+def app_secret_value(env: Mapping[str, str], demo_app: Any | None) -> dict[str, str] | None:
+    """Real app credentials from X_CONSUMER_KEY/X_CONSUMER_SECRET/X_BEARER_TOKEN, else the emulator's demo ones."""
+    names = ("X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_BEARER_TOKEN")
+    if all(env.get(name) for name in names):
+        return {"consumer_key": env[names[0]], "consumer_secret": env[names[1]], "bearer_token": env[names[2]]}
+    if demo_app is not None:
+        return {
+            "consumer_key": demo_app.consumer_key,
+            "consumer_secret": demo_app.consumer_secret,
+            "bearer_token": demo_app.bearer_token,
+        }
+    return None
+
+
+def demo_seed_plan(world: Any, now: str) -> SeedPlan:
+    """The emulator's brand account with all its Posts (public, protected, deleted), plus another user's
+    public Posts tracked with the app token only."""
+    from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID
+
+    owner = world.users.get(BRAND_USER_ID) or next(iter(world.users.values()))
+    plan = SeedPlan(
+        now=now,
+        accounts=[SeedAccount(owner.user_id, owner.screen_name, owner.access_token, owner.access_token_secret)],
+    )
+    plan.posts_by_account[owner.user_id] = [post.tweet_id for post in world.posts_of(owner.user_id)]
+    public_only = [post.tweet_id for post in world.posts_of(UNRELATED_USER_ID) if post.state == "public"]
+    plan.posts_by_account[""] = public_only
+    return plan
+
+
+def collect_once(
+    stack: LocalStack, out: TextIO, *, timeout: float, scheduled_time: str | None = None
+) -> CollectionSummary:
+    """Fire every schedule once, wait until the collector has drained the queue, summarise what landed."""
+    assert stack.schedules is not None
+    scheduled = scheduled_time or iso_utc(datetime.now(UTC))
+    ticks = []
+    for target in stack.schedules.targets:
+        if not target.enabled:
+            continue
+        print(f"  firing {target.event_name} (scheduled_time {scheduled}) ...", file=out, flush=True)
+        ticks.append(stack.schedules.fire(target, scheduled))
+    deadline = time.monotonic() + timeout
+    drained = False
+    last_line = ""
+    while time.monotonic() < deadline:
+        depths = {poller.function_id: stack.queue_depth(poller.queue_url) for poller in stack.pollers}
+        busy = any(poller.busy for poller in stack.pollers)
+        stats = [poller.stats for poller in stack.pollers]
+        line = (
+            f"  queue {sum(depths.values())} waiting/in flight | collector {sum(s.batches for s in stats)} batches, "
+            f"{sum(s.messages for s in stats)} messages, {sum(s.deleted for s in stats)} done"
+        )
+        if line != last_line:
+            print(line, file=out, flush=True)
+            last_line = line
+        if not busy and sum(depths.values()) == 0:
+            drained = True
+            break
+        time.sleep(0.5)
+    if not drained:
+        print(f"  the queue did not drain within {timeout:.0f} s (failed messages wait for redelivery)", file=out)
+    summary = summarize(stack, ticks)
+    summary.sqs["drained"] = int(drained)
+    return summary
+
+
+def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path) -> str:
+    api = stack.api.url if stack.api else "(no API)"
+    metrics_table = stack.ids.ref("MetricsTable") if "MetricsTable" in stack.ids.resources else "<table>"
+    lines = [
+        "",
+        "== local stack ==",
+        f"  moto server         {stack.endpoint_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)",
+        f"  Engagement API      {emulator_url or 'external'}",
+        f"  REST API            {api}",
+        f"  state               {state_file}",
+        f"  function logs       {state_file.parent / 'logs'}/<LogicalId>.log",
+        "== try ==",
+        f"  curl -s {api}/accounts",
+        f"  curl -s '{api}/tweets?account_id=1000000001'",
+        f"  curl -s '{api}/tweets/<tweet_id>/metrics?endpoint=totals'",
+        "  make invoke FUNCTION=PlannerFunction EVENT=events/<schedule event>.json",
+        f"  AWS_ENDPOINT_URL={stack.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"aws dynamodb scan --table-name {metrics_table} --max-items 3",
+    ]
+    return "\n".join(lines)
+
+
+def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) -> int:
+    env = dict(os.environ if env is None else env)
+    try:
+        config = RunConfig.from_env(env)
+    except ConfigError as error:
+        print(f"local.run: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signal_number, lambda *_: stop.set())
+
+    emulator = None
+    stack: LocalStack | None = None
+    state_file = config.state_dir / "stack.json"
+    try:
+        engagement_url, x_url, demo_app = config.engagement_api_url, config.x_api_url, None
+        if engagement_url is None:
+            from local.emulator import EmulatorServer
+
+            emulator = EmulatorServer(port=config.emulator_port).start()
+            engagement_url = x_url = emulator.url
+            demo_app = emulator.world.app
+            print(f"emulator: {emulator.url}", file=out, flush=True)
+        x_url = x_url or DEFAULT_X_API_URL
+        secret = app_secret_value(env, demo_app)
+        if secret is None:
+            print(
+                "warning: no X_CONSUMER_KEY/X_CONSUMER_SECRET/X_BEARER_TOKEN; the app secret keeps its placeholder",
+                file=out,
+            )
+        stack = LocalStack(
+            StackSettings(
+                template_path=config.template,
+                moto_port=config.moto_port,
+                api_port=config.api_port,
+                schedule_speed=config.schedule_speed,
+                environment_overrides={"ENGAGEMENT_API_URL": engagement_url, "X_API_URL": x_url},
+                app_secret_value=secret,
+                log_dir=config.state_dir / "logs",
+            )
+        )
+        print("starting moto server, resources and function workers ...", file=out, flush=True)
+        stack.start()
+        if config.seed and emulator is not None:
+            now = iso_utc(datetime.now(UTC).replace(second=0))
+            counts = seed_stack(stack.specs[SEED_FUNCTION], demo_seed_plan(emulator.world, now))
+            print(f"seeded {counts['accounts']} account(s) and {counts['posts']} tracked Posts", file=out, flush=True)
+        stack.write_state(
+            state_file,
+            {
+                "pid": os.getpid(),
+                "emulator_url": emulator.url if emulator else None,
+                "engagement_api_url": engagement_url,
+            },
+        )
+        print(endpoints_text(stack, emulator.url if emulator else None, state_file), file=out, flush=True)
+        print("\nfirst collection:", file=out, flush=True)
+        summary = collect_once(stack, out, timeout=config.first_collection_timeout)
+        print(format_summary(summary), file=out, flush=True)
+        if config.run_once:
+            print(f"\nfirst collection {'landed' if summary.landed else 'did NOT land'}", file=out, flush=True)
+            return 0 if summary.landed else 1
+        if config.run_schedules:
+            assert stack.schedules is not None
+            stack.schedules.start()
+            print(f"\nschedules running (speed x{config.schedule_speed:g}); Ctrl-C to stop", file=out, flush=True)
+        else:
+            print("\nschedules off (LOCAL_SCHEDULES=0); Ctrl-C to stop", file=out, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("\nstopping ...", file=out, flush=True)
+        return 0
+    except OSError as error:
+        print(f"local.run: {error} (is a port in use? set API_PORT/MOTO_PORT/EMULATOR_PORT)", file=sys.stderr)
+        return 2
+    finally:
+        if stack is not None:
+            stack.stop()
+        if emulator is not None:
+            emulator.stop()
+        state_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
