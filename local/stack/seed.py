@@ -86,7 +86,7 @@ def _write(plan: dict[str, Any]) -> dict[str, int]:
         registry.put_account(account["user_id"], account["screen_name"], now=plan["now"])
     posts = 0
     for account_id, tweet_ids in plan["posts_by_account"].items():
-        posts += registry.track_posts(tweet_ids, account_id or None, now=plan["now"])
+        posts += len(registry.track_posts(tweet_ids, account_id or None, now=plan["now"]))
     return {"accounts": len(plan["accounts"]), "posts": posts}
 
 

@@ -70,6 +70,7 @@ INTENDED_STATEMENTS: dict[str, set[tuple[str, str]]] = {
             (action, resource)
             for action in (
                 "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
                 "dynamodb:Query",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",

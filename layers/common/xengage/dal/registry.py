@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -10,7 +10,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.aws import dynamodb_table
+from xengage.dal.aws import dynamodb_resource, dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, plain, query_pages
 from xengage.timeutil import snowflake_created_at, to_iso
 
@@ -21,6 +21,8 @@ ACCOUNT_NEEDS_REAUTH: Final = "needs_reauth"
 ACCOUNT_STATUSES: Final = frozenset({ACCOUNT_ACTIVE, ACCOUNT_NEEDS_REAUTH})
 
 _LIST_CURSOR_KEYS: Final = frozenset({"pk", "sk", "list_pk", "list_sk"})
+BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem keys per call
+MAX_UNPROCESSED_ROUNDS: Final = 8
 
 
 class NotFound(LookupError):
@@ -85,6 +87,37 @@ def _post_key(tweet_id: str) -> dict[str, str]:
 
 def _due_key(tweet_id: str, endpoint: Endpoint) -> dict[str, str]:
     return {"pk": f"POST#{tweet_id}", "sk": f"DUE#{endpoint.value}"}
+
+
+def post_items(tweet_id: str, account_id: str | None, *, now: str) -> list[dict[str, Any]]:
+    """The Post item and its due markers (one per endpoint it is collected on), each due at `now`."""
+    if not tweet_id.isdigit():
+        raise ValueError(f"tweet id must be a string of digits, not {tweet_id!r}")
+    account = account_id or ""
+    items: list[dict[str, Any]] = [
+        {
+            **_post_key(tweet_id),
+            "tweet_id": tweet_id,
+            "account_id": account,
+            "created_at": to_iso(snowflake_created_at(tweet_id)),
+            "tracked_at": now,
+            "list_pk": f"POSTS#{account or APP_CONTEXT}",
+            "list_sk": tweet_id,
+        }
+    ]
+    for endpoint in endpoints_for(account):
+        items.append(
+            {
+                **_due_key(tweet_id, endpoint),
+                "tweet_id": tweet_id,
+                "account_id": account,
+                "endpoint": endpoint.value,
+                "next_due_at": now,
+                "due_pk": f"DUE#{endpoint.value}#{due_shard(tweet_id)}",
+                "due_sk": f"{now}#{tweet_id}",
+            }
+        )
+    return items
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
@@ -222,42 +255,50 @@ class RegistryDal:
         Adds the due markers missing for its endpoints (/totals always; /28hr and /historical with an account),
         each due at `now` so the next tick collects it.
         """
-        if not tweet_id.isdigit():
-            raise ValueError(f"tweet id must be a string of digits, not {tweet_id!r}")
-        account = account_id or ""
-        item = {
-            **_post_key(tweet_id),
-            "tweet_id": tweet_id,
-            "account_id": account,
-            "created_at": to_iso(snowflake_created_at(tweet_id)),
-            "tracked_at": now,
-            "list_pk": f"POSTS#{account or APP_CONTEXT}",
-            "list_sk": tweet_id,
-        }
-        self._put_if_absent(item)
-        for endpoint in endpoints_for(account):
-            self._put_if_absent(
-                {
-                    **_due_key(tweet_id, endpoint),
-                    "tweet_id": tweet_id,
-                    "account_id": account,
-                    "endpoint": endpoint.value,
-                    "next_due_at": now,
-                    "due_pk": f"DUE#{endpoint.value}#{due_shard(tweet_id)}",
-                    "due_sk": f"{now}#{tweet_id}",
-                }
-            )
+        for item in post_items(tweet_id, account_id, now=now):
+            self._put_if_absent(item)
         post = self.get_post(tweet_id)
         assert post is not None  # just written (or already there)
         return post
 
-    def track_posts(self, tweet_ids: Iterable[str], account_id: str | None, *, now: str) -> int:
-        """Track many Posts; returns how many were processed."""
-        tracked = 0
-        for tweet_id in tweet_ids:
-            self.track_post(tweet_id, account_id, now=now)
-            tracked += 1
-        return tracked
+    def get_posts(self, tweet_ids: Sequence[str]) -> dict[str, TrackedPost]:
+        """The tracked Posts among `tweet_ids` (absent ids are simply missing), strongly consistent.
+
+        BatchGetItem, 100 keys a call: a 250-id request costs 3 calls instead of 250 GetItems.
+        """
+        found: dict[str, TrackedPost] = {}
+        resource = dynamodb_resource()
+        unique = list(dict.fromkeys(tweet_ids))
+        for offset in range(0, len(unique), BATCH_GET_MAX):
+            keys = [_post_key(tweet_id) for tweet_id in unique[offset : offset + BATCH_GET_MAX]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            for _ in range(MAX_UNPROCESSED_ROUNDS):
+                response = resource.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    post = _post_from(item)
+                    found[post.tweet_id] = post
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError(f"BatchGetItem on {self.table_name} kept returning UnprocessedKeys")
+        return found
+
+    def track_posts(self, tweet_ids: Sequence[str], account_id: str | None, *, now: str) -> list[str]:
+        """Track many Posts in bulk; returns the ids that were not tracked before (already tracked ones are kept).
+
+        Reads which are tracked (BatchGetItem), then writes only the others with BatchWriteItem (25 items a call).
+        BatchWriteItem has no conditions, so a Post tracked between the read and the write by a concurrent call
+        is written again with the same keys: its due markers restart at `now`, nothing is duplicated.
+        """
+        unique = list(dict.fromkeys(tweet_ids))
+        existing = self.get_posts(unique)
+        new_ids = [tweet_id for tweet_id in unique if tweet_id not in existing]
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for tweet_id in new_ids:
+                for item in post_items(tweet_id, account_id, now=now):
+                    batch.put_item(Item=item)
+        return new_ids
 
     def _put_if_absent(self, item: dict[str, Any]) -> bool:
         try:

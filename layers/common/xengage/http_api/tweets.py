@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import api_queries
 from xengage.dal.registry import TrackedPost
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
@@ -57,7 +56,7 @@ def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
         require_account(account_id)
     registry = context.registry()
     unique_ids = list(dict.fromkeys(tweet_ids))
-    existing = api_queries.get_posts(registry, unique_ids)
+    existing = registry.get_posts(unique_ids)
     conflicts = [tweet_id for tweet_id, post in existing.items() if post.account_id != (account_id or "")]
     if conflicts:
         raise ApiError(
@@ -67,14 +66,12 @@ def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
             + ", ".join(sorted(conflicts)[:10]),
         )
     now = to_iso(utc_now())
-    new_ids = [tweet_id for tweet_id in unique_ids if tweet_id not in existing]
-    api_queries.track_new_posts(registry, new_ids, account_id, now=now)
-    account = account_id or ""
+    new_ids = set(registry.track_posts([i for i in unique_ids if i not in existing], account_id, now=now))
     tracked = [
         existing.get(tweet_id)
         or TrackedPost(
             tweet_id=tweet_id,
-            account_id=account,
+            account_id=account_id or "",
             created_at=to_iso(snowflake_created_at(tweet_id)),
             tracked_at=now,
         )
