@@ -115,6 +115,26 @@ def test_historical_window_end_becomes_the_next_start(aws):
     assert marker.next_due_at == to_iso(TICK + timedelta(days=1))
 
 
+def test_historical_start_beyond_the_look_back_at_collection_time_is_clamped(aws):
+    # Given a Post a year old, planned at the tick from the oldest hour the look-back allowed then
+    client = FakeEngagementClient(series_hours=24 * 400)
+    ids = post_ids(1, age=timedelta(days=366))
+    start = HOUR - timedelta(days=365)
+    collected_at = TICK + timedelta(minutes=45)  # the message waited in the queue
+    deps = fake_deps(client, now=collected_at)
+    register_account(deps, "42")
+    deps.registry.track_posts(ids, "42", now=NOW)
+
+    # When it is collected 45 minutes later, when that hour has fallen out of the 365 days
+    summary = collect(_message(Endpoint.HISTORICAL, ids, "42", start=to_iso(start), end=to_iso(HOUR)), deps)
+
+    # Then the window starts at the first hour still served, and the Post is stored, not failed
+    assert client.calls[0].start == start + timedelta(hours=1)
+    assert client.calls[0].start >= collected_at - timedelta(days=365)
+    assert summary.counts == {"ok": 1}
+    assert summary.items_written == 365 * 24 - 1
+
+
 def test_every_post_ends_stored_or_with_a_reason(aws):
     # Given four Posts: ok, unavailable, protected, not_owned
     ids = post_ids(4)

@@ -17,6 +17,7 @@ from xengage.api_client.catalog import (
     Endpoint,
 )
 from xengage.api_client.errors import RequestValidationError
+from xengage.timeutil import ceil_hour, floor_hour
 
 # The one grouping the client asks for; its name comes back as the top-level key of the answer.
 GROUPING_NAME: Final = "per_tweet"
@@ -24,7 +25,6 @@ TOTALS_GROUP_BY: Final = ("tweet.id", "engagement.type")
 TIME_SERIES_GROUP_BY: Final = ("tweet.id", "engagement.type", "engagement.day", "engagement.hour")
 
 _TWEET_ID = re.compile(r"^[0-9]{1,19}$")
-_HOUR = timedelta(hours=1)
 CLOCK_SKEW_ALLOWANCE: Final = timedelta(seconds=30)
 
 
@@ -73,15 +73,6 @@ def batches(tweet_ids: Sequence[str], size: int) -> list[list[str]]:
     if size < 1:
         raise ValueError("batch size must be positive")
     return [list(tweet_ids[i : i + size]) for i in range(0, len(tweet_ids), size)]
-
-
-def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(moment: datetime) -> datetime:
-    floored = floor_hour(moment)
-    return floored if floored == moment else floored + _HOUR
 
 
 def historical_windows(

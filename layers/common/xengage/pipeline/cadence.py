@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from xengage.api_client.catalog import HISTORICAL_LOOKBACK, Endpoint
-from xengage.timeutil import floor_hour, post_age, snowflake_created_at
+from xengage.timeutil import ceil_hour, floor_hour, post_age, snowflake_created_at
 
 # The schedule's finest granularity is a minute, so "due a minute later" means "due at the next tick".
 NEXT_TICK: Final = timedelta(minutes=1)
@@ -52,9 +52,17 @@ def historical_window(
 ) -> tuple[datetime, datetime] | None:
     """The hours /historical should fetch at this tick, or None when there is no whole hour to fetch yet."""
     end = floor_hour(scheduled_time)
-    oldest_allowed = floor_hour(end - HISTORICAL_LOOKBACK)
     start = last_hour_collected if last_hour_collected is not None else floor_hour(snowflake_created_at(tweet_id))
-    start = max(start, oldest_allowed)
+    start = max(start, earliest_historical_start(scheduled_time))
     if start >= end:
         return None
     return start, end
+
+
+def earliest_historical_start(now: datetime) -> datetime:
+    """The oldest whole hour /historical still serves at `now`: the first hour boundary within 365 days.
+
+    The collector clamps a planned window to this again when it runs: a message planned at 06:00 and collected
+    at 06:45 would otherwise ask for 45 minutes beyond the look-back, which the API (and the client) refuse.
+    """
+    return ceil_hour(now - HISTORICAL_LOOKBACK)

@@ -23,7 +23,7 @@ from xengage.dal import MetricPoint, MetricsDal, NotFound, RegistryDal, StatusDa
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH
 from xengage.dal.secrets import SecretError, load_account_tokens, load_app_credentials
 from xengage.observability import count, logger
-from xengage.pipeline.cadence import next_due_at
+from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.messages import CollectMessage
 from xengage.settings import collector_settings
 from xengage.timeutil import floor_minute, to_iso, utc_now
@@ -154,9 +154,12 @@ def collect(message: CollectMessage, deps: CollectorDeps, *, advance_markers: bo
             )
     app = deps.load_app()  # a missing app secret is a deployment problem: let it raise and redeliver
 
+    start = message.start
+    if start is not None and message.endpoint is Endpoint.HISTORICAL:
+        start = max(start, earliest_historical_start(deps.now()))
     try:
         result = deps.client_factory(app).fetch(
-            message.endpoint, message.tweet_ids, user=user, start=message.start, end=message.end
+            message.endpoint, message.tweet_ids, user=user, start=start, end=message.end
         )
     except AuthError as exc:
         if message.account_id:
