@@ -23,6 +23,12 @@ FAKE_AWS_ENV = {
 }
 
 
+# Powertools reads these when its singletons are created, at import of xengage.observability (test collection),
+# before any fixture runs; the values the functions get from template.yaml Globals, named for tests.
+for _name in ("POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_TRACE_DISABLED"):
+    os.environ.setdefault(_name, FAKE_AWS_ENV[_name])
+
+
 def _clear_library_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
@@ -41,6 +47,9 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.setenv(name, value)
     yield
     _clear_library_caches()
+    from xengage.observability import metrics
+
+    metrics.clear_metrics()  # metrics a test added without a handler flushing them must not leak into the next
 
 
 @pytest.fixture
