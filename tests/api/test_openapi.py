@@ -21,6 +21,7 @@ EXPECTED_OPERATIONS = {
     ("/tweets/{tweet_id}", "delete"),
     ("/tweets/{tweet_id}/metrics", "get"),
     ("/engagement/{endpoint}", "post"),
+    ("/statuses/{status}", "get"),
 }
 
 

@@ -167,3 +167,45 @@ def test_untrack_keeps_data_unless_purge(api: ApiCaller) -> None:
 def test_untrack_unknown_post_is_404(api: ApiCaller) -> None:
     reply = api("DELETE", f"/tweets/{POST_A}")
     assert reply.status == 404
+
+
+def test_statuses_lists_posts_with_that_outcome_newest_first_across_pages(api: ApiCaller) -> None:
+    # Given three protected outcomes at different times and one ok outcome
+    statuses = status_dal()
+    statuses.record(
+        POST_A, Endpoint.TOTALS, "protected", at="2026-11-25T18:00:00Z", message="Tweet ID(s) are unavailable"
+    )
+    statuses.record(
+        POST_B, Endpoint.TOTALS, "protected", at="2026-11-25T19:00:00Z", message="Tweet ID(s) are unavailable"
+    )
+    statuses.record(POST_B, Endpoint.HOURLY_28HR, "protected", at="2026-11-25T20:00:00Z")
+    statuses.record("1021817816134156290", Endpoint.TOTALS, "ok", at="2026-11-25T21:00:00Z")
+
+    # When the protected ones are listed two at a time
+    first = api("GET", "/statuses/protected", query={"limit": "2"}).json()
+    second = api("GET", "/statuses/protected", query={"limit": "2", "cursor": first["next_cursor"]}).json()
+
+    # Then they come newest first with their endpoint and reason, and the ok one is not among them
+    entries = first["posts"] + second["posts"]
+    assert [(e["tweet_id"], e["endpoint"], e["last_seen_at"]) for e in entries] == [
+        (POST_B, "28hr", "2026-11-25T20:00:00Z"),
+        (POST_B, "totals", "2026-11-25T19:00:00Z"),
+        (POST_A, "totals", "2026-11-25T18:00:00Z"),
+    ]
+    assert entries[-1]["reason_code"] == "protected" and entries[-1]["message"] == "Tweet ID(s) are unavailable"
+    assert second["next_cursor"] is None
+
+
+def test_statuses_refuses_an_unknown_status_and_knows_every_reason(api: ApiCaller) -> None:
+    # Given the outcomes the collector records (ok and every Reason)
+    from typing import get_args
+
+    from xengage.dal.status import KNOWN_STATUSES
+    from xengage.http_api.models import StatusName
+
+    # When an unknown one is asked for
+    reply = api("GET", "/statuses/lost")
+
+    # Then 422 names the path field, and the route accepts exactly the recorded outcomes
+    assert reply.status == 422 and "status" in reply.json()["error"]["message"]
+    assert set(get_args(StatusName)) == KNOWN_STATUSES

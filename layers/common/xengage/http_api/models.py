@@ -104,6 +104,20 @@ class EndpointStatusOut(_Model):
     last_ok_at: Timestamp | None = None
 
 
+# The outcomes a Post can have (STATUS_OK and every catalog.Reason; a test keeps them equal).
+StatusName = Literal["ok", "unavailable", "protected", "not_owned", "unsupported_metric", "auth_failed", "failed"]
+
+
+class StatusEntryOut(EndpointStatusOut):
+    tweet_id: TweetId
+
+
+class StatusPage(_Model):
+    status: str
+    posts: list[StatusEntryOut] = Field(description="newest last_seen_at first")
+    next_cursor: str | None
+
+
 class CollectionOut(_Model):
     endpoint: Endpoint
     next_due_at: Timestamp | None = None

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage.api_client.catalog import Endpoint
+from xengage.dal.status import PostStatus
 from xengage.dal.registry import TrackedPost
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
@@ -20,6 +21,9 @@ from xengage.http_api.models import (
     EndpointStatusOut,
     PostDetailOut,
     PostPage,
+    StatusEntryOut,
+    StatusName,
+    StatusPage,
     TrackedPostOut,
     TrackIn,
     TrackOut,
@@ -81,6 +85,18 @@ def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
     return TrackOut(tracked=[tracked_out(post) for post in tracked], newly_tracked=len(new_ids))
 
 
+def status_out(status: PostStatus) -> EndpointStatusOut:
+    return EndpointStatusOut(
+        endpoint=status.endpoint,
+        status=status.status,
+        reason_code=status.reason_code,
+        message=status.message,
+        first_seen_at=status.first_seen_at,
+        last_seen_at=status.last_seen_at,
+        last_ok_at=status.last_ok_at,
+    )
+
+
 def post_detail(tweet_id: str) -> PostDetailOut:
     post = require_post(tweet_id)
     registry = context.registry()
@@ -96,18 +112,7 @@ def post_detail(tweet_id: str) -> PostDetailOut:
         **tracked_out(post).model_dump(),
         latest_totals=post.latest_totals,
         latest_totals_at=post.latest_totals_at,
-        availability=[
-            EndpointStatusOut(
-                endpoint=status.endpoint,
-                status=status.status,
-                reason_code=status.reason_code,
-                message=status.message,
-                first_seen_at=status.first_seen_at,
-                last_seen_at=status.last_seen_at,
-                last_ok_at=status.last_ok_at,
-            )
-            for status in statuses
-        ],
+        availability=[status_out(status) for status in statuses],
         collection=collection,
     )
 
@@ -168,3 +173,23 @@ def delete_tweet(
     purge: Annotated[bool, Query(description="also delete its stored metrics and statuses")] = False,
 ) -> UntrackOut:
     return untrack(tweet_id, purge=purge)
+
+
+@router.get(
+    "/statuses/<status>",
+    summary="Posts whose last collection ended with this status (e.g. protected), newest first",
+    description="One entry per Post and endpoint, from the StatusIndex: what needs attention after a run "
+    "(`unavailable`, `protected`, `not_owned`, `unsupported_metric`, `auth_failed`, `failed`), or `ok`.",
+    tags=["tweets"],
+)
+def list_statuses(
+    status: Annotated[StatusName, Path(description="ok or a reason code")],
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=250)] = 50,
+) -> StatusPage:
+    page = context.status_store().query_by_status(status, limit=limit, cursor=cursor)
+    return StatusPage(
+        status=status,
+        posts=[StatusEntryOut(tweet_id=entry.tweet_id, **status_out(entry).model_dump()) for entry in page.items],
+        next_cursor=page.cursor,
+    )
