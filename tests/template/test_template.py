@@ -67,25 +67,24 @@ INTENDED_STATEMENTS: dict[str, set[tuple[str, str]]] = {
     },
     "ApiFunction": {
         *(
-            (action, resource)
+            (action, "RegistryTable.Arn")
             for action in (
                 "dynamodb:GetItem",
                 "dynamodb:BatchGetItem",
                 "dynamodb:Query",
-                "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:BatchWriteItem",
             )
-            for resource in ("RegistryTable.Arn", "${RegistryTable.Arn}/index/ListIndex")
         ),
+        ("dynamodb:Query", "${RegistryTable.Arn}/index/ListIndex"),
         ("dynamodb:Query", "MetricsTable.Arn"),
         ("dynamodb:BatchWriteItem", "MetricsTable.Arn"),
         *(
-            (action, resource)
+            (action, "StatusTable.Arn")
             for action in ("dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem")
-            for resource in ("StatusTable.Arn", "${StatusTable.Arn}/index/StatusIndex")
         ),
+        ("dynamodb:Query", "${StatusTable.Arn}/index/StatusIndex"),
         ("secretsmanager:GetSecretValue", "AppSecret"),
         *(
             (action, resource)
