@@ -611,6 +611,14 @@ def match_route(routes: list[ApiRoute], method: str, path: str) -> tuple[ApiRout
     return None
 
 
+def forwarded_headers(headers: list[tuple[str, str]], client_ip: str, port: int) -> list[tuple[str, str]]:
+    """The request headers plus the X-Forwarded-* ones API Gateway adds (here plain http on loopback), so code
+    that builds its own URLs (the OAuth callback) gets the scheme and port the caller used."""
+    added = [("X-Forwarded-For", client_ip), ("X-Forwarded-Port", str(port)), ("X-Forwarded-Proto", "http")]
+    names = {name.lower() for name, _ in added}
+    return [(name, value) for name, value in headers if name.lower() not in names] + added
+
+
 def proxy_event(
     route: ApiRoute,
     *,
@@ -743,7 +751,7 @@ class ApiServer:
                         route,
                         method=self.command,
                         raw_path=self.path,
-                        headers=list(self.headers.items()),
+                        headers=forwarded_headers(list(self.headers.items()), self.client_address[0], api.port),
                         body=body,
                         path_parameters=parameters,
                         source_ip=self.client_address[0],

@@ -162,6 +162,10 @@ def test_api_request_becomes_a_rest_proxy_event(fixture_stack: LocalStack):
     assert event["queryStringParameters"] == {"x": "2", "y": "3"}
     assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": ["3"]}
     assert event["headers"]["X-Trace"] == "t"
+    # And, as API Gateway does, the X-Forwarded-* headers say how the caller came in (plain http locally)
+    assert event["headers"]["X-Forwarded-Proto"] == "http"
+    assert event["headers"]["X-Forwarded-Port"] == str(fixture_stack.api.port)
+    assert event["headers"]["X-Forwarded-For"] == "127.0.0.1"
     assert event["requestContext"]["stage"] == "v1"
     assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
     assert event["body"] is None and event["isBase64Encoded"] is False
