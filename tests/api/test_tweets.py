@@ -209,3 +209,17 @@ def test_statuses_refuses_an_unknown_status_and_knows_every_reason(api: ApiCalle
     # Then 422 names the path field, and the route accepts exactly the recorded outcomes
     assert reply.status == 422 and "status" in reply.json()["error"]["message"]
     assert set(get_args(StatusName)) == KNOWN_STATUSES
+
+
+def test_listing_newest_first_pages_in_creation_order(api: ApiCaller) -> None:
+    # Given three app Posts created one after another (snowflake ids grow with time)
+    ids = ["1021817816134156288", "1121817816134156288", "1221817816134156288"]
+    api("POST", "/tweets", body={"tweet_ids": ids})
+
+    # When they are listed newest first, two per page
+    first = api("GET", "/tweets", query={"order": "newest", "limit": "2"}).json()
+    second = api("GET", "/tweets", query={"order": "newest", "limit": "2", "cursor": first["next_cursor"]}).json()
+
+    # Then the newest comes first and the cursor continues in the same order; a bad order is refused
+    assert [p["tweet_id"] for p in first["posts"] + second["posts"]] == ids[::-1]
+    assert api("GET", "/tweets", query={"order": "random"}).status == 422

@@ -329,9 +329,14 @@ class RegistryDal:
         item = self.table.get_item(Key=_post_key(tweet_id), ConsistentRead=True).get("Item")
         return _post_from(item) if item else None
 
-    def list_posts(self, account_id: str | None, *, limit: int = 50, cursor: str | None = None) -> Page[TrackedPost]:
-        """Posts of one account, or of the app (account_id None or "") — ordered by tweet id."""
-        return self._list_page(f"POSTS#{account_id or APP_CONTEXT}", _post_from, limit=limit, cursor=cursor)
+    def list_posts(
+        self, account_id: str | None, *, limit: int = 50, cursor: str | None = None, newest_first: bool = False
+    ) -> Page[TrackedPost]:
+        """Posts of one account, or of the app (account_id None or ""), by tweet id: ids are snowflakes, so that is
+        creation order (oldest first, or newest first)."""
+        return self._list_page(
+            f"POSTS#{account_id or APP_CONTEXT}", _post_from, limit=limit, cursor=cursor, descending=newest_first
+        )
 
     def update_latest_totals(self, tweet_id: str, totals: Mapping[str, int], *, at: str) -> None:
         """Keep the newest /totals snapshot on the Post (never older: a late redelivery does not win)."""
@@ -407,13 +412,16 @@ class RegistryDal:
 
     # --- shared -----------------------------------------------------------------------------------------------
 
-    def _list_page(self, list_pk: str, convert: Any, *, limit: int, cursor: str | None) -> Page[Any]:
+    def _list_page(
+        self, list_pk: str, convert: Any, *, limit: int, cursor: str | None, descending: bool = False
+    ) -> Page[Any]:
         if not 1 <= limit <= 1000:
             raise ValueError(f"limit must be between 1 and 1000, not {limit}")
         kwargs: dict[str, Any] = {
             "IndexName": "ListIndex",
             "KeyConditionExpression": Key("list_pk").eq(list_pk),
             "Limit": limit,
+            "ScanIndexForward": not descending,
         }
         start = decode_cursor(cursor, required_keys=_LIST_CURSOR_KEYS)
         if start:

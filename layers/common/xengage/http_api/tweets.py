@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.status import PostStatus
 from xengage.dal.registry import TrackedPost
+from xengage.dal.status import PostStatus
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, documented_errors, not_found
@@ -145,10 +145,13 @@ def list_tweets(
     ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=250)] = 50,
+    order: Annotated[
+        Literal["oldest", "newest"], Query(description="by creation time (the snowflake id); keep it across pages")
+    ] = "oldest",
 ) -> PostPage:
     if account_id:
         require_account(account_id)
-    page = context.registry().list_posts(account_id, limit=limit, cursor=cursor)
+    page = context.registry().list_posts(account_id, limit=limit, cursor=cursor, newest_first=order == "newest")
     return PostPage(posts=[tracked_out(post) for post in page.items], next_cursor=page.cursor)
 
 
