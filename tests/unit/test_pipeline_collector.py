@@ -95,6 +95,22 @@ def test_owned_posts_are_signed_with_the_accounts_tokens(aws):
     assert marker.next_due_at == to_iso(TICK + timedelta(hours=1))
 
 
+def test_hours_before_the_post_existed_are_not_stored(aws):
+    # Given a Post created 2 hours ago (16:15) and a /28hr answer with zeros for the 5 hours before the tick
+    client = FakeEngagementClient(series_hours=5)
+    deps = fake_deps(client)
+    register_account(deps, "42")
+    ids = post_ids(1, age=timedelta(hours=2))
+    deps.registry.track_posts(ids, "42", now=NOW)
+
+    # When it is collected
+    summary = collect(_message(Endpoint.HOURLY_28HR, ids, "42"), deps)
+
+    # Then only its creation hour and the ones after it are stored
+    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#28hr", to_iso(HOUR - timedelta(hours=n))) for n in (2, 1)]
+    assert summary.items_written == 2 and summary.counts == {"ok": 1}
+
+
 def test_historical_window_end_becomes_the_next_start(aws):
     # Given an owned Post and a /historical message for the last 5 hours
     client = FakeEngagementClient(series_hours=24)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
@@ -16,7 +15,6 @@ from xengage.api_client.credentials import UserTokens
 from xengage.api_client.errors import AuthError
 from xengage.api_client.models import EngagementResult, PostMetrics
 from xengage.dal import secrets
-from xengage.dal.metrics import MetricPoint as StoredPoint
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
 from xengage.http_api import context
@@ -25,6 +23,7 @@ from xengage.http_api.errors import ApiError, bad_request, documented_errors
 from xengage.http_api.models import LivePostResult, LiveQueryIn, LiveQueryOut, MetricPoint
 from xengage.http_api.params import check_historical_window, metric_names, parse_range
 from xengage.observability import logger
+from xengage.pipeline.collector import metric_points, post_hours
 from xengage.timeutil import floor_minute, to_iso, utc_now
 
 router = Router()
@@ -59,18 +58,6 @@ def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[d
     return start, end
 
 
-def stored_points_of(
-    endpoint: Endpoint, post: PostMetrics, *, snapshot_at: str, collected_at: str, account_id: str
-) -> Iterator[StoredPoint]:
-    """The MetricsTable items the collector writes for the same answer (keys from docs/DESIGN.md)."""
-    if endpoint is Endpoint.TOTALS:
-        if post.totals:
-            yield StoredPoint(post.tweet_id, endpoint, snapshot_at, dict(post.totals), collected_at, account_id)
-        return
-    for hour, values in post.hourly.items():
-        yield StoredPoint(post.tweet_id, endpoint, to_iso(hour), dict(values), collected_at, account_id)
-
-
 def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
     collected_at = to_iso(now)
     snapshot_at = to_iso(floor_minute(now))
@@ -78,7 +65,7 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
         point
         for post in result.posts.values()
         if post.ok
-        for point in stored_points_of(
+        for point in metric_points(
             result.endpoint, post, snapshot_at=snapshot_at, collected_at=collected_at, account_id=account_id
         )
     ]
@@ -98,7 +85,7 @@ def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
         return LivePostResult(status=post.status, reason=post.reason)
     if endpoint is Endpoint.TOTALS:
         return LivePostResult(status=STATUS_OK, metrics=dict(post.totals))
-    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in sorted(post.hourly.items())]
+    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in post_hours(post)]
     return LivePostResult(status=STATUS_OK, metrics=dict(post.totals) or None, points=points)
 
 

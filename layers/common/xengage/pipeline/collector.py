@@ -26,7 +26,7 @@ from xengage.observability import count, logger
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.messages import CollectMessage
 from xengage.settings import collector_settings
-from xengage.timeutil import floor_minute, to_iso, utc_now
+from xengage.timeutil import floor_hour, floor_minute, snowflake_created_at, to_iso, utc_now
 
 NEEDS_REAUTH_MESSAGE = "account needs re-authorization"
 
@@ -271,17 +271,34 @@ def _every_requested_post(message: CollectMessage, result: EngagementResult) -> 
     return posts
 
 
+def metric_points(
+    endpoint: Endpoint, post: PostMetrics, *, snapshot_at: str, collected_at: str, account_id: str
+) -> Iterator[MetricPoint]:
+    """The MetricsTable items of one Post's answer: one /totals snapshot at `snapshot_at`, or one per hour.
+
+    Hours before the Post's creation hour (a /28hr window reaches back 28 h, a new Post is younger) are dropped:
+    nothing happened then, and the API answers them with zeros.
+    """
+    if endpoint is Endpoint.TOTALS:
+        if post.totals:
+            yield MetricPoint(post.tweet_id, endpoint, snapshot_at, dict(post.totals), collected_at, account_id)
+        return
+    for hour, values in post_hours(post):
+        yield MetricPoint(post.tweet_id, endpoint, to_iso(hour), dict(values), collected_at, account_id)
+
+
+def post_hours(post: PostMetrics) -> list[tuple[datetime, dict[str, int]]]:
+    """A Post's hour buckets from its creation hour on, oldest first."""
+    created = floor_hour(snowflake_created_at(post.tweet_id))
+    return [(hour, values) for hour, values in sorted(post.hourly.items()) if hour >= created]
+
+
 def _points(message: CollectMessage, posts: Sequence[PostMetrics], at: str, collected_at: str) -> Iterator[MetricPoint]:
-    account_id = message.account_id or ""
     for post in posts:
-        if not post.ok:
-            continue
-        if message.endpoint is Endpoint.TOTALS:
-            if post.totals:
-                yield MetricPoint(post.tweet_id, message.endpoint, at, dict(post.totals), collected_at, account_id)
-            continue
-        for hour, values in post.hourly.items():
-            yield MetricPoint(post.tweet_id, message.endpoint, to_iso(hour), dict(values), collected_at, account_id)
+        if post.ok:
+            yield from metric_points(
+                message.endpoint, post, snapshot_at=at, collected_at=collected_at, account_id=message.account_id or ""
+            )
 
 
 def _last_hour(message: CollectMessage, post: PostMetrics) -> str | None:
