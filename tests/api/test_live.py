@@ -173,7 +173,8 @@ def _days_ago(days: float) -> str:
             "window_in_future",
             "end",
         ),
-        ("28hr", {"tweet_ids": ["1"]}, 400, "invalid_query", "user"),
+        ("28hr", {"tweet_ids": ["1"]}, 400, "account_required", "account_id"),
+        ("totals", {"tweet_ids": ["1"], "engagement_types": ["impressions"]}, 400, "account_required", "account_id"),
     ],
 )
 def test_bad_live_queries_are_refused_before_any_call(

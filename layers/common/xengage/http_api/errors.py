@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from xengage.api_client.errors import AuthError, MalformedResponse, RetriesExhausted
+from xengage.api_client.errors import AuthError, MalformedResponse, RetriesExhausted, UserContextRequired
 from xengage.api_client.errors import RequestValidationError as ClientValidationError
 from xengage.dal.paging import InvalidCursor
 from xengage.dal.registry import NotFound
@@ -88,6 +88,16 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(InvalidCursor)
     def _invalid_cursor(exc: InvalidCursor) -> Response:
         return error_response(HTTPStatus.BAD_REQUEST, "invalid_cursor", "cursor: not one this API handed out")
+
+    @app.exception_handler(UserContextRequired)
+    def _account_required(exc: UserContextRequired) -> Response:
+        # The client's message speaks of its own `user=` argument; the API caller knows it as account_id.
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "account_required",
+            "account_id: these metrics or endpoint need the Post owner's OAuth 1.0a tokens; "
+            "give the account_id of the registered account that owns the Posts",
+        )
 
     @app.exception_handler(ClientValidationError)
     def _client_rejected(exc: ClientValidationError) -> Response:
