@@ -110,7 +110,7 @@ INTENDED_EVENTS = {
         "HistoricalSchedule": "ScheduleV2",
     },
     "CollectorFunction": {"CollectBatches": "SQS"},
-    "ApiFunction": {"ProxyApi": "Api"},
+    "ApiFunction": {"ProxyApi": "Api", "OAuthCallback": "Api"},
 }
 SCHEDULES = {  # event -> (endpoint in Input, expression parameter, sample event file)
     "TotalsSchedule": ("totals", "TotalsScheduleExpression", "schedule_totals.json"),
@@ -405,6 +405,14 @@ def test_api_auth_follows_the_api_auth_type_parameter(template: dict[str, Any], 
         assert resources[logical_id]["Condition"] == "UseApiKeyAuth"
     proxy = resources["ApiFunction"]["Properties"]["Events"]["ProxyApi"]["Properties"]
     assert (proxy["Path"], proxy["Method"], proxy["RestApiId"]) == ("/{proxy+}", "ANY", {"Ref": "EngagementApi"})
+    # And the one open route is X's browser redirect to the OAuth callback (GET only), to the same function
+    paths = api["DefinitionBody"]["paths"]
+    assert set(paths) == {"/{proxy+}", "/oauth/callback"}
+    callback = paths["/oauth/callback"]
+    assert set(callback) == {"get"} and callback["get"]["security"] == []
+    assert callback["get"]["x-amazon-apigateway-integration"] == method["x-amazon-apigateway-integration"]
+    event = resources["ApiFunction"]["Properties"]["Events"]["OAuthCallback"]["Properties"]
+    assert (event["Path"], event["Method"]) == ("/oauth/callback", "GET")
 
 
 def test_layer_pins_equal_the_tested_versions() -> None:
