@@ -179,9 +179,12 @@ class WorkerDied(RuntimeError):
 class FunctionWorker:
     """A warm container for one function: a subprocess that imported the handler, invoked one event at a time."""
 
-    def __init__(self, spec: FunctionSpec, *, log_path: Path | None = None) -> None:
+    def __init__(self, spec: FunctionSpec, *, log_path: Path | None = None, log_fd: int | None = None) -> None:
+        """The worker's stdout and stderr are appended to `log_path`, else written to the open descriptor `log_fd`
+        (`make invoke` passes its stderr), else inherited."""
         self.spec = spec
         self.log_path = log_path
+        self.log_fd = log_fd
         self.invocations = 0
         self.cold_starts = 0
         self._lock = threading.Lock()
@@ -210,7 +213,7 @@ class FunctionWorker:
             "code_dir": self.spec.code_dir,
             "layer_dirs": self.spec.layer_dirs,
         }
-        output: Any = None
+        output: Any = self.log_fd
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = self.log_path.open("ab")
