@@ -5,6 +5,7 @@ VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+NODE_DEPS := local/dynamodb/node_modules/.installed
 export PYTHONPATH := $(CURDIR)/layers/common:$(CURDIR)
 # Offline-safe defaults for tools that look for AWS settings (nothing here talks to real AWS).
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -13,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?=
 EVENT ?=
 
-.PHONY: help venv sam-venv test lint format typecheck cfn-lint validate pytest build run emulator invoke bench openapi clean
+.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench openapi clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -31,7 +32,14 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements/sam.txt
 	touch $@
 
+# dynalite (npm) is the local stack's DynamoDB; without Node.js the stack falls back to moto's (slower queries).
+$(NODE_DEPS): local/dynamodb/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix local/dynamodb --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the local stack's DynamoDB falls back to moto"; fi
+
 venv: $(VENV)/.installed ## create .venv with the pinned dependencies
+node-deps: $(NODE_DEPS) ## install dynalite (the local stack's DynamoDB) from local/dynamodb/package-lock.json
 sam-venv: $(SAM_VENV)/.installed ## create .venv-sam with the pinned SAM CLI
 
 lint: venv ## ruff lint + format check
@@ -51,7 +59,7 @@ cfn-lint: venv ## cfn-lint template.yaml
 validate: sam-venv ## sam validate --lint (offline)
 	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
 
-pytest: venv sam-venv ## the test suite
+pytest: venv sam-venv node-deps ## the test suite
 	$(VENV)/bin/pytest
 
 test: lint typecheck cfn-lint validate pytest ## everything CI runs
@@ -59,7 +67,7 @@ test: lint typecheck cfn-lint validate pytest ## everything CI runs
 build: sam-venv ## sam build (makefile build methods: works without a local python3.13)
 	$(SAM) build --template template.yaml
 
-run: venv ## run the whole system locally on its embedded default (Ctrl-C to stop)
+run: venv node-deps ## run the whole system locally on its embedded default (Ctrl-C to stop)
 	$(PY) -m local.run
 
 emulator: venv ## run the Engagement API emulator alone
@@ -68,11 +76,11 @@ emulator: venv ## run the Engagement API emulator alone
 invoke: venv ## run one function once against the running local stack: make invoke FUNCTION=<LogicalId> EVENT=<file>
 	$(PY) -m local.stack.invoke --function "$(FUNCTION)" --event "$(EVENT)"
 
-bench: venv ## benchmarks that print figures
+bench: venv node-deps ## benchmarks that print figures
 	$(PY) -m bench.run
 
 openapi: venv ## regenerate openapi.json from the API's routes
 	$(PY) -m local.openapi --write
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-state
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-state local/dynamodb/node_modules

@@ -25,7 +25,6 @@ from local.stack.summary import CollectionSummary, format_summary, summarize
 from local.stack.triggers import iso_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ENGAGEMENT_API_URL = "https://data-api.x.com"
 DEFAULT_X_API_URL = "https://api.x.com"
 SEED_FUNCTION = "ApiFunction"  # its environment has every table and the secret prefix
 
@@ -58,12 +57,21 @@ def _flag_env(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
 
 
+def _choice_env(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class RunConfig:
     template: Path
     state_dir: Path
     api_port: int
     moto_port: int
+    dynamodb_port: int
+    dynamodb: str  # auto | dynalite | moto
     emulator_port: int
     engagement_api_url: str | None  # None: start the emulator
     x_api_url: str | None
@@ -89,6 +97,8 @@ class RunConfig:
             state_dir=Path(env.get("LOCAL_STATE_DIR") or REPO_ROOT / ".local-state"),
             api_port=_int_env(env, "API_PORT", 3000),
             moto_port=_int_env(env, "MOTO_PORT", 5005),
+            dynamodb_port=_int_env(env, "DYNAMODB_PORT", 8000),
+            dynamodb=_choice_env(env, "LOCAL_DYNAMODB", ("auto", "dynalite", "moto"), "auto"),
             emulator_port=_int_env(env, "EMULATOR_PORT", 8088),
             engagement_api_url=env.get("ENGAGEMENT_API_URL") or None,
             x_api_url=env.get("X_API_URL") or None,
@@ -169,11 +179,13 @@ def collect_once(
 
 def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path) -> str:
     api = stack.api.url if stack.api else "(no API)"
+    dynamodb_kind = "dynalite" if stack.dynalite else "moto"
     metrics_table = stack.ids.ref("MetricsTable") if "MetricsTable" in stack.ids.resources else "<table>"
     lines = [
         "",
         "== local stack ==",
-        f"  moto server         {stack.endpoint_url}   (AWS_ENDPOINT_URL for the aws CLI / boto3)",
+        f"  moto server         {stack.endpoint_url}   (SQS, Secrets Manager; AWS_ENDPOINT_URL for aws CLI / boto3)",
+        f"  DynamoDB            {stack.dynamodb_url}   ({dynamodb_kind}; AWS_ENDPOINT_URL_DYNAMODB)",
         f"  Engagement API      {emulator_url or 'external'}",
         f"  REST API            {api}",
         f"  state               {state_file}",
@@ -183,7 +195,7 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
         f"  curl -s '{api}/tweets?account_id=1000000001'",
         f"  curl -s '{api}/tweets/<tweet_id>/metrics?endpoint=totals'",
         "  make invoke FUNCTION=PlannerFunction EVENT=events/<schedule event>.json",
-        f"  AWS_ENDPOINT_URL={stack.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        f"  AWS_ENDPOINT_URL={stack.dynamodb_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"aws dynamodb scan --table-name {metrics_table} --max-items 3",
     ]
     return "\n".join(lines)
@@ -224,6 +236,8 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) -> int:
             StackSettings(
                 template_path=config.template,
                 moto_port=config.moto_port,
+                dynamodb=config.dynamodb,
+                dynamodb_port=config.dynamodb_port,
                 api_port=config.api_port,
                 schedule_speed=config.schedule_speed,
                 environment_overrides={"ENGAGEMENT_API_URL": engagement_url, "X_API_URL": x_url},
@@ -231,7 +245,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) -> int:
                 log_dir=config.state_dir / "logs",
             )
         )
-        print("starting moto server, resources and function workers ...", file=out, flush=True)
+        print("starting moto server, DynamoDB, resources and function workers ...", file=out, flush=True)
         stack.start()
         if config.seed and emulator is not None:
             now = iso_utc(datetime.now(UTC).replace(second=0))

@@ -66,8 +66,11 @@ class Invocation:
         return self.function_error is None
 
 
-def base_environment(spec_name: str, *, region: str, endpoint_url: str) -> dict[str, str]:
-    """What the Lambda runtime sets, plus moto's endpoint and fake credentials; no variable of the caller leaks."""
+def base_environment(
+    spec_name: str, *, region: str, endpoint_url: str, dynamodb_url: str | None = None
+) -> dict[str, str]:
+    """What the Lambda runtime sets, plus moto's endpoint (DynamoDB's own when it runs apart) and fake credentials;
+    no variable of the caller leaks."""
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "LANG": "C.UTF-8",
@@ -82,6 +85,8 @@ def base_environment(spec_name: str, *, region: str, endpoint_url: str) -> dict[
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         "AWS_ENDPOINT_URL": endpoint_url,
+        # botocore's service-specific endpoint: DynamoDB goes to dynalite, everything else to moto.
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url or endpoint_url,
         "AWS_LAMBDA_FUNCTION_NAME": spec_name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec_name}",
@@ -96,6 +101,7 @@ def function_specs(
     resolver: IntrinsicResolver,
     *,
     endpoint_url: str,
+    dynamodb_url: str | None = None,
     environment_overrides: Mapping[str, str] | None = None,
 ) -> dict[str, FunctionSpec]:
     """A `FunctionSpec` per `AWS::Serverless::Function`, its environment resolved against the physical ids."""
@@ -113,7 +119,9 @@ def function_specs(
         name = resolver.physical_ids.ref(logical_id)
         memory = int(resolver.resolve(properties.get("MemorySize", DEFAULT_MEMORY_MB)))
         variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
-        environment = base_environment(name, region=template.region, endpoint_url=endpoint_url)
+        environment = base_environment(
+            name, region=template.region, endpoint_url=endpoint_url, dynamodb_url=dynamodb_url
+        )
         environment.update({key: _env_text(value) for key, value in variables.items()})
         logging_config = resolver.resolve(properties.get("LoggingConfig") or {})
         if logging_config.get("LogFormat"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from local.stack.template import (
@@ -100,9 +101,11 @@ class _Context:
     ids: PhysicalIds
     resolver: IntrinsicResolver
     endpoint_url: str
+    dynamodb_url: str
 
     def client(self, service: str) -> Any:
-        return aws_client(service, self.endpoint_url, self.template.region)
+        url = self.dynamodb_url if service == "dynamodb" else self.endpoint_url
+        return aws_client(service, url, self.template.region)
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.template.region}:{self.template.account_id}:{resource}"
@@ -111,14 +114,15 @@ class _Context:
         return f"{self.template.stack_name}-{logical_id}"
 
 
-def create_stack_resources(template: StackTemplate, endpoint_url: str) -> PhysicalIds:
-    """Create every table, queue and secret of `template` in moto and name everything else.
+def create_stack_resources(template: StackTemplate, endpoint_url: str, dynamodb_url: str | None = None) -> PhysicalIds:
+    """Create every table, queue and secret of `template` in moto (tables at `dynamodb_url` when given: dynalite)
+    and name everything else.
 
     Resources are created in dependency order: one whose properties refer to a resource not created yet
     (a queue whose RedrivePolicy names its DLQ) waits for the next pass.
     """
     ids = PhysicalIds()
-    ctx = _Context(template, ids, template.resolver(ids), endpoint_url)
+    ctx = _Context(template, ids, template.resolver(ids), endpoint_url, dynamodb_url or endpoint_url)
     for logical_id, resource in template.resources.items():
         if resource.get("Type") not in _CREATORS:
             _name_passive_resource(ctx, logical_id, resource)
@@ -167,9 +171,12 @@ def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any])
     description = dynamodb.create_table(**request)["TableDescription"]
     ttl = properties.get("TimeToLiveSpecification")
     if ttl and str(ttl.get("Enabled")).lower() == "true":
-        dynamodb.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
-        )
+        try:
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
+        except ClientError as exc:  # dynalite has no TTL; nothing expires locally either way
+            logging.getLogger("local.stack").warning("%s: TTL setting not applied locally (%s)", logical_id, exc)
     attributes = {"Arn": description["TableArn"]}
     if description.get("LatestStreamArn"):
         attributes["StreamArn"] = description["LatestStreamArn"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.stack.dynamodb import DynaliteServer, dynalite_missing, start_dynalite
 from local.stack.functions import FunctionSpec, FunctionWorker, Invocation, function_specs
 from local.stack.resources import (
     QUEUE,
@@ -50,6 +51,9 @@ class StackSettings:
     app_secret_logical_id: str = "AppSecret"
     app_secret_value: dict[str, str] | None = None
     log_dir: Path | None = None  # worker stdout/stderr go to <log_dir>/<LogicalId>.log; None: inherited
+    # "dynalite" (Query reads only the keys asked, like DynamoDB), "moto", or "auto": dynalite when it can run.
+    dynamodb: str = "auto"
+    dynamodb_port: int = 0
 
 
 class LocalStack:
@@ -61,6 +65,7 @@ class LocalStack:
             settings.template_path, parameter_overrides=settings.parameter_overrides
         )
         self.moto: MotoEndpoint | None = None
+        self.dynalite: DynaliteServer | None = None
         self.ids = PhysicalIds()
         self.specs: dict[str, FunctionSpec] = {}
         self.workers: dict[str, FunctionWorker] = {}
@@ -81,13 +86,18 @@ class LocalStack:
     def _start(self) -> None:
         settings = self.settings
         self.moto = start_moto_server(settings.moto_port)
-        self.ids = create_stack_resources(self.template, self.moto.url)
+        self.dynalite = self._start_dynalite()
+        self.ids = create_stack_resources(self.template, self.moto.url, self.dynamodb_url)
         if settings.app_secret_value is not None and settings.app_secret_logical_id in self.ids.resources:
             app_secret_arn = self.ids.ref(settings.app_secret_logical_id)
             put_secret_json(self.moto.url, self.template.region, app_secret_arn, settings.app_secret_value)
         resolver = self.template.resolver(self.ids)
         self.specs = function_specs(
-            self.template, resolver, endpoint_url=self.moto.url, environment_overrides=settings.environment_overrides
+            self.template,
+            resolver,
+            endpoint_url=self.moto.url,
+            dynamodb_url=self.dynamodb_url,
+            environment_overrides=settings.environment_overrides,
         )
         self.workers = {
             logical_id: FunctionWorker(
@@ -126,6 +136,18 @@ class LocalStack:
             if routes:
                 self.api = ApiServer(routes, self.invoke, port=settings.api_port)
                 self.api.start()
+
+    def _start_dynalite(self) -> DynaliteServer | None:
+        choice = self.settings.dynamodb
+        if choice not in ("auto", "dynalite", "moto"):
+            raise ValueError(f"dynamodb must be auto, dynalite or moto, not {choice!r}")
+        if choice == "moto":
+            return None
+        missing = dynalite_missing()
+        if missing and choice == "auto":
+            logger.warning("DynamoDB runs on moto, whose queries read the whole table: %s", missing)
+            return None
+        return start_dynalite(self.settings.dynamodb_port)
 
     def _event_source_mappings(self) -> list[SqsEventSource]:
         pollers = []
@@ -171,6 +193,9 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        if self.dynalite is not None:
+            self.dynalite.stop()
+            self.dynalite = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -185,9 +210,15 @@ class LocalStack:
         assert self.moto is not None, "the stack is not started"
         return self.moto.url
 
+    @property
+    def dynamodb_url(self) -> str:
+        """Where the stack's tables are: dynalite's URL, or moto's when DynamoDB runs there."""
+        return self.dynalite.url if self.dynalite is not None else self.endpoint_url
+
     def client(self, service: str) -> Any:
-        """A boto3 client for the stack's moto server."""
-        return aws_client(service, self.endpoint_url, self.template.region)
+        """A boto3 client for the stack's moto server (DynamoDB: for wherever the tables are)."""
+        url = self.dynamodb_url if service == "dynamodb" else self.endpoint_url
+        return aws_client(service, url, self.template.region)
 
     def invoke(self, function_id: str, event: Any) -> Invocation:
         if function_id not in self.workers:
@@ -227,6 +258,7 @@ class LocalStack:
             "stack_name": self.template.stack_name,
             "region": self.template.region,
             "moto_url": self.endpoint_url,
+            "dynamodb_url": self.dynamodb_url,
             "api_url": self.api.url if self.api else None,
             "physical_ids": self.ids.to_json(),
             "functions": {lid: spec.to_json() for lid, spec in self.specs.items()},

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from local.stack.resources import TABLE
-from local.stack.stack import LocalStack
+from local.stack import dynamodb
+from local.stack.dynamodb import dynalite_missing
+from local.stack.resources import TABLE, aws_client
+from local.stack.stack import LocalStack, StackSettings
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +25,7 @@ def test_tables_match_the_template_key_schemas_and_indexes(fixture_stack: LocalS
     for logical_id in fixture_stack.template.of_type(TABLE):
         # Given a table declared in the template
         declared = fixture_stack.template.properties(logical_id)
-        # When moto describes the table the stack created
+        # When the stack's DynamoDB describes the table it created
         table = dynamodb.describe_table(TableName=fixture_stack.ids.ref(logical_id))["Table"]
         # Then its keys and every GSI (keys and projection) are the template's
         assert _key_set(table["KeySchema"]) == _key_set(declared["KeySchema"])
@@ -31,6 +34,41 @@ def test_tables_match_the_template_key_schemas_and_indexes(fixture_stack: LocalS
         for index in declared.get("GlobalSecondaryIndexes", []):
             assert _key_set(created[index["IndexName"]]["KeySchema"]) == _key_set(index["KeySchema"])
             assert created[index["IndexName"]]["Projection"]["ProjectionType"] == index["Projection"]["ProjectionType"]
+
+
+def test_tables_live_in_dynalite_and_every_function_is_pointed_there(fixture_stack: LocalStack):
+    missing = dynalite_missing()
+    if missing:
+        pytest.skip(f"dynalite cannot run here: {missing}")
+    # Given a stack started with the default DynamoDB choice, where dynalite can run
+    assert fixture_stack.dynalite is not None
+    tables = {fixture_stack.ids.ref(logical_id) for logical_id in fixture_stack.template.of_type(TABLE)}
+    # When each server is asked for its tables
+    in_dynalite = set(fixture_stack.client("dynamodb").list_tables()["TableNames"])
+    in_moto = set(
+        aws_client("dynamodb", fixture_stack.endpoint_url, fixture_stack.template.region).list_tables()["TableNames"]
+    )
+    # Then the tables are in dynalite only, and every function's boto3 sends DynamoDB calls there, the rest to moto
+    assert tables and in_dynalite == tables and not in_moto
+    for spec in fixture_stack.specs.values():
+        assert spec.environment["AWS_ENDPOINT_URL_DYNAMODB"] == fixture_stack.dynamodb_url
+        assert spec.environment["AWS_ENDPOINT_URL"] == fixture_stack.endpoint_url != fixture_stack.dynamodb_url
+
+
+def test_dynamodb_choice_is_validated_and_a_forced_dynalite_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Given stacks asking for moto, for something unknown, and for dynalite where it is not installed
+    template = Path(__file__).parent / "fixtures" / "template.yaml"
+    monkeypatch.setattr(dynamodb, "DYNALITE_PACKAGE", tmp_path / "absent" / "package.json")
+    # When each one picks its DynamoDB
+    # Then moto needs nothing, an unknown choice is refused, and dynalite names the make target that installs it
+    assert LocalStack(StackSettings(template_path=template, dynamodb="moto"))._start_dynalite() is None
+    with pytest.raises(ValueError, match="auto, dynalite or moto"):
+        LocalStack(StackSettings(template_path=template, dynamodb="sqlite"))._start_dynalite()
+    with pytest.raises(dynamodb.DynaliteUnavailable, match="make node-deps"):
+        LocalStack(StackSettings(template_path=template, dynamodb="dynalite"))._start_dynalite()
+    assert LocalStack(StackSettings(template_path=template, dynamodb="auto"))._start_dynalite() is None
 
 
 def test_queue_redrive_policy_points_at_the_dead_letter_queue(fixture_stack: LocalStack):
