@@ -201,17 +201,20 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
     return "\n".join(lines)
 
 
-def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(
+    env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: threading.Event | None = None
+) -> int:
+    """Run until Ctrl-C / SIGTERM, or until `stop` is set (how tests and embedders end a running stack)."""
     env = dict(os.environ if env is None else env)
     try:
         config = RunConfig.from_env(env)
     except ConfigError as error:
         print(f"local.run: {error}", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    stopping = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signal_number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signal_number, lambda *_: stop.set())
+            signal.signal(signal_number, lambda *_: stopping.set())
 
     emulator = None
     stack: LocalStack | None = None
@@ -272,7 +275,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) -> int:
             print(f"\nschedules running (speed x{config.schedule_speed:g}); Ctrl-C to stop", file=out, flush=True)
         else:
             print("\nschedules off (LOCAL_SCHEDULES=0); Ctrl-C to stop", file=out, flush=True)
-        while not stop.wait(0.5):
+        while not stopping.wait(0.5):
             pass
         print("\nstopping ...", file=out, flush=True)
         return 0
