@@ -97,12 +97,14 @@ def test_only_due_posts_are_planned(aws):
     assert sorted(body["tweet_ids"]) == sorted(due)
 
 
-def test_historical_groups_by_window_start(aws):
-    # Given Posts of one account: 3 never collected (created 3 days ago), 2 collected up to 6 hours ago
+def test_historical_batches_posts_needing_as_many_windows_from_the_earliest_start(aws):
+    # Given Posts of one account: 3 never collected (created 3 days ago), 2 collected up to 6 hours ago,
+    # and 1 never collected but created 40 days ago (two 4-week windows)
     registry = registry_dal()
     fresh = post_ids(3, age=timedelta(days=3))
     resumed = post_ids(2, age=timedelta(days=3), first=10)
-    registry.track_posts(fresh + resumed, "42", now=NOW)
+    old = post_ids(1, age=timedelta(days=40), first=20)
+    registry.track_posts(fresh + resumed + old, "42", now=NOW)
     for tweet_id in resumed:
         registry.advance_due(
             tweet_id,
@@ -113,15 +115,19 @@ def test_historical_groups_by_window_start(aws):
         )
 
     # When the /historical tick is planned
-    plan(Endpoint.HISTORICAL, TICK)
+    summary = plan(Endpoint.HISTORICAL, TICK)
 
-    # Then each window start gets its own message, all ending at the tick's hour
-    windows = {(body["start"], tuple(sorted(body["tweet_ids"]))) for body in _received(aws.collect_queue_url)}
-    created_hour = to_iso((TICK - timedelta(days=3)).replace(minute=0))
-    assert windows == {
-        (created_hour, tuple(sorted(fresh))),
-        (to_iso(TICK.replace(minute=0) - timedelta(hours=6)), tuple(sorted(resumed))),
+    # Then the one-window Posts share one message from the earliest start (one call instead of two), the
+    # two-window Post has its own, and all end at the tick's hour
+    windows = {
+        (body["start"], body["end"], tuple(sorted(body["tweet_ids"]))) for body in _received(aws.collect_queue_url)
     }
+    hour = TICK.replace(minute=0)
+    assert windows == {
+        (to_iso(hour - timedelta(days=3)), to_iso(hour), tuple(sorted(fresh + resumed))),
+        (to_iso(hour - timedelta(days=40)), to_iso(hour), tuple(old)),
+    }
+    assert summary.messages == 2
 
 
 def test_historical_skips_posts_younger_than_an_hour(aws):

@@ -1,18 +1,23 @@
 """Planner: turn the due markers of one endpoint into SQS messages for the collector.
 
 Streams DueIndex (never the whole table), groups Posts by auth context — the account whose tokens sign the call,
-or the app bearer — and, for /historical, by window start, into batches of the endpoint's maximum (250 for /totals,
-25 otherwise). At most one open batch per group and ten finished messages are held, so memory stays flat however
-many Posts are tracked. The cadence that decides when a Post is next due lives in `pipeline.cadence`.
+or the app bearer — and, for /historical, by how many 4-week windows their range needs, into batches of the
+endpoint's maximum (250 for /totals, 25 otherwise). A /historical batch asks from the earliest start among its
+Posts: that costs no extra call (the window count is the same), where grouping by exact start would cost a call per
+distinct start (a first collection starts at each Post's creation hour). Hours a Post already has are upserted
+again; hours before a Post existed are dropped by the collector. At most one open batch per group and ten finished
+messages are held, so memory stays flat however many Posts are tracked. The cadence that decides when a Post is
+next due lives in `pipeline.cadence`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xengage.api_client.catalog import Endpoint
+from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW, Endpoint
 from xengage.dal import CollectQueue, RegistryDal, collect_queue, registry_dal
 from xengage.dal.queue import MAX_BATCH_ENTRIES, SendStats
 from xengage.observability import count, logger
@@ -20,7 +25,8 @@ from xengage.pipeline.cadence import historical_window
 from xengage.pipeline.messages import CollectMessage
 from xengage.timeutil import parse_iso, to_iso
 
-GroupKey = tuple[str, datetime | None]  # (account_id or "" for the app, /historical window start)
+# (account_id or "" for the app, /historical: how many 4-week windows the range needs, else 0)
+GroupKey = tuple[str, int]
 
 
 @dataclass(slots=True)
@@ -76,11 +82,12 @@ def plan(
     summary = PlanSummary(endpoint=endpoint.value, scheduled_time=to_iso(scheduled_time))
     outbox = _Outbox(queue or collect_queue(), summary)
     open_batches: dict[GroupKey, list[str]] = {}
+    batch_starts: dict[GroupKey, datetime] = {}
     window_end = None
 
     for marker in registry.iter_due(endpoint, summary.scheduled_time):
         summary.due += 1
-        window_start: datetime | None = None
+        windows_needed = 0
         if endpoint.is_time_series and not marker.account_id:
             summary.skipped += 1  # series need the owner's tokens; such markers are never created
             continue
@@ -91,15 +98,20 @@ def plan(
                 summary.skipped += 1  # created within the current hour: nothing whole to ask for yet
                 continue
             window_start, window_end = window
-        key: GroupKey = (marker.account_id, window_start)
+            windows_needed = math.ceil((window_end - window_start) / HISTORICAL_MAX_WINDOW)
+        key: GroupKey = (marker.account_id, windows_needed)
         batch = open_batches.setdefault(key, [])
         batch.append(marker.tweet_id)
+        if windows_needed:
+            batch_starts[key] = min(batch_starts.get(key, window_start), window_start)
         summary.planned += 1
         if len(batch) == endpoint.max_ids:
-            outbox.add(_message(endpoint, key, open_batches.pop(key), scheduled_time, window_end))
+            outbox.add(
+                _message(endpoint, key, open_batches.pop(key), scheduled_time, batch_starts.pop(key, None), window_end)
+            )
 
     for key, batch in open_batches.items():
-        outbox.add(_message(endpoint, key, batch, scheduled_time, window_end))
+        outbox.add(_message(endpoint, key, batch, scheduled_time, batch_starts.get(key), window_end))
     outbox.flush()
 
     count("PlannedPosts", summary.planned)
@@ -109,9 +121,14 @@ def plan(
 
 
 def _message(
-    endpoint: Endpoint, key: GroupKey, tweet_ids: list[str], scheduled_time: datetime, window_end: datetime | None
+    endpoint: Endpoint,
+    key: GroupKey,
+    tweet_ids: list[str],
+    scheduled_time: datetime,
+    window_start: datetime | None,
+    window_end: datetime | None,
 ) -> CollectMessage:
-    account_id, window_start = key
+    account_id, _ = key
     return CollectMessage(
         endpoint=endpoint,
         tweet_ids=tweet_ids,
