@@ -36,7 +36,7 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dic
         return {name: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
         return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+    return {name: loader.construct_mapping(node, deep=True)}
 
 
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
