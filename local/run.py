@@ -201,9 +201,7 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
     return "\n".join(lines)
 
 
-def main(
-    env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: threading.Event | None = None
-) -> int:
+def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
     """Run until Ctrl-C / SIGTERM, or until `stop` is set (how tests and embedders end a running stack)."""
     env = dict(os.environ if env is None else env)
     try:
