@@ -1,0 +1,150 @@
+"""What the benchmarks share: a scoped AWS environment, quiet library output, call counters, figures."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH: Final = REPO_ROOT / "template.yaml"
+
+# Obviously fake credentials: nothing a benchmark does may reach real AWS.
+FAKE_AWS_ENV: Final[dict[str, str]] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "xengage-bench",
+    "POWERTOOLS_METRICS_NAMESPACE": "XEngageBench",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+# Endpoint variables that would send boto3 past an in-process moto mock (the local stack sets them).
+ENDPOINT_VARIABLES: Final = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS")
+
+
+def clear_library_caches() -> None:
+    """Forget parsed settings, DAL objects, boto3 clients and cached secrets (after the environment changes)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from xengage.dal import clear_dal_cache
+    from xengage.settings import clear_settings_cache
+
+    parameters.clear_caches()
+    clear_settings_cache()
+    clear_dal_cache()
+
+
+@contextmanager
+def scoped_env(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables, restoring the previous values and library caches after."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        clear_library_caches()
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        clear_library_caches()
+
+
+def fake_aws_env(**extra: str | None) -> dict[str, str | None]:
+    """FAKE_AWS_ENV without any endpoint override, plus `extra`."""
+    return {**FAKE_AWS_ENV, **dict.fromkeys(ENDPOINT_VARIABLES), **extra}
+
+
+def quiet_library_output() -> None:
+    """Keep the benchmarks' output to figures: no per-call log lines, no auto-flushed EMF metric blobs."""
+    from xengage.observability import logger, metrics
+
+    logger.setLevel(logging.WARNING)
+    logging.getLogger("xengage.api_client").setLevel(logging.ERROR)  # retries are counted, not narrated
+    metrics.clear_metrics()
+
+
+class CallCounter:
+    """Counts a boto3 client's API calls by operation name (a `before-call` hook on the client's events)."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        self._events = client.meta.events
+        self._event = f"before-call.{client.meta.service_model.endpoint_prefix}"
+        self._events.register(self._event, self._count)
+
+    def _count(self, model: Any = None, **_: Any) -> None:
+        if model is not None:
+            self.calls[model.name] += 1
+
+    def take(self) -> Counter[str]:
+        """The calls counted since the last take, then start again from zero."""
+        taken, self.calls = self.calls, Counter()
+        return taken
+
+    def close(self) -> None:
+        self._events.unregister(self._event, self._count)
+
+
+# --- figures -------------------------------------------------------------------------------------------------
+
+
+def header(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, indent: str = "  ") -> str:
+    """Columns aligned: the first left-aligned, the others right-aligned."""
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
+    lines = []
+    for number, row in enumerate(cells):
+        parts = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))]
+        lines.append(indent + "  ".join(parts).rstrip())
+        if number == 0:
+            lines.append(indent + "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction in 0..1) of a non-empty sample."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_row(label: str, samples_ms: Sequence[float]) -> list[str]:
+    """label, n, p50, p95, p99, max (milliseconds)."""
+    return [
+        label,
+        str(len(samples_ms)),
+        *(f"{percentile(samples_ms, fraction):.1f}" for fraction in (0.50, 0.95, 0.99)),
+        f"{max(samples_ms):.1f}",
+    ]
+
+
+LATENCY_HEADERS: Final = ("request", "n", "p50 ms", "p95 ms", "p99 ms", "max ms")
+
+
+def mib(size_bytes: float) -> str:
+    return f"{size_bytes / (1 << 20):.2f} MiB"
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
