@@ -287,18 +287,24 @@ class RegistryDal:
     def track_posts(self, tweet_ids: Sequence[str], account_id: str | None, *, now: str) -> list[str]:
         """Track many Posts in bulk; returns the ids that were not tracked before (already tracked ones are kept).
 
-        Reads which are tracked (BatchGetItem), then writes only the others with BatchWriteItem (25 items a call).
-        BatchWriteItem has no conditions, so a Post tracked between the read and the write by a concurrent call
-        is written again with the same keys: its due markers restart at `now`, nothing is duplicated.
+        Reads which are tracked (BatchGetItem), then writes only the others (`write_new_posts`).
         """
         unique = list(dict.fromkeys(tweet_ids))
         existing = self.get_posts(unique)
         new_ids = [tweet_id for tweet_id in unique if tweet_id not in existing]
+        self.write_new_posts(new_ids, account_id, now=now)
+        return new_ids
+
+    def write_new_posts(self, tweet_ids: Sequence[str], account_id: str | None, *, now: str) -> None:
+        """Write Posts just read as untracked (`get_posts`), with their due markers: BatchWriteItem, 25 items a call.
+
+        BatchWriteItem has no conditions, so a Post tracked between the read and the write by a concurrent call
+        is written again with the same keys: its due markers restart at `now`, nothing is duplicated.
+        """
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-            for tweet_id in new_ids:
+            for tweet_id in tweet_ids:
                 for item in post_items(tweet_id, account_id, now=now):
                     batch.put_item(Item=item)
-        return new_ids
 
     def _put_if_absent(self, item: dict[str, Any]) -> bool:
         try:

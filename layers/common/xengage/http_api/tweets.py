@@ -70,7 +70,9 @@ def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
             + ", ".join(sorted(conflicts)[:10]),
         )
     now = to_iso(utc_now())
-    new_ids = set(registry.track_posts([i for i in unique_ids if i not in existing], account_id, now=now))
+    # Already read above: write only the absent ones (track_posts would read them all again).
+    new_ids = [tweet_id for tweet_id in unique_ids if tweet_id not in existing]
+    registry.write_new_posts(new_ids, account_id, now=now)
     tracked = [
         existing.get(tweet_id)
         or TrackedPost(
