@@ -107,11 +107,13 @@ def plan(
         summary.planned += 1
         if len(batch) == endpoint.max_ids:
             outbox.add(
-                _message(endpoint, key, open_batches.pop(key), scheduled_time, batch_starts.pop(key, None), window_end)
+                _message(
+                    endpoint, key[0], open_batches.pop(key), scheduled_time, batch_starts.pop(key, None), window_end
+                )
             )
 
     for key, batch in open_batches.items():
-        outbox.add(_message(endpoint, key, batch, scheduled_time, batch_starts.get(key), window_end))
+        outbox.add(_message(endpoint, key[0], batch, scheduled_time, batch_starts.get(key), window_end))
     outbox.flush()
 
     count("PlannedPosts", summary.planned)
@@ -122,13 +124,12 @@ def plan(
 
 def _message(
     endpoint: Endpoint,
-    key: GroupKey,
+    account_id: str,
     tweet_ids: list[str],
     scheduled_time: datetime,
     window_start: datetime | None,
     window_end: datetime | None,
 ) -> CollectMessage:
-    account_id, _ = key
     return CollectMessage(
         endpoint=endpoint,
         tweet_ids=tweet_ids,
