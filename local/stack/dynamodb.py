@@ -10,7 +10,7 @@ when the stack stops or its parent dies. Where Node.js or `make node-deps` is mi
 from __future__ import annotations
 
 import json
-import logging
+import selectors
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -21,8 +21,6 @@ DYNAMODB_DIR: Final = Path(__file__).resolve().parents[1] / "dynamodb"
 SERVE_SCRIPT: Final = DYNAMODB_DIR / "serve.js"
 DYNALITE_PACKAGE: Final = DYNAMODB_DIR / "node_modules" / "dynalite" / "package.json"
 START_TIMEOUT_SECONDS: Final = 15.0
-
-logger = logging.getLogger("local.stack")
 
 
 class DynaliteUnavailable(RuntimeError):
@@ -90,8 +88,6 @@ def start_dynalite(port: int = 0) -> DynaliteServer:
 
 def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
     """The first stdout line of `process`, or TimeoutError (it exited, or said nothing in time)."""
-    import selectors
-
     assert process.stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)

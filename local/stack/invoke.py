@@ -16,7 +16,6 @@ invalid event file).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import json
 import os
@@ -131,7 +130,7 @@ def moto_answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def function_spec(stack: RunningStack, function_id: str) -> FunctionSpec:
-    """The recorded spec of `function_id`, its environment pointing at the running moto server."""
+    """The recorded spec of `function_id`: its environment already points at the running moto and DynamoDB."""
     if function_id not in stack.functions:
         close = difflib.get_close_matches(function_id, stack.function_ids, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]}?" if close else ""
@@ -145,7 +144,7 @@ def function_spec(stack: RunningStack, function_id: str) -> FunctionSpec:
             f"the state file {stack.path} records {function_id} in a form this version cannot read ({error}); "
             "restart the stack with `make run`"
         ) from None
-    return dataclasses.replace(spec, environment={**spec.environment, "AWS_ENDPOINT_URL": stack.moto_url})
+    return spec
 
 
 # --- the event -------------------------------------------------------------------------------------

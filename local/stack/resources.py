@@ -85,8 +85,11 @@ def start_moto_server(port: int = 0) -> MotoEndpoint:
     return MotoEndpoint(server=server, url=url, port=bound_port)
 
 
-def aws_client(service: str, endpoint_url: str, region: str) -> Any:
-    """A boto3 client for moto with fake credentials, whatever the caller's environment holds."""
+def aws_client(service: str, endpoint_url: str, region: str, *, dynamodb_url: str | None = None) -> Any:
+    """A boto3 client for moto (DynamoDB: `dynamodb_url` when the tables live apart, in dynalite) with fake
+    credentials, whatever the caller's environment holds."""
+    if service == "dynamodb" and dynamodb_url:
+        endpoint_url = dynamodb_url
     return boto3.session.Session(
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -104,8 +107,7 @@ class _Context:
     dynamodb_url: str
 
     def client(self, service: str) -> Any:
-        url = self.dynamodb_url if service == "dynamodb" else self.endpoint_url
-        return aws_client(service, url, self.template.region)
+        return aws_client(service, self.endpoint_url, self.template.region, dynamodb_url=self.dynamodb_url)
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.template.region}:{self.template.account_id}:{resource}"

@@ -217,8 +217,7 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the stack's moto server (DynamoDB: for wherever the tables are)."""
-        url = self.dynamodb_url if service == "dynamodb" else self.endpoint_url
-        return aws_client(service, url, self.template.region)
+        return aws_client(service, self.endpoint_url, self.template.region, dynamodb_url=self.dynamodb_url)
 
     def invoke(self, function_id: str, event: Any) -> Invocation:
         if function_id not in self.workers:

@@ -67,13 +67,15 @@ def summarize(stack: LocalStack, ticks: list[TickOutcome], *, sample_size: int =
     registry = scan_items(stack, "RegistryTable") if "RegistryTable" in resources else []
     statuses = scan_items(stack, "StatusTable") if "StatusTable" in resources else []
     summary.items = {"RegistryTable": len(registry), "StatusTable": len(statuses)}
-    for endpoint, status in sorted(Counter((item["sk"], item.get("status", "?")) for item in statuses).items()):
-        summary.statuses.setdefault(endpoint[0], {})[endpoint[1]] = status
+    for (endpoint, status), posts in sorted(
+        Counter((item["sk"], item.get("status", "?")) for item in statuses).items()
+    ):
+        summary.statuses.setdefault(endpoint, {})[status] = posts
     if "MetricsTable" in resources:
-        tracked = sorted((item["tweet_id"], item.get("account_id") or "") for item in registry if item["sk"] == "POST")
-        summary.metrics_by_endpoint = _count_metrics(stack, [tweet_id for tweet_id, _ in tracked])
+        tracked = sorted(item["tweet_id"] for item in registry if item["sk"] == "POST")
+        summary.metrics_by_endpoint = _count_metrics(stack, tracked)
         summary.items["MetricsTable"] = sum(summary.metrics_by_endpoint.values())
-        summary.samples = _latest_totals(stack, [tweet_id for tweet_id, _ in tracked], sample_size)
+        summary.samples = _latest_totals(stack, tracked, sample_size)
     return summary
 
 
