@@ -74,9 +74,10 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    remaining_millis: int = 60_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self.remaining_millis
 
 
 @pytest.fixture

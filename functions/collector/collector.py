@@ -1,45 +1,89 @@
 """CollectorFunction: SQS batches of planner messages (partial batch failures), or a console payload.
 
-SQS: each record is one CollectMessage; a record whose Posts failed transiently is reported in
-`batchItemFailures` so only it is redelivered. Console: {"endpoint","tweet_ids","account_id"?,"start"?,"end"?}
-returns counts by status, or {"error": ...} naming what is wrong with the payload.
+SQS: each record is one CollectMessage, collected within the invocation's deadline (its remaining time less a
+reserve for the writes that follow the last call); what does not fit is handed on in continuation messages, so a
+record fails (and is redelivered) only when AWS itself fails. A record reached too late to start is sent on as it is.
+Console: {"endpoint","tweet_ids","account_id"?,"start"?,"end"?} returns counts by status, or {"error": ...} naming
+what is wrong with the payload.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from xengage.observability import logger, metrics, tracer
-from xengage.pipeline.collector import InvalidPayload, collect, collect_direct, default_deps, parse_message
+from xengage.api_client.deadline import Deadline
+from xengage.dal import AppState
+from xengage.observability import count, logger, metrics, tracer
+from xengage.pipeline.collector import (
+    CollectorDeps,
+    InvalidPayload,
+    collect,
+    collect_direct,
+    default_deps,
+    parse_message,
+)
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
+# Time kept back from the function's timeout for the writes after the last call: a fifth of it, 3 to 20 s.
+MIN_WRITE_RESERVE_SECONDS: Final = 3.0
+MAX_WRITE_RESERVE_SECONDS: Final = 20.0
+# A record started with less than this left is sent on untouched instead (reads and writes for nothing).
+MIN_START_SECONDS: Final = 5.0
 
-def record_handler(record: SQSRecord) -> None:
-    logger.set_correlation_id(record.message_id)
-    try:
-        message = parse_message(record.body)
-    except InvalidPayload as exc:
-        # Failing the record sends it, after maxReceiveCount, to the dead-letter queue where it can be inspected.
-        logger.error("malformed collect message", extra={"problem": str(exc)})
-        raise
-    collect(message, default_deps())
+
+def deadline_of(context: LambdaContext) -> Deadline:
+    remaining = context.get_remaining_time_in_millis() / 1000
+    reserve = min(MAX_WRITE_RESERVE_SECONDS, max(MIN_WRITE_RESERVE_SECONDS, remaining / 5))
+    return Deadline.after(remaining - reserve)
+
+
+class _Invocation:
+    """What the records of one batch share: the dependencies, the deadline and the app state (read once)."""
+
+    def __init__(self, deps: CollectorDeps, deadline: Deadline) -> None:
+        self.deps = deps
+        self.deadline = deadline
+        self._state: AppState | None = None
+
+    def app_state(self) -> AppState:
+        if self._state is None:
+            self._state = self.deps.app_state.get()
+        return self._state
+
+    def handle(self, record: SQSRecord) -> None:
+        logger.set_correlation_id(record.message_id)
+        try:
+            message = parse_message(record.body)
+        except InvalidPayload as exc:
+            # Failing the record sends it, after maxReceiveCount, to the dead-letter queue where it can be inspected.
+            logger.error("malformed collect message", extra={"problem": str(exc)})
+            raise
+        if not self.deadline.allows(MIN_START_SECONDS):
+            assert self.deps.queue is not None
+            self.deps.queue.send_batch([message.to_body()])
+            count("MessagesSentOnUnstarted")
+            logger.info("no time left to start: message sent on as it is", extra={"posts": len(message.tweet_ids)})
+            return
+        collect(message, self.deps, deadline=self.deadline, app_state=self.app_state())
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline = deadline_of(context)
     if "Records" not in event:
         logger.set_correlation_id(context.aws_request_id)
         try:
-            return collect_direct(event)
+            return collect_direct(event, deadline=deadline)
         except InvalidPayload as exc:
             logger.warning("invalid console payload", extra={"problem": str(exc)})
             return {"error": "invalid_payload", "message": str(exc)}
-    response = process_partial_response(event, record_handler, processor, context)
+    invocation = _Invocation(default_deps(), deadline)
+    response = process_partial_response(event, invocation.handle, processor, context)
     return dict(response)

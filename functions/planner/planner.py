@@ -1,6 +1,7 @@
 """PlannerFunction: on each EventBridge Scheduler tick, queue the Posts due on one endpoint.
 
-Event (the schedule's Input): {"endpoint", "scheduled_time", "schedule_arn", "attempt"}.
+Event (the schedule's Input): {"endpoint", "scheduled_time", "schedule_arn", "attempt", "schedule_expression"}; the
+expression (`rate(15 minutes)`) tells how long until the next tick, which bounds what the contract can serve.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xengage.api_client.catalog import Endpoint
+from xengage.api_client.deadline import Deadline
 from xengage.observability import logger, metrics, tracer
-from xengage.pipeline.planner import plan
+from xengage.pipeline.planner import PLANNER_RESERVE_SECONDS, plan, schedule_interval
 from xengage.timeutil import floor_minute, parse_iso, utc_now
 
 
@@ -48,4 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # One tick = one correlation id, whichever attempt delivered it.
     logger.set_correlation_id(f"{endpoint.value}@{scheduled_time.isoformat()}")
     logger.append_keys(endpoint=endpoint.value, schedule_arn=event.get("schedule_arn"), attempt=event.get("attempt"))
-    return plan(endpoint, scheduled_time).as_dict()
+    expression = event.get("schedule_expression")
+    deadline = Deadline.after(context.get_remaining_time_in_millis() / 1000 - PLANNER_RESERVE_SECONDS)
+    interval = schedule_interval(expression if isinstance(expression, str) else None)
+    return plan(endpoint, scheduled_time, interval=interval, deadline=deadline).as_dict()

@@ -19,7 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("EMULATOR_PORT", "8088")), help="port (env EMULATOR_PORT)"
     )
-    parser.add_argument("--per-minute-limit", type=int, default=None, help="calls per endpoint per minute")
+    parser.add_argument("--per-minute-limit", type=int, default=None, help="calls per endpoint per window")
+    parser.add_argument(
+        "--window-seconds",
+        type=float,
+        default=os.environ.get("EMULATOR_WINDOW_SECONDS", "60"),  # argparse converts a string default with `type`
+        help='length of the rate-limit "minute" in seconds (env EMULATOR_WINDOW_SECONDS, default 60)',
+    )
     parser.add_argument("--rate-429", type=float, default=0.0, help="share of calls answered 429")
     parser.add_argument("--rate-5xx", type=float, default=0.0, help="share of calls answered 500/502/503")
     parser.add_argument("--latency-ms", type=int, default=0, help="latency added to every data call")
@@ -35,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    world = default_world()
     try:
         faults = FaultConfig(
             rate_429=args.rate_429,
@@ -47,21 +54,31 @@ def main(argv: list[str] | None = None) -> int:
             bare_number_share=args.bare_number_share,
             seed=args.seed,
         )
+        emulator = EmulatorServer(
+            world,
+            host=args.host,
+            port=args.port,
+            per_minute_limit=args.per_minute_limit,
+            window_seconds=args.window_seconds,
+            faults=faults,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    world = default_world()
-    with EmulatorServer(
-        world, host=args.host, port=args.port, per_minute_limit=args.per_minute_limit, faults=faults
-    ) as emulator:
+    with emulator:
         print(f"Engagement API emulator on {emulator.url}  (data-api and api.x.com paths)", flush=True)
         print(f"  consumer key / secret: {world.app.consumer_key} / {world.app.consumer_secret}")
         print(f"  bearer token:          {world.app.bearer_token}")
         for user in world.users.values():
             tokens = f"{user.access_token} / {user.access_token_secret}"
             print(f"  user {user.user_id} @{user.screen_name}: {tokens}  ({len(world.posts_of(user.user_id))} Posts)")
-        print("  admin: GET /_emulator/world, GET|DELETE /_emulator/log, POST /_emulator/{faults,script,limit,clock}")
+        budget = "unlimited" if args.per_minute_limit is None else f"{args.per_minute_limit} calls per endpoint"
+        print(f"  rate limit:            {budget} (window {args.window_seconds:g} s)")
+        print(
+            "  admin: GET /_emulator/{world,credentials,limit,health}, GET|DELETE /_emulator/log,"
+            " POST /_emulator/{faults,script,limit,clock,credentials}"
+        )
         print("Ctrl-C to stop.", flush=True)
         try:
             while not stop.wait(0.5):

@@ -1,4 +1,4 @@
-"""Injected failures: random shares from a seeded RNG, or a script of answers for the next calls."""
+"""Injected failures: random shares from a seeded RNG, a script of answers for the next calls, retired metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
+
+from xengage.api_client.catalog import METRICS_BY_ENDPOINT
 
 
 class Fault(StrEnum):
@@ -22,11 +24,16 @@ class Fault(StrEnum):
 
 
 SERVER_ERRORS = (Fault.INTERNAL_ERROR, Fault.PROXY_ERROR, Fault.UNAVAILABLE)
+KNOWN_METRICS = frozenset(metric for metrics in METRICS_BY_ENDPOINT.values() for metric in metrics)
 
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
-    """Shares are probabilities per data call (they add up; their sum must stay <= 1)."""
+    """Shares are probabilities per data call (they add up; their sum must stay <= 1).
+
+    `retired_metrics` are engagement types the API no longer accepts (X retiring a metric): a request
+    naming one gets the same 400 as an unknown name, on every endpoint.
+    """
 
     rate_429: float = 0.0
     rate_5xx: float = 0.0
@@ -37,8 +44,10 @@ class FaultConfig:
     malformed_share: float = 0.0
     bare_number_share: float = 0.0  # metric values sent as bare JSON numbers instead of strings (trap 3)
     seed: int = 1
+    retired_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "retired_metrics", _metric_names(self.retired_metrics))
         shares = {
             "rate_429": self.rate_429,
             "rate_5xx": self.rate_5xx,
@@ -65,7 +74,19 @@ class FaultConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "retired_metrics": list(self.retired_metrics)}
+
+
+def _metric_names(value: Any) -> tuple[str, ...]:
+    """Known metric names as a tuple (JSON gives a list; a bare string is refused); typos are an error."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"retired_metrics must be a list of engagement types, got {value!r}")
+    if not all(isinstance(name, str) for name in value):
+        raise ValueError(f"retired_metrics must hold strings, got {value!r}")
+    unknown = [name for name in value if name not in KNOWN_METRICS]
+    if unknown:
+        raise ValueError(f"unknown engagement type(s) in retired_metrics: {', '.join(unknown)}")
+    return tuple(dict.fromkeys(value))
 
 
 class FaultInjector:

@@ -95,9 +95,8 @@ class EmulatorValidator(oauth1.RequestValidator):
         return client_key == self.world.app.consumer_key
 
     def get_client_secret(self, client_key: str, request: OAuthRequest) -> str:
-        if client_key == self.world.app.consumer_key:
-            return self.world.app.consumer_secret
-        return _DUMMY
+        app = self.world.app  # read once: a rotation in between must not pair an old key with a new secret
+        return app.consumer_secret if client_key == app.consumer_key else _DUMMY
 
     def validate_timestamp_and_nonce(
         self,
@@ -247,7 +246,9 @@ class OAuthServer:
             uri, http_method=method, body=body.decode("utf-8", "replace"), headers=headers
         )
         if valid and request is not None:
-            return OAuth1Verdict(self.world.token_owner(request.resource_owner_key), None)
+            owner = self.world.token_owner(request.resource_owner_key)
+            # None only when the token was revoked between oauthlib's check and this line
+            return OAuth1Verdict(owner, None if owner is not None else "Access token not found")
         return OAuth1Verdict(None, _failure_reason(request))
 
     def request_token(self, uri: str, body: str, headers: dict[str, str]) -> tuple[dict[str, str], str | None, int]:

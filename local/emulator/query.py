@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -54,8 +55,14 @@ def peek_tweet_ids(raw_body: bytes) -> list[str]:
     return [str(i) for i in ids] if isinstance(ids, list) else []
 
 
-def parse_query(endpoint: Endpoint, raw_body: bytes, now: datetime) -> Query:
-    """Validate a request body and resolve its time window; raises ApiError(400) naming the problem."""
+def parse_query(
+    endpoint: Endpoint, raw_body: bytes, now: datetime, retired_metrics: Collection[str] = frozenset()
+) -> Query:
+    """Validate a request body and resolve its time window; raises ApiError(400) naming the problem.
+
+    `retired_metrics` are refused exactly like names the endpoint never served: that is how a client
+    sees X retire a metric.
+    """
     try:
         data = json.loads(raw_body) if raw_body.strip() else None
     except ValueError as exc:
@@ -63,7 +70,7 @@ def parse_query(endpoint: Endpoint, raw_body: bytes, now: datetime) -> Query:
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object with tweet_ids, engagement_types and groupings")
     tweet_ids = _tweet_ids(endpoint, data.get("tweet_ids"))
-    engagement_types = _engagement_types(endpoint, data.get("engagement_types"))
+    engagement_types = _engagement_types(endpoint, data.get("engagement_types"), retired_metrics)
     groupings = _groupings(endpoint, data.get("groupings"))
     start = end = None
     if endpoint is Endpoint.HOURLY_28HR:
@@ -86,11 +93,11 @@ def _tweet_ids(endpoint: Endpoint, value: Any) -> tuple[str, ...]:
     return unique
 
 
-def _engagement_types(endpoint: Endpoint, value: Any) -> tuple[str, ...]:
+def _engagement_types(endpoint: Endpoint, value: Any, retired: Collection[str]) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "engagement_types is required: a non-empty array of metric names")
     allowed = METRICS_BY_ENDPOINT[endpoint]
-    unknown = [v for v in value if v not in allowed]
+    unknown = [v for v in value if v not in allowed or v in retired]
     if unknown:
         raise ApiError(400, f"Unsupported engagement types for /{endpoint.value}: {', '.join(unknown)}")
     return tuple(dict.fromkeys(value))

@@ -23,6 +23,7 @@ from xengage.api_client.catalog import Endpoint
 
 from .clock import Clock
 from .faults import Fault, FaultConfig
+from .ratelimit import DEFAULT_WINDOW_SECONDS, PerMinuteLimiter
 from .service import DataReply, EmulatorService, RequestLogEntry
 from .world import World, default_world
 
@@ -106,6 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"requests": [entry.to_dict() for entry in self.server.service.log]})
         elif parts.path == "/_emulator/world":
             self._send_json(200, _world_summary(self.server.service))
+        elif parts.path == "/_emulator/credentials":
+            self._send_json(200, self.server.service.world.credential_state().to_dict())
+        elif parts.path == "/_emulator/limit":
+            self._send_json(200, _limit_summary(self.server.service.limiter))
         elif parts.path == "/_emulator/health":
             self._send_json(200, {"ok": True})
         else:
@@ -187,9 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
                 service.faults.script(faults)
                 self._send_json(200, {"pending": service.faults.pending_script()})
             elif path == "/_emulator/limit":
-                limit = data.get("per_minute_limit") if isinstance(data, dict) else data
-                service.limiter.set_limit(None if limit is None else int(limit))
-                self._send_json(200, {"per_minute_limit": service.limiter.limit})
+                self._send_json(200, _configure_limit(service.limiter, data))
+            elif path == "/_emulator/credentials":
+                _change_credentials(service.world, data)
+                self._send_json(200, service.world.credential_state().to_dict())
             elif path == "/_emulator/clock":
                 moment = data.get("now") if isinstance(data, dict) else None
                 service.clock.set(datetime.fromisoformat(moment) if moment else None)
@@ -231,12 +237,66 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (e.g. its timeout fired during a hang)
 
 
+_LIMIT_OPTIONS = ("per_minute_limit", "window_seconds")
+_CREDENTIAL_COMMANDS = (
+    '{"revoke_user": "<user_id>"}, {"rotate": "bearer_token"}, {"rotate": "consumer_secret"} or {"restore": true}'
+)
+
+
+def _configure_limit(limiter: PerMinuteLimiter, data: Any) -> dict[str, Any]:
+    """POST /_emulator/limit: a key left out keeps its value; a bare number or null is the limit alone."""
+    options = data if isinstance(data, dict) else {"per_minute_limit": data}
+    unknown = sorted(set(options) - set(_LIMIT_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown limit option(s): {', '.join(unknown)}")
+    limit = limiter.limit
+    if "per_minute_limit" in options:
+        raw = options["per_minute_limit"]
+        limit = None if raw is None else int(raw)
+    window = limiter.window_seconds
+    if "window_seconds" in options:
+        raw_window = options["window_seconds"]
+        if isinstance(raw_window, bool) or not isinstance(raw_window, (int, float)):
+            raise ValueError(f"window_seconds must be a number > 0, got {raw_window!r}")
+        window = float(raw_window)
+    limiter.configure(limit, window)
+    return _limit_summary(limiter)
+
+
+def _limit_summary(limiter: PerMinuteLimiter) -> dict[str, Any]:
+    return {"per_minute_limit": limiter.limit, "window_seconds": limiter.window_seconds}
+
+
+def _change_credentials(world: World, data: Any) -> None:
+    """POST /_emulator/credentials: exactly one command; the answer (built by the caller) holds no secret."""
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ValueError(f"expected one of {_CREDENTIAL_COMMANDS}")
+    ((command, value),) = data.items()
+    if command == "revoke_user":
+        if not isinstance(value, str) or value not in world.users:
+            raise ValueError(f"unknown user {value!r}")
+        world.revoke_user_tokens(value)
+    elif command == "rotate" and value == "bearer_token":
+        world.rotate_bearer_token()
+    elif command == "rotate" and value == "consumer_secret":
+        world.rotate_consumer_secret()
+    elif command == "rotate":
+        raise ValueError(f'rotate must be "bearer_token" or "consumer_secret", got {value!r}')
+    elif command == "restore" and value is True:
+        world.restore_credentials()
+    elif command == "restore":
+        raise ValueError(f"restore must be true, got {value!r}")
+    else:
+        raise ValueError(f"unknown credentials command {command!r}: expected one of {_CREDENTIAL_COMMANDS}")
+
+
 def _world_summary(service: EmulatorService) -> dict[str, Any]:
-    """Users and Posts without any secret: what a local stack needs to know which ids exist."""
+    """Users, Posts and what credentials changed, without any secret: which ids exist for a local stack."""
     world = service.world
     return {
         "now": service.clock.now().isoformat(),
         "authorize_as": world.authorize_as,
+        "credentials": world.credential_state().to_dict(),
         "users": [{"user_id": u.user_id, "screen_name": u.screen_name} for u in world.users.values()],
         "posts": [
             {
@@ -261,6 +321,7 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         per_minute_limit: int | None = None,
+        window_seconds: float = DEFAULT_WINDOW_SECONDS,
         faults: FaultConfig | None = None,
         now: datetime | None = None,
     ) -> None:
@@ -268,6 +329,7 @@ class EmulatorServer:
         self._service = EmulatorService(
             world if world is not None else default_world(now),
             per_minute_limit=per_minute_limit,
+            window_seconds=window_seconds,
             faults=faults,
             clock=Clock(now),
         )
@@ -340,6 +402,30 @@ class EmulatorServer:
 
     def set_per_minute_limit(self, limit: int | None) -> None:
         self._service.limiter.set_limit(limit)
+
+    def set_window_seconds(self, window_seconds: float) -> None:
+        """Shorten (or restore, 60.0) the rate-limit "minute"; windows align to multiples of it since the epoch."""
+        self._service.limiter.set_window_seconds(window_seconds)
+
+    # --- credentials: what happens when tokens stop working ---------------------------------------------
+    def revoke_user_tokens(self, user_id: str) -> int:
+        """Every access token of the user answers 401 "Access token not found"; later grants work.
+
+        Returns how many tokens were revoked; an unknown user is a KeyError.
+        """
+        return self._service.world.revoke_user_tokens(user_id)
+
+    def rotate_bearer_token(self) -> str:
+        """A new bearer token for the app (also what /oauth2/token issues from now on); the old one gets 401."""
+        return self._service.world.rotate_bearer_token()
+
+    def rotate_consumer_secret(self) -> str:
+        """A new consumer secret: OAuth 1.0a signed with the old one gets 401, /oauth2/token with it 403."""
+        return self._service.world.rotate_consumer_secret()
+
+    def restore_credentials(self) -> None:
+        """Undo every revocation and rotation."""
+        self._service.world.restore_credentials()
 
     @property
     def log(self) -> list[RequestLogEntry]:

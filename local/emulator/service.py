@@ -15,7 +15,7 @@ from .engine import AuthKind, Caller, answer
 from .faults import SERVER_ERRORS, Fault, FaultConfig, FaultInjector
 from .oauth import OAuthServer
 from .query import ApiError, parse_query, peek_tweet_ids
-from .ratelimit import PerMinuteLimiter
+from .ratelimit import DEFAULT_WINDOW_SECONDS, PerMinuteLimiter
 from .world import World
 
 AUTH_FAILED = "Your account could not be authenticated. Reason: "
@@ -68,12 +68,13 @@ class EmulatorService:
         world: World,
         *,
         per_minute_limit: int | None = None,
+        window_seconds: float = DEFAULT_WINDOW_SECONDS,
         faults: FaultConfig | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.world = world
         self.clock = clock or Clock()
-        self.limiter = PerMinuteLimiter(per_minute_limit)
+        self.limiter = PerMinuteLimiter(per_minute_limit, window_seconds)
         self.faults = FaultInjector(faults)
         self.oauth = OAuthServer(world)
         self._log: deque[RequestLogEntry] = deque(maxlen=MAX_LOG_ENTRIES)
@@ -107,7 +108,7 @@ class EmulatorService:
         else:
             try:
                 caller = self._identify(endpoint, uri, headers, body)
-                query = parse_query(endpoint, body, now)
+                query = parse_query(endpoint, body, now, self.faults.config.retired_metrics)
                 data = answer(self.world, query, caller, now, self.faults.config.bare_number_share)
                 reply = DataReply(200, data, fault=fault)
             except ApiError as error:

@@ -7,12 +7,15 @@ see in production.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, Literal
 
 from xengage.api_client.credentials import AppCredentials
 
@@ -65,6 +68,22 @@ class Post:
         return created_at_of(self.tweet_id)
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialState:
+    """What was revoked or rotated, and never a secret: safe for admin answers and logs."""
+
+    revoked_users: tuple[str, ...]
+    bearer_token_rotated: bool
+    consumer_secret_rotated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "revoked_users": list(self.revoked_users),
+            "bearer_token_rotated": self.bearer_token_rotated,
+            "consumer_secret_rotated": self.consumer_secret_rotated,
+        }
+
+
 DEMO_APP = AppCredentials(
     consumer_key="demo-consumer-key",
     consumer_secret="demo-consumer-secret",
@@ -73,7 +92,11 @@ DEMO_APP = AppCredentials(
 
 
 class World:
-    """Users, tokens and Posts. Safe to read and extend while the server runs (3-legged OAuth adds tokens)."""
+    """Users, tokens and Posts. Safe to read and extend while the server runs (3-legged OAuth adds tokens).
+
+    `app` is replaced, never mutated, when a credential is rotated: every check reads it once and sees
+    either the old or the new credentials, never a mix.
+    """
 
     def __init__(self, app: AppCredentials = DEMO_APP, *, authorize_as: str | None = None) -> None:
         self.app = app
@@ -82,6 +105,9 @@ class World:
         # Who approves at /oauth/authorize unless the request says `as_user=`; defaults to the first user.
         self.authorize_as = authorize_as
         self._tokens: dict[str, tuple[str, str]] = {}  # access token -> (secret, user_id)
+        self._revoked_tokens: dict[str, tuple[str, str]] = {}  # kept aside so restore_credentials() can undo
+        self._revoked_users: set[str] = set()
+        self._app_before_rotation: AppCredentials | None = None
         self._sequence = 0
         self._lock = threading.Lock()
 
@@ -111,6 +137,62 @@ class World:
         with self._lock:
             entry = self._tokens.get(access_token)
         return entry[0] if entry else None
+
+    # --- credential changes (what an account or the app's owner does on X) --------------------------------
+    def revoke_user_tokens(self, user_id: str) -> int:
+        """Every access token the user granted so far stops working, as when the account revokes the app.
+
+        Data calls then fail with "Access token not found". Tokens granted afterwards (the account
+        re-authorizes through the 3-legged flow) work: that is how a revoked account recovers.
+        Returns how many tokens were revoked.
+        """
+        if user_id not in self.users:
+            raise KeyError(f"unknown user {user_id}")
+        with self._lock:
+            revoked = {token: entry for token, entry in self._tokens.items() if entry[1] == user_id}
+            for token in revoked:
+                del self._tokens[token]
+            self._revoked_tokens.update(revoked)
+            self._revoked_users.add(user_id)
+        return len(revoked)
+
+    def rotate_bearer_token(self) -> str:
+        """The app gets a new bearer token; the old one is refused everywhere. Returns the new one."""
+        return self._rotate("bearer_token")
+
+    def rotate_consumer_secret(self) -> str:
+        """The app's consumer secret changes: signatures made with the old one fail. Returns the new one."""
+        return self._rotate("consumer_secret")
+
+    def _rotate(self, name: Literal["bearer_token", "consumer_secret"]) -> str:
+        """Swap `app` for a copy with a new value. Readers take `app` once per check, so the swap is atomic."""
+        value = f"rotated-{name.replace('_', '-')}-{secrets.token_urlsafe(24)}"
+        with self._lock:
+            if self._app_before_rotation is None:
+                self._app_before_rotation = self.app
+            self.app = dataclasses.replace(self.app, **{name: value})
+        return value
+
+    def restore_credentials(self) -> None:
+        """Undo every revocation and rotation: the original app credentials, revoked tokens valid again."""
+        with self._lock:
+            if self._app_before_rotation is not None:
+                self.app = self._app_before_rotation
+                self._app_before_rotation = None
+            for token, entry in self._revoked_tokens.items():
+                self._tokens.setdefault(token, entry)
+            self._revoked_tokens.clear()
+            self._revoked_users.clear()
+
+    def credential_state(self) -> CredentialState:
+        """What changed since the World was built, for admin answers: flags and user ids, no secret."""
+        with self._lock:
+            original = self._app_before_rotation or self.app
+            return CredentialState(
+                revoked_users=tuple(sorted(self._revoked_users)),
+                bearer_token_rotated=self.app.bearer_token != original.bearer_token,
+                consumer_secret_rotated=self.app.consumer_secret != original.consumer_secret,
+            )
 
     # --- posts ----------------------------------------------------------------------------------------------
     def add_post(

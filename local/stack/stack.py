@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.stack.aws_faults import ENV_VAR as AWS_FAULTS_ENV_VAR
+from local.stack.aws_faults import fault_log_path, read_fault_log, write_fault_config
 from local.stack.dynamodb import DynaliteServer, dynalite_missing, start_dynalite
 from local.stack.functions import FunctionSpec, FunctionWorker, Invocation, function_specs
 from local.stack.resources import (
@@ -54,6 +57,8 @@ class StackSettings:
     # "dynalite" (Query reads only the keys asked, like DynamoDB), "moto", or "auto": dynalite when it can run.
     dynamodb: str = "auto"
     dynamodb_port: int = 0
+    # AWS faults the workers' botocore injects (local/stack/aws_faults.py), set with `LocalStack.set_aws_faults`.
+    aws_faults_file: Path | None = None
 
 
 class LocalStack:
@@ -97,7 +102,7 @@ class LocalStack:
             resolver,
             endpoint_url=self.moto.url,
             dynamodb_url=self.dynamodb_url,
-            environment_overrides=settings.environment_overrides,
+            environment_overrides={**settings.environment_overrides, **self._aws_faults_environment()},
         )
         self.workers = {
             logical_id: FunctionWorker(
@@ -148,6 +153,11 @@ class LocalStack:
             logger.warning("DynamoDB runs on moto, whose queries read the whole table: %s", missing)
             return None
         return start_dynalite(self.settings.dynamodb_port)
+
+    def _aws_faults_environment(self) -> dict[str, str]:
+        # Absolute: each worker runs in its own code directory.
+        path = self.settings.aws_faults_file
+        return {AWS_FAULTS_ENV_VAR: str(path.resolve())} if path is not None else {}
 
     def _event_source_mappings(self) -> list[SqsEventSource]:
         pollers = []
@@ -234,12 +244,14 @@ class LocalStack:
         return None
 
     def queue_depth(self, queue_url: str) -> int:
-        """Visible plus in-flight messages."""
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        """Visible, in-flight and delayed messages (continuations wait delayed until the API takes them)."""
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(name, 0)) for name in names)
 
     def wait_until_drained(self, timeout: float = 60.0) -> bool:
         """Wait until every polled queue is empty and no batch is being processed; False on timeout."""
@@ -249,6 +261,19 @@ class LocalStack:
                 return True
             time.sleep(0.2)
         return False
+
+    def set_aws_faults(self, config: Mapping[str, Any] | None) -> None:
+        """Replace the fault rules the workers read on their next AWS call (see aws_faults.FaultConfig); None: none."""
+        write_fault_config(self._aws_faults_path(), config)
+
+    def aws_fault_counts(self) -> Counter[tuple[str, str]]:
+        """Faults the workers injected so far, by (operation, kind)."""
+        return read_fault_log(fault_log_path(self._aws_faults_path()))
+
+    def _aws_faults_path(self) -> Path:
+        if self.settings.aws_faults_file is None:
+            raise ValueError("AWS faults need StackSettings.aws_faults_file, set when the stack starts")
+        return self.settings.aws_faults_file.resolve()
 
     def state(self) -> dict[str, Any]:
         """The running stack as `.local-state/stack.json` records it (no secret values)."""

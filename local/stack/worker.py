@@ -4,13 +4,15 @@ Started by `local.stack.functions.FunctionWorker` as `python worker.py <config-j
 with the function's own environment. It uses only the standard library so the handler's `sys.path` can be
 exactly what Lambda gives it: the code directory (/var/task), the layer directories (/opt/python), then the
 runtime's packages. Requests and responses are JSON lines on dedicated pipes, so whatever the handler prints
-(Powertools logs) goes to stdout/stderr untouched.
+(Powertools logs) goes to stdout/stderr untouched. The one exception to "standard library only": when
+`LOCAL_AWS_FAULTS_FILE` is set, `aws_faults.py` (botocore) is loaded before the handler to inject AWS faults.
 """
 
 from __future__ import annotations
 
 import decimal
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -57,6 +59,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _install_aws_faults() -> None:
+    """Hook the fault layer into botocore before the handler's import can create a session.
+
+    `aws_faults.py` is loaded by its path: the repository root is not on the function's sys.path (it is not in
+    Lambda's either, and putting it there would let a handler import `local.*` by accident).
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aws_faults.py")
+    spec = importlib.util.spec_from_file_location("local_stack_aws_faults", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    module.install_from_environment()
+
+
 def _load_handler(config: dict[str, Any]) -> Any:
     module_name, _, function_name = config["handler"].rpartition(".")
     if not module_name:
@@ -73,6 +91,8 @@ def main() -> None:
     runtime_paths = [path for path in sys.path if path and os.path.abspath(path) != here]
     sys.path[:] = [config["code_dir"], *config["layer_dirs"], *runtime_paths]
     os.chdir(config["code_dir"])
+    if os.environ.get("LOCAL_AWS_FAULTS_FILE"):
+        _install_aws_faults()  # a failure ends the worker: a fault test must not run without its faults
 
     def send(message: dict[str, Any]) -> None:
         responses.write(json.dumps(message, default=_json_default).encode() + b"\n")

@@ -32,6 +32,7 @@ from tests.template.test_template import (
     inline_grants,
     policy_templates,
 )
+from xengage.dal import app_state_dal
 from xengage.timeutil import to_iso, utc_now
 
 pytestmark = pytest.mark.integration
@@ -151,7 +152,9 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(
     from functions.collector.collector import lambda_handler as collector_handler
     from functions.planner.planner import lambda_handler as planner_handler
 
-    # Given the API used through every route (which also tracks Posts and registers an account)
+    # Given an app secret refused before and replaced since (every function checks its version, the planner lifts
+    # the pause), and the API used through every route (which also tracks Posts and registers an account)
+    app_state_dal().flag_credentials("refused before", secret_version="an-older-version", now=to_iso(utc_now()))
     with recorder.running("ApiFunction"):
         use_every_api_route(live_api, emulator)
 
@@ -169,19 +172,24 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(
             QueueUrl=aws.collect_queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
+    app_state_dal().flag_credentials("refused before", secret_version="an-older-version", now=to_iso(utc_now()))
     with recorder.running("CollectorFunction"):
         batch = collector_handler({"Records": records}, FakeLambdaContext())
         owned = json.loads(records[0]["body"])["tweet_ids"][:2]
         console = collector_handler({"endpoint": "totals", "tweet_ids": owned}, FakeLambdaContext())
+        # A record reached with too little time left is sent on as it is (the continuation path's SendMessage)
+        late = collector_handler({"Records": records[:1]}, FakeLambdaContext(remaining_millis=4_000))
     boto3.client("secretsmanager").delete_secret(
         SecretId=f"{aws.secret_prefix}accounts/{BRAND_USER_ID}", ForceDeleteWithoutRecovery=True
     )
     with recorder.running("CollectorFunction"):
-        reauth = collector_handler({"Records": records[:1]}, FakeLambdaContext())
+        reauth = collector_handler(
+            {"endpoint": "totals", "tweet_ids": owned, "account_id": BRAND_USER_ID}, FakeLambdaContext()
+        )
 
     # Then what each function called is exactly what the template grants it
-    assert batch["batchItemFailures"] == [] and reauth["batchItemFailures"] == []
-    assert console["counts"] == {"ok": 2}
+    assert batch["batchItemFailures"] == [] and late["batchItemFailures"] == []
+    assert console["counts"] == {"ok": 2} and reauth["counts"] == {"auth_failed": 2}
     assert live_api("GET", f"/accounts/{BRAND_USER_ID}").json()["status"] == "needs_reauth"
     for function in ("ApiFunction", "PlannerFunction", "CollectorFunction"):
         needed = required_grants(recorder.calls[function], aws)

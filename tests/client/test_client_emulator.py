@@ -12,6 +12,7 @@ import requests
 
 from local.emulator import BRAND_USER_ID, CLIENT_USER_ID, EmulatorServer, FaultConfig, PostState
 from xengage.api_client import (
+    AppAuthError,
     AuthError,
     Endpoint,
     EngagementClient,
@@ -86,12 +87,12 @@ def test_unknown_user_tokens_raise_auth_error_naming_the_account_without_retry(
     assert "unknown-secret" not in str(caught.value)
 
 
-def test_a_wrong_bearer_token_raises_auth_error(emu: EmulatorServer, make_client: MakeClient) -> None:
+def test_a_wrong_bearer_token_raises_an_app_auth_error(emu: EmulatorServer, make_client: MakeClient) -> None:
     client = make_client()
     client.app = type(client.app)(client.app.consumer_key, client.app.consumer_secret, "not-the-bearer")
-    with pytest.raises(AuthError, match="app bearer token"):
+    with pytest.raises(AppAuthError, match=r"app credentials: .*bearer token") as caught:
         client.totals(_ids(emu, BRAND_USER_ID)[:2])
-    assert len(emu.log) == 1
+    assert len(emu.log) == 1 and caught.value.account is None
 
 
 # --- batching ----------------------------------------------------------------------------------------
@@ -249,15 +250,17 @@ def test_server_errors_are_retried_with_bounded_full_jitter_backoff(
     assert [s <= 0.2 * 2**k for k, s in enumerate(shared_time.sleeps)] == [True, True, True]
 
 
-def test_persistent_server_errors_fail_the_batch_with_the_reason(
+def test_persistent_server_errors_defer_the_batch_with_the_reason(
     emu: EmulatorServer, make_client: MakeClient, brand: UserTokens
 ) -> None:
     emu.script_faults(["503"] * 3)
     ids = _young_public(emu, BRAND_USER_ID, timedelta(days=80))[:3]
     result = make_client(retry=RetryPolicy(max_attempts=3, base_delay=0.01)).hourly_28hr(ids, user=brand)
     assert len(emu.log) == 3
-    assert result.counts_by_status() == {"failed": 3}
+    # Then the Posts are handed on (transient), each with the reason and when to try again
+    assert result.counts_by_status() == {"deferred": 3}
     assert "HTTP 503" in (result.posts[ids[0]].reason or "")
+    assert all(result.posts[i].retry_at is not None for i in ids)
 
 
 def test_timeouts_and_connection_resets_are_retried(
@@ -274,7 +277,7 @@ def test_timeouts_and_connection_resets_are_retried(
     assert result.retries == 2 and result.counts_by_status() == {"ok": 2}
 
 
-def test_malformed_json_is_retried_then_fails_the_batch_with_the_reason(
+def test_malformed_json_is_retried_then_defers_the_batch_with_the_reason(
     emu: EmulatorServer, make_client: MakeClient, brand: UserTokens
 ) -> None:
     ids = _young_public(emu, BRAND_USER_ID, timedelta(days=80))[:2]
@@ -283,7 +286,7 @@ def test_malformed_json_is_retried_then_fails_the_batch_with_the_reason(
     assert recovered.retries == 1 and recovered.counts_by_status() == {"ok": 2}
     emu.script_faults(["malformed"] * 2)
     broken = make_client(retry=RetryPolicy(max_attempts=2, base_delay=0.01)).hourly_28hr(ids, user=brand)
-    assert broken.counts_by_status() == {"failed": 2}
+    assert broken.counts_by_status() == {"deferred": 2}
     assert "malformed" in (broken.posts[ids[0]].reason or "")
 
 

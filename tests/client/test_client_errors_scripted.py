@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-from typing import Any
+from datetime import timedelta
 
 import pytest
-import requests
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
+from tests.client.scripted import BASE, per_tweet, scripted_client
 from xengage.api_client import (
     AppCredentials,
     AuthError,
@@ -23,45 +21,8 @@ from xengage.api_client import (
     UserTokens,
 )
 
-BASE = "https://data-api.example.test"
-
-
-class ScriptedAdapter(HTTPAdapter):
-    """Answers each request with the next scripted (status, body) and keeps the requests."""
-
-    def __init__(self, answers: list[tuple[int, Any]]) -> None:
-        super().__init__()
-        self.answers = list(answers)
-        self.sent: list[requests.PreparedRequest] = []
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.sent.append(request)
-        status, body = self.answers.pop(0)
-        response = requests.Response()
-        response.status_code = status
-        response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response.request, response.url = request, str(request.url)
-        return response
-
-    def sent_ids(self) -> list[list[str]]:
-        return [json.loads(r.body or b"{}")["tweet_ids"] for r in self.sent]
-
-
-def _client(
-    app: AppCredentials, clock, answers: list[tuple[int, Any]], **options: Any
-) -> tuple[EngagementClient, ScriptedAdapter]:
-    adapter = ScriptedAdapter(answers)
-    session = requests.Session()
-    session.mount("https://", adapter)
-    client = EngagementClient(
-        app, base_url=BASE, session=session, sleep=clock.sleep, now=clock.now, rng=random.Random(1), **options
-    )
-    return client, adapter
-
-
-def _per_tweet(values: dict[str, Any]) -> dict[str, Any]:
-    return {"per_tweet": values}
+_client = scripted_client
+_per_tweet = per_tweet
 
 
 def test_request_is_a_json_post_with_string_ids_gzip_and_exact_url(app: AppCredentials, clock) -> None:
@@ -131,10 +92,12 @@ def test_forbidden_metrics_with_owner_tokens_are_dropped_and_flagged(
     assert result.posts["7"].ok and result.posts["7"].unsupported_metrics == {"impressions"}
 
 
-def test_forbidden_metrics_on_the_bearer_token_is_an_auth_error(app: AppCredentials, clock) -> None:
-    client, _ = _client(app, clock, [(403, {"errors": ["Forbidden to access metrics: retweets"]})])
-    with pytest.raises(AuthError, match="Forbidden to access metrics: retweets"):
-        client.totals(["7"], engagement_types=["retweets"])
+def test_metrics_refused_to_the_bearer_token_are_reported_not_blamed_on_credentials(app: AppCredentials, clock) -> None:
+    client, adapter = _client(app, clock, [(403, {"errors": ["Forbidden to access metrics: retweets"]})])
+    result = client.totals(["7"], engagement_types=["retweets"])
+    # Then nothing was left to ask: the Post says so, and the result names the refused metric with the API's words
+    assert result.posts["7"].status == Reason.UNSUPPORTED_METRIC.value and len(adapter.sent) == 1
+    assert result.refused_metrics == {"retweets": "Forbidden to access metrics: retweets"}
 
 
 def test_a_403_about_the_tokens_is_an_auth_error_naming_the_account(
@@ -180,9 +143,9 @@ def test_the_wait_budget_of_a_fetch_bounds_429_retries(app: AppCredentials, cloc
     clock.moment = clock.moment.replace(second=10)
     # When the API answers 429
     result = client.totals(["1"])
-    # Then the batch fails at once with a reason instead of waiting 50 s
-    assert result.counts_by_status() == {"failed": 1} and result.throttled == 1 and len(adapter.sent) == 1
-    assert "budget" in (result.posts["1"].reason or "")
+    # Then the Post is handed on at once, rate limited until the next minute, instead of waiting 50 s
+    assert result.counts_by_status() == {"rate_limited": 1} and result.throttled == 1 and len(adapter.sent) == 1
+    assert result.posts["1"].retry_at == clock.moment.replace(second=0) + timedelta(minutes=1, seconds=0.25)
 
 
 def test_logs_of_a_retried_oauth_fetch_hold_no_secret(

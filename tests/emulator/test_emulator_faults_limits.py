@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from local.emulator import FaultConfig
+from local.emulator import EmulatorServer, FaultConfig, default_world
+from local.emulator.ratelimit import PerMinuteLimiter
 from tests.emulator.support import BRAND_USER_ID, NOW, PUBLIC_METRICS, Api
 
 
@@ -45,6 +47,133 @@ def test_over_the_limit_is_429_until_the_next_minute(api: Api) -> None:
     # When the clock reaches the next calendar minute / Then calls pass again
     api.emu.set_now(NOW.replace(second=0) + timedelta(minutes=1))
     assert _call(api).status_code == 200
+
+
+def test_shortened_window_lets_several_limited_minutes_pass_quickly(api: Api) -> None:
+    # Given a limit of 2 per 5-second "minute", with the clock pinned on a window start (12:30:00)
+    api.emu.set_per_minute_limit(2)
+    api.emu.set_window_seconds(5)
+    assert [_call(api).status_code for _ in range(3)] == [200, 200, 429]
+    # When the clock is still inside the same 5 s / Then the budget stays spent
+    api.emu.set_now(NOW + timedelta(seconds=4.999))
+    assert _call(api).status_code == 429
+    # When the next 5 s window starts / Then calls pass again, with the full budget advertised
+    api.emu.set_now(NOW + timedelta(seconds=5))
+    fresh = _call(api)
+    assert fresh.status_code == 200
+    assert fresh.headers["x-per-minute-remaining"] == "1"
+
+
+def test_windows_are_aligned_to_the_epoch_not_to_the_first_call(api: Api) -> None:
+    # Given 7 s windows (7 does not divide a minute) and the clock half a second before a multiple of 7 s
+    boundary = datetime.fromtimestamp(math.ceil(NOW.timestamp() / 7) * 7, UTC)
+    api.emu.set_per_minute_limit(1)
+    api.emu.set_window_seconds(7)
+    api.emu.set_now(boundary - timedelta(seconds=0.5))
+    assert [_call(api).status_code for _ in range(2)] == [200, 429]
+    # When half a second passes, crossing the epoch-aligned boundary / Then a new window has begun
+    api.emu.set_now(boundary)
+    assert _call(api).status_code == 200
+
+
+def test_limiter_window_index_is_time_since_epoch_over_window() -> None:
+    # Given a sub-second window of 0.25 s and a limit of 1
+    limiter = PerMinuteLimiter(1, window_seconds=0.25)
+    start = NOW + timedelta(seconds=0.25)
+    # When calls land 0.2 s apart, then on the next multiple of 0.25 s
+    first, same_window, next_window = (limiter.take("totals", start + timedelta(seconds=s)) for s in (0, 0.2, 0.25))
+    # Then only the call in the already used window is refused
+    assert (first.allowed, same_window.allowed, next_window.allowed) == (True, False, True)
+    # and the default of 60 s is the calendar minute: 12:30:59 and 12:30:59.999999 share one, 12:31:00 starts anew
+    minute = PerMinuteLimiter(1)
+    assert minute.window_seconds == 60.0
+    assert minute.take("totals", NOW + timedelta(seconds=59)).allowed
+    assert not minute.take("totals", NOW + timedelta(seconds=59.999999)).allowed
+    assert minute.take("totals", NOW + timedelta(minutes=1)).allowed
+
+
+@pytest.mark.parametrize("window", [0, -1.0, math.nan, math.inf])
+def test_window_seconds_must_be_a_positive_number(window: float) -> None:
+    # Given a window that is not a finite positive number / Then every way of setting it refuses it
+    with pytest.raises(ValueError, match="window_seconds"):
+        PerMinuteLimiter(None, window_seconds=window)
+    with pytest.raises(ValueError, match="window_seconds"):
+        EmulatorServer(default_world(NOW), now=NOW, window_seconds=window)
+    limiter = PerMinuteLimiter(5, window_seconds=2.0)
+    with pytest.raises(ValueError, match="window_seconds"):
+        limiter.set_window_seconds(window)
+    # and a refused value changes nothing
+    assert (limiter.limit, limiter.window_seconds) == (5, 2.0)
+
+
+def test_admin_limit_route_sets_either_value_and_answers_both(api: Api) -> None:
+    url = f"{api.emu.url}/_emulator/limit"
+    # Given the defaults / When read / Then unlimited with 60 s windows
+    assert requests.get(url, timeout=5).json() == {"per_minute_limit": None, "window_seconds": 60.0}
+    # When only the window is posted / Then the limit keeps its value, and the other way round
+    assert requests.post(url, json={"window_seconds": 2.5}, timeout=5).json() == {
+        "per_minute_limit": None,
+        "window_seconds": 2.5,
+    }
+    assert requests.post(url, json={"per_minute_limit": 1}, timeout=5).json() == {
+        "per_minute_limit": 1,
+        "window_seconds": 2.5,
+    }
+    # Then both are in force on data calls
+    assert [_call(api).status_code for _ in range(2)] == [200, 429]
+    api.emu.set_now(NOW + timedelta(seconds=2.5))
+    assert _call(api).status_code == 200
+    # When both are posted at once / Then both change
+    both = requests.post(url, json={"per_minute_limit": None, "window_seconds": 60}, timeout=5)
+    assert both.json() == {"per_minute_limit": None, "window_seconds": 60.0}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"window_seconds": 0}, "window_seconds must be a finite number > 0"),
+        ({"window_seconds": -3, "per_minute_limit": 9}, "window_seconds must be a finite number > 0"),
+        ({"window_seconds": "5"}, "window_seconds must be a number > 0"),
+        ({"window_seconds": None}, "window_seconds must be a number > 0"),
+        ({"per_minute_limit": -1}, "per_minute_limit must be >= 0"),
+        ({"minute_seconds": 5}, "unknown limit option(s): minute_seconds"),
+    ],
+)
+def test_admin_limit_route_refuses_bad_values_and_changes_nothing(
+    api: Api, body: dict[str, object], expected: str
+) -> None:
+    # Given a limit of 4 per 10 s
+    api.emu.set_per_minute_limit(4)
+    api.emu.set_window_seconds(10)
+    url = f"{api.emu.url}/_emulator/limit"
+    # When a bad value is posted / Then 400 naming it
+    refused = requests.post(url, json=body, timeout=5)
+    assert refused.status_code == 400
+    assert expected in refused.json()["errors"][0]
+    # and neither value changed, not even the valid one posted alongside
+    assert requests.get(url, timeout=5).json() == {"per_minute_limit": 4, "window_seconds": 10.0}
+
+
+def test_window_seconds_option_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from local.emulator.__main__ import build_parser
+
+    # Given no environment variable / Then the window is the 60 s minute
+    monkeypatch.delenv("EMULATOR_WINDOW_SECONDS", raising=False)
+    assert build_parser().parse_args([]).window_seconds == 60.0
+    # Given EMULATOR_WINDOW_SECONDS / Then it is the default, and the flag still wins over it
+    monkeypatch.setenv("EMULATOR_WINDOW_SECONDS", "2.5")
+    assert build_parser().parse_args([]).window_seconds == 2.5
+    assert build_parser().parse_args(["--window-seconds", "0.5"]).window_seconds == 0.5
+
+
+def test_command_line_rejects_a_window_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given --window-seconds 0 / When the CLI starts / Then a usage error naming the option, before binding
+    from local.emulator.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", "--window-seconds", "0"])
+    assert exited.value.code == 2
+    assert "window_seconds must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_unlimited_emulator_still_advertises_headers(api: Api) -> None:

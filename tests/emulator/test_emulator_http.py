@@ -101,8 +101,12 @@ def test_stop_releases_the_port_even_with_a_hanging_request() -> None:
 
 
 def test_command_line_runs_prints_credentials_and_stops_on_sigterm() -> None:
-    # Given `python -m local.emulator --port 0 --per-minute-limit 7`
-    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT / 'layers' / 'common'}{os.pathsep}{REPO_ROOT}"}
+    # Given `python -m local.emulator --port 0 --per-minute-limit 7` with EMULATOR_WINDOW_SECONDS=2.5
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO_ROOT / 'layers' / 'common'}{os.pathsep}{REPO_ROOT}",
+        "EMULATOR_WINDOW_SECONDS": "2.5",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "local.emulator", "--port", "0", "--per-minute-limit", "7"],
         cwd=REPO_ROOT,
@@ -134,6 +138,9 @@ def test_command_line_runs_prints_credentials_and_stops_on_sigterm() -> None:
         )
         assert response.status_code == 200
         assert response.headers["x-per-minute-limit"] == "7"
+        # and the rate-limit window comes from the environment
+        limits = requests.get(f"{url}/_emulator/limit", timeout=5).json()
+        assert limits == {"per_minute_limit": 7, "window_seconds": 2.5}
         # When SIGTERM arrives / Then it exits cleanly
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

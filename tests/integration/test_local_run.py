@@ -85,7 +85,7 @@ def _template_schedules() -> dict[str, str]:
             if event.get("Type") != "ScheduleV2":
                 continue
             if str(resolver.resolve(properties.get("State", "ENABLED"))).upper() != "DISABLED":
-                schedules[name] = json.loads(properties["Input"])["endpoint"]
+                schedules[name] = json.loads(resolver.resolve(properties["Input"]))["endpoint"]
     return schedules
 
 

@@ -10,12 +10,14 @@ from typing import Any
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
+from xengage.api_client.deadline import Deadline
 from xengage.api_client.models import EngagementResult, PostMetrics
 from xengage.dal.aws import session
-from xengage.pipeline.collector import CollectorDeps, PostsFailed, collect, default_deps, parse_message
+from xengage.pipeline.collector import CollectorDeps, collect, default_deps, parse_message
 from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
 
 TICK = datetime(2026, 11, 25, 18, 15, tzinfo=UTC)
+PENDING_RETRY = timedelta(seconds=30)  # when the fake says a rate_limited / deferred Post may be asked again
 
 
 def snowflake(created_at: datetime, sequence: int = 0) -> str:
@@ -35,17 +37,22 @@ class FakeCall:
     user: UserTokens | None
     start: datetime | None
     end: datetime | None
+    engagement_types: list[str] | None = None
 
 
 @dataclass
 class FakeEngagementClient:
     """Answers like EngagementClient.fetch: every id back, `ok` with metrics derived from the id, or a Reason.
 
-    `outcomes` maps tweet id -> Reason value; `error` is raised instead of answering.
+    `outcomes` maps tweet id -> Reason value; `script` gives the outcomes of the next calls, one mapping per call
+    (then `outcomes` again; "*" stands for every id); `error` is raised instead of answering; `refuse` names
+    engagement types the API refuses (reported in `refused_metrics`, never served).
     """
 
     outcomes: dict[str, str] = field(default_factory=dict)
+    script: list[dict[str, str]] = field(default_factory=list)
     error: Exception | None = None
+    refuse: dict[str, str] = field(default_factory=dict)
     series_hours: int = 3
     calls: list[FakeCall] = field(default_factory=list)
 
@@ -58,17 +65,24 @@ class FakeEngagementClient:
         user: UserTokens | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult:
         endpoint = Endpoint(endpoint)
         ids = [str(tweet_id) for tweet_id in tweet_ids]
-        self.calls.append(FakeCall(endpoint, ids, user, start, end))
+        asked = list(engagement_types) if engagement_types is not None else None
+        self.calls.append(FakeCall(endpoint, ids, user, start, end, asked))
         if self.error is not None:
             raise self.error
+        outcomes = self.script.pop(0) if self.script else self.outcomes
         result = EngagementResult(endpoint=endpoint, calls=math.ceil(len(ids) / endpoint.max_ids))
+        result.refused_metrics = {m: why for m, why in self.refuse.items() if asked is None or m in asked}
         for tweet_id in ids:
             post = PostMetrics(tweet_id=tweet_id)
-            status = self.outcomes.get(tweet_id, STATUS_OK)
-            if status != STATUS_OK:
+            post.unsupported_metrics = set(result.refused_metrics)
+            status = outcomes.get(tweet_id, outcomes.get("*", STATUS_OK))
+            if status != STATUS_OK and Reason(status).pending:
+                post.defer(Reason(status), f"fake answer: {status}", TICK + PENDING_RETRY)
+            elif status != STATUS_OK:
                 post.mark(Reason(status), f"fake answer: {status}")
             elif endpoint is Endpoint.TOTALS:
                 post.totals = {"favorites": int(tweet_id) % 97, "retweets": 2}
@@ -103,7 +117,8 @@ def register_account(deps: CollectorDeps, user_id: str, *, token: str = "account
 
 
 def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> list[dict[str, Any]]:
-    """Receive every message and collect it; returns the bodies seen (failed ones stay on the queue)."""
+    """Receive every message (delays ignored: moto serves a delayed message only after it) and collect it; returns
+    the bodies seen. Continuations the collector sends are drained too."""
     sqs = session().client("sqs")
     bodies: list[dict[str, Any]] = []
     while True:
@@ -114,10 +129,7 @@ def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> 
         for message in messages:
             parsed = parse_message(message["Body"])
             bodies.append(parsed.to_body())
-            try:
-                collect(parsed, deps)
-            except PostsFailed:
-                continue
+            collect(parsed, deps)
             if delete:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 

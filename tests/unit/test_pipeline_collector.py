@@ -9,11 +9,19 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.fakes import TICK, FakeEngagementClient, drain_queue, fake_deps, post_ids, register_account, scan_keys
+from tests.unit.fakes import (
+    TICK,
+    FakeEngagementClient,
+    drain_queue,
+    fake_deps,
+    post_ids,
+    register_account,
+    scan_keys,
+)
 from xengage.api_client.catalog import Endpoint
-from xengage.api_client.errors import AuthError
+from xengage.api_client.errors import UserAuthError
 from xengage.observability import logger, metrics
-from xengage.pipeline.collector import InvalidPayload, PostsFailed, collect, collect_direct, parse_message
+from xengage.pipeline.collector import InvalidPayload, collect, collect_direct, parse_message
 from xengage.pipeline.planner import plan
 from xengage.timeutil import to_iso
 
@@ -171,21 +179,21 @@ def test_every_post_ends_stored_or_with_a_reason(aws):
     assert _emitted()["Posts_protected"] == 1
 
 
-def test_transient_failures_are_recorded_then_raised_for_redelivery(aws):
-    # Given two Posts of which one fails transiently
+def test_a_permanent_failure_is_recorded_and_not_asked_again_before_a_day(aws):
+    # Given two Posts of which one meets a permanent error (a 400 the API will repeat)
     ids = post_ids(2)
     deps = fake_deps(FakeEngagementClient(outcomes={ids[1]: "failed"}))
     deps.registry.track_posts(ids, None, now=NOW)
 
-    # When collected, PostsFailed is raised after the rest is stored
-    with pytest.raises(PostsFailed, match="1 of 2 Posts failed"):
-        collect(_message(Endpoint.TOTALS, ids), deps)
+    # When collected (nothing raises: redelivery could not help)
+    summary = collect(_message(Endpoint.TOTALS, ids), deps)
 
-    # Then the ok Post is stored and advanced; the failed one has its status and stays due
+    # Then the ok Post is stored and due next tick; the failed one has its status and is due again in a day
     assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
     assert deps.statuses.get_statuses(ids[1])[0].status == "failed"
-    assert deps.registry.get_due_marker(ids[1], Endpoint.TOTALS).next_due_at == NOW  # type: ignore[union-attr]
-    assert deps.registry.get_due_marker(ids[0], Endpoint.TOTALS).next_due_at > NOW  # type: ignore[union-attr]
+    assert deps.registry.get_due_marker(ids[1], Endpoint.TOTALS).next_due_at == to_iso(TICK + timedelta(days=1))  # type: ignore[union-attr]
+    assert deps.registry.get_due_marker(ids[0], Endpoint.TOTALS).next_due_at == to_iso(TICK + timedelta(minutes=1))  # type: ignore[union-attr]
+    assert summary.continuations == 0
 
 
 def test_needs_reauth_account_is_skipped_without_calling(aws, captured_logs):
@@ -213,7 +221,7 @@ def test_needs_reauth_account_is_skipped_without_calling(aws, captured_logs):
 
 def test_auth_error_marks_the_account_and_is_not_retried(aws, captured_logs):
     # Given an account whose tokens were revoked
-    client = FakeEngagementClient(error=AuthError("Unauthorized", account="42", status_code=401))
+    client = FakeEngagementClient(error=UserAuthError("Unauthorized", account="42", status_code=401))
     deps = fake_deps(client)
     register_account(deps, "42")
     ids = post_ids(3)
@@ -242,6 +250,7 @@ def test_missing_tokens_mark_the_account(aws):
     deps = fake_deps(client)
     deps.registry.put_account("77", "nosecret", now=NOW)
     ids = post_ids(1)
+    deps.registry.track_posts(ids, "77", now=NOW)
 
     # When its Post is collected
     summary = collect(_message(Endpoint.TOTALS, ids, "77"), deps)
@@ -253,9 +262,10 @@ def test_missing_tokens_mark_the_account(aws):
     assert account.last_error == "secret xengage-test/accounts/77 does not exist"
 
 
-def test_redelivered_message_does_not_duplicate(aws):
-    # Given an owned Post collected once on /28hr
-    deps = fake_deps(FakeEngagementClient())
+def test_redelivered_message_does_not_duplicate_or_fetch_again(aws):
+    # Given owned Posts collected once on /28hr
+    client = FakeEngagementClient()
+    deps = fake_deps(client)
     register_account(deps, "42")
     ids = post_ids(5)
     deps.registry.track_posts(ids, "42", now=NOW)
@@ -264,11 +274,12 @@ def test_redelivered_message_does_not_duplicate(aws):
     first = scan_keys(aws.metrics_table)
 
     # When SQS delivers the same message again
-    collect(message, deps)
+    again = collect(message, deps)
 
-    # Then the same 15 items exist, no more
+    # Then the same 15 items exist, no more, and the API was not asked a second time
     assert scan_keys(aws.metrics_table) == first
     assert len(first) == 15
+    assert len(client.calls) == 1 and again.already_done == 5 and again.calls == 0
 
 
 @pytest.mark.parametrize("endpoint", [Endpoint.TOTALS, Endpoint.HOURLY_28HR, Endpoint.HISTORICAL])

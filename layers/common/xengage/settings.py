@@ -24,13 +24,22 @@ class SharedSettings(BaseModel):
     service_name: str = Field(default="xengage", alias="POWERTOOLS_SERVICE_NAME")
 
 
-class PlannerSettings(SharedSettings):
+class QueueSettings(SharedSettings):
+    """The planner and the collector (continuations) both send to the collect queue."""
+
     collect_queue_url: str = Field(alias="COLLECT_QUEUE_URL", min_length=1)
 
 
-class CollectorSettings(SharedSettings):
+class PlannerSettings(QueueSettings):
+    app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
+
+
+class CollectorSettings(QueueSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
+    x_api_url: str | None = Field(default=None, alias="X_API_URL")
+    # The API's rate window in seconds: 60 against X. Only tests shorten it (with the emulator's, to match).
+    rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
 class ApiSettings(SharedSettings):
@@ -38,11 +47,17 @@ class ApiSettings(SharedSettings):
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
     collect_queue_url: str | None = Field(default=None, alias="COLLECT_QUEUE_URL")
+    rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
 @functools.cache
 def shared_settings() -> SharedSettings:
     return SharedSettings.model_validate(dict(os.environ))
+
+
+@functools.cache
+def queue_settings() -> QueueSettings:
+    return QueueSettings.model_validate(dict(os.environ))
 
 
 @functools.cache
@@ -62,5 +77,5 @@ def api_settings() -> ApiSettings:
 
 def clear_settings_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for parse in (shared_settings, planner_settings, collector_settings, api_settings):
+    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, api_settings):
         parse.cache_clear()

@@ -1,14 +1,17 @@
 """Engagement API client: `EngagementClient` and the types its callers need."""
 
-from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Reason
+from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, ErrorKind, Reason
 from xengage.api_client.client import EngagementClient
 from xengage.api_client.credentials import AppCredentials, UserTokens
+from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import (
+    AppAuthError,
     AuthError,
     EngagementError,
     MalformedResponse,
     RequestValidationError,
     RetriesExhausted,
+    UserAuthError,
     UserContextRequired,
 )
 from xengage.api_client.models import EngagementResult, ParsedResponse, PostMetrics
@@ -19,12 +22,15 @@ from xengage.api_client.retry import RetryPolicy
 __all__ = [
     "DEFAULT_BASE_URL",
     "STATUS_OK",
+    "AppAuthError",
     "AppCredentials",
     "AuthError",
+    "Deadline",
     "Endpoint",
     "EngagementClient",
     "EngagementError",
     "EngagementResult",
+    "ErrorKind",
     "MalformedResponse",
     "Pacer",
     "ParsedResponse",
@@ -33,6 +39,7 @@ __all__ = [
     "RequestValidationError",
     "RetriesExhausted",
     "RetryPolicy",
+    "UserAuthError",
     "UserContextRequired",
     "UserTokens",
     "parse_response",

@@ -29,15 +29,51 @@ class Endpoint(StrEnum):
         return self is not Endpoint.TOTALS
 
 
+class ErrorKind(StrEnum):
+    """The error taxonomy shared by the client, the collector and the API: what a failure means for the work."""
+
+    TRANSIENT = "transient"  # 429, 5xx, timeouts, resets, truncated JSON, out of time: the same request later
+    PERMANENT = "permanent"  # a 400 not about availability, a 404: the same request will fail again
+    POST = "post"  # about one Post (unavailable, protected, not owned): final for that Post, the others go on
+    METRIC = "metric"  # an engagement type refused or no longer offered: drop it, keep the others
+    USER_AUTH = "user_auth"  # the account's tokens: that account needs re-authorization
+    APP_AUTH = "app_auth"  # the app's bearer token or consumer key: every call fails until the app secret changes
+
+
 class Reason(StrEnum):
-    """Why a requested Post has no metrics. Every Post of a run ends `ok` or with one of these."""
+    """Why a requested Post has no (or not all its) metrics. Every Post of a run ends `ok` or with one of these."""
 
     UNAVAILABLE = "unavailable"  # deleted or otherwise gone: listed in unavailable_tweet_ids
     PROTECTED = "protected"  # 400 "Tweet ID(s) are unavailable", isolated by bisection
     NOT_OWNED = "not_owned"  # "Forbidden to access tweets: ..." for the tokens used
     UNSUPPORTED_METRIC = "unsupported_metric"  # too old for impressions/engagements or video views
-    AUTH_FAILED = "auth_failed"  # 401, or a 403 about the tokens themselves
-    FAILED = "failed"  # retries exhausted, malformed answers, anything else
+    AUTH_FAILED = "auth_failed"  # 401, or a 403 about the account's tokens themselves
+    APP_AUTH_FAILED = "app_auth_failed"  # the app's credentials were refused: waits for a new app secret
+    RATE_LIMITED = "rate_limited"  # the per-minute limit is spent: handed on, with the time of the next attempt
+    DEFERRED = "deferred"  # out of time or transient errors: handed on, with the time of the next attempt
+    FAILED = "failed"  # a permanent error (400, 404), or transient errors that outlasted every attempt
+
+    @property
+    def kind(self) -> ErrorKind:
+        return REASON_KINDS[self]
+
+    @property
+    def pending(self) -> bool:
+        """The Post will be asked again soon (a continuation carries it); it has a next attempt time."""
+        return self in (Reason.RATE_LIMITED, Reason.DEFERRED)
+
+
+REASON_KINDS: Final[dict[Reason, ErrorKind]] = {
+    Reason.UNAVAILABLE: ErrorKind.POST,
+    Reason.PROTECTED: ErrorKind.POST,
+    Reason.NOT_OWNED: ErrorKind.POST,
+    Reason.UNSUPPORTED_METRIC: ErrorKind.METRIC,
+    Reason.AUTH_FAILED: ErrorKind.USER_AUTH,
+    Reason.APP_AUTH_FAILED: ErrorKind.APP_AUTH,
+    Reason.RATE_LIMITED: ErrorKind.TRANSIENT,
+    Reason.DEFERRED: ErrorKind.TRANSIENT,
+    Reason.FAILED: ErrorKind.PERMANENT,
+}
 
 
 STATUS_OK: Final = "ok"

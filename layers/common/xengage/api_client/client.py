@@ -1,8 +1,10 @@
 """EngagementClient: batches, signs, sends, retries and normalizes Engagement API calls.
 
 Every requested Post comes back in `EngagementResult.posts`, either `ok` with its metrics or with a
-`catalog.Reason`; none vanishes. Credential problems raise `AuthError` (never retried) and missing
-user tokens raise `UserContextRequired` before any HTTP request.
+`catalog.Reason`; none vanishes. Credential problems raise `UserAuthError` (the account's tokens) or
+`AppAuthError` (the app's), never retried; missing user tokens raise `UserContextRequired` before any HTTP
+request. Given a `Deadline`, no sleep, retry or request runs past it: what does not fit ends `rate_limited` or
+`deferred` with the time of its next attempt, for the caller to hand on.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum, auto
 from typing import Any, Final
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from xengage.api_client.app_check import consumer_credentials_refused
 from xengage.api_client.auth import AuthChoice, AuthKind, choose_auth
 from xengage.api_client.batching import (
     batches,
@@ -32,9 +35,17 @@ from xengage.api_client.batching import (
 )
 from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
-from xengage.api_client.errors import AuthError, MalformedResponse, RequestValidationError, RetriesExhausted
+from xengage.api_client.deadline import Deadline
+from xengage.api_client.errors import (
+    AppAuthError,
+    AuthError,
+    MalformedResponse,
+    RequestValidationError,
+    RetriesExhausted,
+    UserAuthError,
+)
 from xengage.api_client.models import EngagementResult, ParsedResponse, PostMetrics
-from xengage.api_client.pacing import Pacer, utc_now
+from xengage.api_client.pacing import RATE_WINDOW_SECONDS, Pacer, utc_now
 from xengage.api_client.parsing import parse_response
 from xengage.api_client.retry import RetryPolicy, Transient, classify_status
 
@@ -52,7 +63,17 @@ IMPRESSIONS_METRICS: Final = frozenset({"impressions", "engagements"})
 _FORBIDDEN_TWEETS = re.compile(r"Forbidden to access tweets(?: for author id \d+)?\s*:\s*(?P<ids>.*)", re.IGNORECASE)
 _FORBIDDEN_METRICS = re.compile(r"Forbidden to access metrics\s*:\s*(?P<names>.*)", re.IGNORECASE)
 _UNAVAILABLE = re.compile(r"Tweet ID\(s\) are unavailable", re.IGNORECASE)
+# A retired or unknown engagement type: "Unsupported engagement types for /totals: a, b" (and wordings like it).
+_REFUSED_TYPES = re.compile(
+    r"(?:unsupported|invalid|unknown|unrecognized|retired)\s+engagement[ _]?types?[^:]*:\s*(?P<names>.*)", re.IGNORECASE
+)
 _NOT_AUTHENTICATED = re.compile(r"could not be authenticated|not authorized", re.IGNORECASE)
+# Which credentials a refusal names: the app's (bearer token, consumer key) or the account's (access token).
+_BLAMES_APP = re.compile(r"consumer|bearer|application", re.IGNORECASE)
+_BLAMES_ACCOUNT = re.compile(r"access token|invalid or expired token|token (?:not found|revoked)", re.IGNORECASE)
+APP_CHECK_TTL_SECONDS: Final = 300.0
+# The least a request needs to be worth sending before a deadline (connect, send, a short answer).
+MIN_CALL_SECONDS: Final = 2.0
 
 
 @dataclass(slots=True)
@@ -72,6 +93,26 @@ class _Run:
     result: EngagementResult
     listed_unsupported: set[str] = field(default_factory=set)
     waited: float = 0.0
+    deadline: Deadline | None = None
+    pending: set[str] = field(default_factory=set)  # ids not yet answered in the current window
+
+
+@dataclass(slots=True)
+class _Tries:
+    """Attempts of one request so far; 429s count apart, waiting them out is expected."""
+
+    attempts: int = 0
+    throttled: int = 0
+
+
+class _Stop(Exception):
+    """The run cannot go on now (the per-minute limit is spent, or the deadline is near): hand the rest on."""
+
+    def __init__(self, reason: Reason, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_at = retry_at
 
 
 @dataclass(slots=True)
@@ -104,15 +145,22 @@ class EngagementClient:
         now: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
         pool_size: int = 8,
+        oauth_base_url: str | None = None,
+        rate_window_seconds: float = RATE_WINDOW_SECONDS,
     ) -> None:
+        """`oauth_base_url` (X's api.x.com) lets an ambiguous 401 be checked against the app's own credentials;
+        without it such a 401 is blamed on the account. `rate_window_seconds` is the API's minute (tests shorten it).
+        """
         self.app = app
         self.base_url = base_url.rstrip("/")
+        self.oauth_base_url = oauth_base_url
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._now = now
         self._rng = rng or random.Random()
-        self._pacer = Pacer(now=now, sleep=sleep)
+        self._pacer = Pacer(now=now, window_seconds=rate_window_seconds)
+        self._app_check: tuple[float, bool | None] | None = None  # (monotonic time, verdict)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -143,8 +191,13 @@ class EngagementClient:
         user: UserTokens | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult:
-        """Metrics of `tweet_ids` from `endpoint`; every id ends `ok` or with a Reason in `result.posts`."""
+        """Metrics of `tweet_ids` from `endpoint`; every id ends `ok` or with a Reason in `result.posts`.
+
+        With a `deadline`, what cannot be fetched before it ends `rate_limited` or `deferred` with `retry_at`
+        (and, for /historical, `result.resume_from` says which window to start from).
+        """
         endpoint = Endpoint(endpoint)
         ids = normalize_tweet_ids(tweet_ids)
         metrics = resolve_metrics(endpoint, engagement_types, has_user=user is not None)
@@ -156,7 +209,7 @@ class EngagementClient:
         else:
             windows = [None]
         result = EngagementResult(endpoint=endpoint, posts={tweet_id: PostMetrics(tweet_id) for tweet_id in ids})
-        run = _Run(endpoint=endpoint, auth=auth, metrics=metrics, result=result)
+        run = _Run(endpoint=endpoint, auth=auth, metrics=metrics, result=result, deadline=deadline)
         logger.info(
             "fetch /%s: %d ids, %d metrics, auth %s, %d window(s)",
             endpoint.value,
@@ -165,9 +218,14 @@ class EngagementClient:
             auth.kind.value,
             len(windows),
         )
-        for window in windows:
-            for batch in batches(ids, endpoint.max_ids):
-                self._collect_batch(run, batch, window)
+        for index, window in enumerate(windows):
+            run.pending = {tweet_id for tweet_id in ids if result.posts[tweet_id].ok}
+            try:
+                for batch in batches(ids, endpoint.max_ids):
+                    self._collect_batch(run, batch, window)
+            except _Stop as stop:
+                self._hand_on(run, stop, window, last=index == len(windows) - 1)
+                break
         self._finish(run)
         logger.info(
             "fetch /%s done: %s in %d calls (%d retries, %d throttled)",
@@ -185,8 +243,9 @@ class EngagementClient:
         *,
         engagement_types: Sequence[str] | None = None,
         user: UserTokens | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult:
-        return self.fetch(Endpoint.TOTALS, tweet_ids, engagement_types=engagement_types, user=user)
+        return self.fetch(Endpoint.TOTALS, tweet_ids, engagement_types=engagement_types, user=user, deadline=deadline)
 
     def hourly_28hr(
         self,
@@ -194,8 +253,11 @@ class EngagementClient:
         *,
         user: UserTokens | None,
         engagement_types: Sequence[str] | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult:
-        return self.fetch(Endpoint.HOURLY_28HR, tweet_ids, engagement_types=engagement_types, user=user)
+        return self.fetch(
+            Endpoint.HOURLY_28HR, tweet_ids, engagement_types=engagement_types, user=user, deadline=deadline
+        )
 
     def historical(
         self,
@@ -205,9 +267,16 @@ class EngagementClient:
         start: datetime | None = None,
         end: datetime | None = None,
         engagement_types: Sequence[str] | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult:
         return self.fetch(
-            Endpoint.HISTORICAL, tweet_ids, engagement_types=engagement_types, user=user, start=start, end=end
+            Endpoint.HISTORICAL,
+            tweet_ids,
+            engagement_types=engagement_types,
+            user=user,
+            start=start,
+            end=end,
+            deadline=deadline,
         )
 
     # -- one batch: send, read the verdict, bisect or resend the rest ----------------------------------
@@ -240,8 +309,8 @@ class EngagementClient:
                 probe, suspects = job.ids, []
             try:
                 answer = self._send(run, probe, window)
-            except RetriesExhausted as exc:  # the batch's Posts fail with the reason; the run goes on
-                self._mark(run, probe, Reason.FAILED, str(exc))
+            except RetriesExhausted as exc:  # transient: the batch is handed on, the run goes on with the others
+                self._defer(run, probe, Reason.DEFERRED, str(exc), self._now() + timedelta(seconds=exc.retry_after))
                 if suspects or job.deferred:
                     queue.append(_Job(suspects + job.deferred))
                 continue
@@ -275,7 +344,7 @@ class EngagementClient:
             self._absorb(run, probe, parsed)
             return _Verdict.DONE, []
         if answer.status == 401 or (errors and all(_NOT_AUTHENTICATED.search(m) for m in errors)):
-            raise AuthError(_first(errors, answer.text), account=run.auth.account, status_code=answer.status)
+            raise self._auth_error(run, answer, errors)
         not_owned = _forbidden_tweet_ids(errors) & set(probe)
         unavailable = set(parsed.unavailable_tweet_ids if parsed is not None else ()) & set(probe)
         if not_owned or unavailable:
@@ -284,34 +353,54 @@ class EngagementClient:
             return _Verdict.RETRY_REST, [i for i in probe if i not in not_owned and i not in unavailable]
         if answer.status == 400 and any(_UNAVAILABLE.search(m) for m in errors):
             return _Verdict.UNLISTED_UNAVAILABLE, probe
-        forbidden_metrics = _forbidden_metrics(errors) & set(run.metrics)
-        if answer.status == 403 and forbidden_metrics:
-            return self._drop_forbidden_metrics(run, probe, forbidden_metrics, answer)
+        refused = _refused_metrics(errors) & set(run.metrics)
+        if answer.status in (400, 403) and refused:
+            return self._drop_refused_metrics(run, probe, refused, _first(errors, answer.text))
         if answer.status == 403:
-            raise AuthError(_first(errors, answer.text), account=run.auth.account, status_code=answer.status)
+            raise self._auth_error(run, answer, errors)
+        # Anything else (another 400, 404, ...) is permanent: the same request would fail the same way.
         self._mark(run, probe, Reason.FAILED, f"HTTP {answer.status}: {_first(errors, answer.text)}")
         return _Verdict.DONE, []
 
-    def _drop_forbidden_metrics(
-        self, run: _Run, probe: list[str], forbidden: set[str], answer: _Answer
+    def _drop_refused_metrics(
+        self, run: _Run, probe: list[str], refused: set[str], message: str
     ) -> tuple[_Verdict, list[str]]:
-        """403 "Forbidden to access metrics": the bearer token lacks user context (an AuthError); with the
-        owner's tokens those metrics are not served to this account, so ask again without them."""
-        message = f"Forbidden to access metrics: {', '.join(sorted(forbidden))}"
-        if run.auth.kind is AuthKind.BEARER:
-            raise AuthError(message, account=None, status_code=answer.status)
-        run.metrics = [m for m in run.metrics if m not in forbidden]
+        """The API refuses these engagement types (not offered to these credentials, or retired): ask again
+        without them, and say so in the result so the caller stops asking for them."""
+        run.metrics = [m for m in run.metrics if m not in refused]
+        for metric in refused:
+            run.result.refused_metrics[metric] = message
         for post in run.result.posts.values():
-            post.unsupported_metrics |= forbidden
+            post.unsupported_metrics |= refused
         if not run.metrics:
             self._mark(run, list(run.result.posts), Reason.UNSUPPORTED_METRIC, message)
             return _Verdict.DONE, []
-        logger.warning("/%s: %s; asking again without them", run.endpoint.value, message)
+        logger.warning("/%s: %s; asking again without %s", run.endpoint.value, message, ", ".join(sorted(refused)))
         return _Verdict.RETRY_REST, probe
+
+    def _auth_error(self, run: _Run, answer: _Answer, errors: Sequence[str]) -> AuthError:
+        """Which credentials were refused: the app's never make an account need re-authorization."""
+        message = _first(errors, answer.text)
+        if run.auth.kind is AuthKind.BEARER or _BLAMES_APP.search(message):
+            return AppAuthError(message, status_code=answer.status)
+        if answer.status == 401 and not _BLAMES_ACCOUNT.search(message) and self._consumer_refused():
+            return AppAuthError(f"{message}; X refuses the app's consumer key/secret", status_code=answer.status)
+        return UserAuthError(message, account=run.auth.account, status_code=answer.status)
+
+    def _consumer_refused(self) -> bool:
+        """Ask X once (cached for a few minutes) whether the app's consumer key/secret are still valid."""
+        if self.oauth_base_url is None:
+            return False
+        checked = self._app_check
+        if checked is None or time.monotonic() - checked[0] > APP_CHECK_TTL_SECONDS:
+            verdict = consumer_credentials_refused(self.session, self.app, self.oauth_base_url, timeout=self.timeout)
+            self._app_check = checked = (time.monotonic(), verdict)
+        return checked[1] is True
 
     def _absorb(self, run: _Run, probe: list[str], parsed: ParsedResponse) -> None:
         """Merge a 200 answer: data, listed unavailable/not-owned ids, unsupported metrics, absentees."""
         result = run.result
+        run.pending.difference_update(probe)
         if parsed.start is not None and (result.start is None or parsed.start < result.start):
             result.start = parsed.start
         if parsed.end is not None and (result.end is None or parsed.end > result.end):
@@ -349,60 +438,143 @@ class EngagementClient:
                     f"{', '.join(sorted(post.unsupported_metrics)) or 'the asked metrics'} not served for this Post",
                 )
 
+    def _hand_on(self, run: _Run, stop: _Stop, window: tuple[datetime, datetime] | None, *, last: bool) -> None:
+        """Out of time or allowance: the Posts not answered in this window (every Post still `ok` when later
+        windows remain) are handed on, keeping whatever earlier windows gave them."""
+        unfinished = [
+            tweet_id for tweet_id, post in run.result.posts.items() if post.ok and (tweet_id in run.pending or not last)
+        ]
+        for tweet_id in unfinished:
+            run.result.posts[tweet_id].defer(stop.reason, stop.message, stop.retry_at)
+        if window is not None and unfinished:
+            run.result.resume_from = window[0]
+        logger.warning("/%s: %d Post(s) %s: %s", run.endpoint.value, len(unfinished), stop.reason.value, stop.message)
+
     def _mark(self, run: _Run, ids: Sequence[str], reason: Reason, message: str) -> None:
         for tweet_id in ids:
             post = run.result.posts[tweet_id]
             if post.ok:  # the first fate sticks, later windows do not overwrite it
                 post.mark(reason, message)
+            run.pending.discard(tweet_id)
         if ids:
             logger.info("/%s: %d Post(s) %s: %s", run.endpoint.value, len(ids), reason.value, message)
 
-    # -- one request, with its retries -----------------------------------------------------------------
+    def _defer(self, run: _Run, ids: Sequence[str], reason: Reason, message: str, retry_at: datetime) -> None:
+        for tweet_id in ids:
+            post = run.result.posts[tweet_id]
+            if post.ok:
+                post.defer(reason, message, retry_at)
+            run.pending.discard(tweet_id)
+        if ids:
+            logger.warning("/%s: %d Post(s) %s: %s", run.endpoint.value, len(ids), reason.value, message)
+
+    # -- one request, with its retries, within the deadline --------------------------------------------
 
     def _send(self, run: _Run, ids: list[str], window: tuple[datetime, datetime] | None) -> _Answer:
-        """POST one call, re-signed on each attempt; retries 429/5xx/timeouts/resets/malformed JSON."""
-        endpoint = run.endpoint
-        body = build_body(endpoint, ids, run.metrics, window)
-        url = f"{self.base_url}{endpoint.path}"
-        group_by = group_by_for(endpoint)
-        attempts = throttled = 0
+        """POST one call, re-signed on each attempt; retries 429/5xx/timeouts/resets/malformed JSON.
+
+        Raises RetriesExhausted when transient failures outlast the policy, and _Stop when the per-minute limit
+        or the deadline leaves no room for the next attempt.
+        """
+        body = build_body(run.endpoint, ids, run.metrics, window)
+        url = f"{self.base_url}{run.endpoint.path}"
+        group_by = group_by_for(run.endpoint)
+        tries = _Tries()
         while True:
-            self._pacer.wait_before_call(endpoint.value)
-            attempts += 1
-            run.result.calls += 1
-            kind: Transient | None
-            try:
-                response = self.session.post(
-                    url, json=body, headers=REQUEST_HEADERS, auth=run.auth.new_auth(), timeout=self.timeout
-                )
-            except requests.Timeout as exc:
-                kind, detail = Transient.TIMEOUT, type(exc).__name__
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                kind, detail = Transient.CONNECTION, type(exc).__name__
-            else:
-                self._pacer.record_response(endpoint.value, response.headers)
-                logger.debug("/%s %d ids -> HTTP %d", endpoint.value, len(ids), response.status_code)
-                kind = classify_status(response.status_code)
-                detail = f"HTTP {response.status_code}"
-                if kind is None:
-                    try:
-                        return _read_answer(response, group_by)
-                    except MalformedResponse as exc:
-                        kind, detail = Transient.MALFORMED, f"malformed answer ({exc})"
-            if kind is Transient.THROTTLED:
-                throttled += 1
-                run.result.throttled += 1
-                delay = min(self._pacer.record_throttled(endpoint.value), self.retry.max_throttle_wait)
-            else:
-                delay = self.retry.backoff_delay(attempts - throttled - 1, self._rng)
-            if not self.retry.allows(kind, attempts=attempts, throttled=throttled):
-                raise RetriesExhausted(f"{kind.value}: {detail}, gave up after {attempts} attempt(s)")
-            if run.waited + delay > self.retry.total_wait_budget:
-                raise RetriesExhausted(f"{kind.value}: {detail}, retry wait budget of this fetch spent")
-            logger.warning("/%s %s (%s); retry in %.2fs", endpoint.value, kind.value, detail, delay)
+            self._pace(run)
+            tries.attempts += 1
+            outcome = self._attempt(run, url, body, group_by)
+            if isinstance(outcome, _Answer):
+                return outcome
+            kind, detail = outcome
+            delay = self._retry_delay(run, tries, kind, detail)
+            logger.warning("/%s %s (%s); retry in %.2fs", run.endpoint.value, kind.value, detail, delay)
             run.waited += delay
             run.result.retries += 1
             self._sleep(delay)
+
+    def _pace(self, run: _Run) -> None:
+        """Wait out the pacer's spacing, or stop when the allowance renews too late for the deadline."""
+        delay = self._pacer.delay_before_call(run.endpoint.value)
+        if delay <= 0:
+            return
+        if delay > self.retry.max_throttle_wait or not self._fits(run, delay):
+            retry_at = self._now() + timedelta(seconds=delay)
+            raise _Stop(
+                Reason.RATE_LIMITED,
+                f"the per-minute limit of /{run.endpoint.value} is spent; next call at {_iso(retry_at)}",
+                retry_at,
+            )
+        logger.debug("pacing /%s: waiting %.2fs to stay within the per-minute limit", run.endpoint.value, delay)
+        self._sleep(delay)
+
+    def _attempt(
+        self, run: _Run, url: str, body: dict[str, Any], group_by: dict[str, list[str]]
+    ) -> _Answer | tuple[Transient, str]:
+        """Send once: the decoded answer, or the transient failure it met."""
+        timeout = self._call_timeout(run)
+        run.result.calls += 1
+        try:
+            response = self.session.post(
+                url, json=body, headers=REQUEST_HEADERS, auth=run.auth.new_auth(), timeout=timeout
+            )
+        except requests.Timeout as exc:
+            return Transient.TIMEOUT, type(exc).__name__
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            return Transient.CONNECTION, type(exc).__name__
+        self._pacer.record_response(run.endpoint.value, response.headers)
+        run.result.rate_limit = self._pacer.limit(run.endpoint.value) or run.result.rate_limit
+        logger.debug("/%s %d ids -> HTTP %d", run.endpoint.value, len(body["tweet_ids"]), response.status_code)
+        kind = classify_status(response.status_code)
+        if kind is not None:
+            return kind, f"HTTP {response.status_code}"
+        try:
+            return _read_answer(response, group_by)
+        except MalformedResponse as exc:
+            return Transient.MALFORMED, f"malformed answer ({exc})"
+
+    def _retry_delay(self, run: _Run, tries: _Tries, kind: Transient, detail: str) -> float:
+        """How long to wait before the next attempt; raises when there must be none now."""
+        now = self._now()
+        if kind is Transient.THROTTLED:
+            tries.throttled += 1
+            run.result.throttled += 1
+            wait = self._pacer.record_throttled(run.endpoint.value)
+            too_long = wait > self.retry.max_throttle_wait or run.waited + wait > self.retry.total_wait_budget
+            too_long = too_long or not self._fits(run, wait)
+            if too_long or tries.throttled > self.retry.max_throttled_retries:
+                retry_at = now + timedelta(seconds=wait)
+                spent = f"the per-minute limit of /{run.endpoint.value} is spent"
+                raise _Stop(Reason.RATE_LIMITED, f"HTTP 429: {spent}; next attempt at {_iso(retry_at)}", retry_at)
+            return wait
+        failures = tries.attempts - tries.throttled
+        delay = self.retry.backoff_delay(failures - 1, self._rng)
+        if not self.retry.allows(kind, attempts=tries.attempts, throttled=tries.throttled):
+            raise RetriesExhausted(
+                f"{kind.value}: {detail}, gave up after {tries.attempts} attempt(s)", retry_after=self.retry.max_delay
+            )
+        if run.waited + delay > self.retry.total_wait_budget:
+            raise RetriesExhausted(
+                f"{kind.value}: {detail}, retry wait budget of this fetch spent", retry_after=self.retry.max_delay
+            )
+        if not self._fits(run, delay):
+            retry_at = now + timedelta(seconds=delay)
+            raise _Stop(Reason.DEFERRED, f"{kind.value}: {detail}; no time left for another attempt", retry_at)
+        return delay
+
+    def _fits(self, run: _Run, wait: float) -> bool:
+        """Is there time to wait `wait` seconds and still make a call before the deadline?"""
+        return run.deadline is None or run.deadline.allows(wait + MIN_CALL_SECONDS)
+
+    def _call_timeout(self, run: _Run) -> float | tuple[float, float]:
+        """The request timeout, cut to the deadline; stops the run when not even a short call fits."""
+        if run.deadline is None:
+            return self.timeout
+        remaining = run.deadline.remaining()
+        if remaining < MIN_CALL_SECONDS:
+            raise _Stop(Reason.DEFERRED, "out of time: no room for another call before the deadline", self._now())
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
+        return (min(connect, remaining), min(read, remaining))
 
 
 def _read_answer(response: requests.Response, group_by: dict[str, list[str]]) -> _Answer:
@@ -437,13 +609,19 @@ def _forbidden_tweet_ids(errors: Sequence[str]) -> set[str]:
     return found
 
 
-def _forbidden_metrics(errors: Sequence[str]) -> set[str]:
+def _refused_metrics(errors: Sequence[str]) -> set[str]:
+    """Engagement types named by "Forbidden to access metrics: a, b" or "Unsupported engagement types ...: a, b"."""
     found: set[str] = set()
     for message in errors:
-        match = _FORBIDDEN_METRICS.search(message)
-        if match:
-            found.update(re.findall(r"[a-z_]+", match.group("names")))
+        for pattern in (_FORBIDDEN_METRICS, _REFUSED_TYPES):
+            match = pattern.search(message)
+            if match:
+                found.update(re.findall(r"[a-z_]+", match.group("names")))
     return found
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _first(errors: Sequence[str], fallback: str) -> str:

@@ -24,14 +24,29 @@ class PostMetrics:
     hourly: dict[datetime, dict[str, int]] = field(default_factory=dict)
     daily: dict[str, dict[str, int]] = field(default_factory=dict)  # "YYYY-MM-DD" -> metric -> value
     unsupported_metrics: set[str] = field(default_factory=set)  # asked for but not served for this Post
+    retry_at: datetime | None = None  # rate_limited / deferred: when the API will take the next attempt
 
     def mark(self, reason: Reason, message: str) -> None:
         self.status = reason.value
         self.reason = message
 
+    def defer(self, reason: Reason, message: str, retry_at: datetime) -> None:
+        """Not (wholly) fetched in this run for a transient cause: the work is handed on, to try at `retry_at`."""
+        self.mark(reason, message)
+        self.retry_at = retry_at
+
     @property
     def ok(self) -> bool:
         return self.status == STATUS_OK
+
+    @property
+    def pending(self) -> bool:
+        """rate_limited or deferred: a later attempt will ask again."""
+        return self.status in (Reason.RATE_LIMITED.value, Reason.DEFERRED.value)
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.totals or self.hourly or self.daily)
 
 
 @dataclass(slots=True)
@@ -61,6 +76,14 @@ class EngagementResult:
     retries: int = 0
     throttled: int = 0  # 429 answers seen
     errors: list[str] = field(default_factory=list)
+    # Engagement types the API refused for this endpoint (retired or not offered), with its words: asked no more.
+    refused_metrics: dict[str, str] = field(default_factory=dict)
+    # /historical: the start of the first window not fetched for every Post (None when every window was).
+    resume_from: datetime | None = None
+    rate_limit: int | None = None  # the x-per-minute-limit the API last reported for this endpoint
+
+    def pending_ids(self) -> list[str]:
+        return [tweet_id for tweet_id, post in self.posts.items() if post.pending]
 
     def counts_by_status(self) -> dict[str, int]:
         counts: dict[str, int] = {}

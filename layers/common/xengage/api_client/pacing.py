@@ -3,6 +3,9 @@
 The API meters calls per minute per endpoint and sends no reset header, so the pacer assumes the
 allowance renews at each wall-clock minute boundary and spreads the calls that remain over the rest
 of the current minute: a run slows down before it would be refused instead of provoking 429s.
+
+`window_seconds` is that minute. It is 60 against X; tests shorten it, together with the emulator's, so a scenario
+of several rate-limited minutes runs in seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ LIMIT_HEADER: Final = "x-per-minute-limit"
 REMAINING_HEADER: Final = "x-per-minute-remaining"
 # A little past the boundary, so a slightly fast local clock does not land just before it.
 BOUNDARY_MARGIN_SECONDS: Final = 0.25
+RATE_WINDOW_SECONDS: Final = 60.0
 
 logger = logging.getLogger("xengage.api_client")
 
@@ -29,16 +33,25 @@ def utc_now() -> datetime:
 class _Allowance:
     limit: int | None
     remaining: int
-    minute: datetime  # the minute the numbers were read in
+    window: int  # the window (minute) the numbers were read in
     last_call: datetime | None = None
 
 
 class Pacer:
     """Per-endpoint allowance bookkeeping with an injectable clock and sleep."""
 
-    def __init__(self, *, now: Callable[[], datetime] = utc_now, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        now: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] | None = None,
+        window_seconds: float = RATE_WINDOW_SECONDS,
+    ) -> None:
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
         self._now = now
         self._sleep = sleep
+        self.window_seconds = window_seconds
         self._allowance: dict[str, _Allowance] = {}
 
     def delay_before_call(self, endpoint: str) -> float:
@@ -47,10 +60,9 @@ class Pacer:
         if allowance is None:
             return 0.0
         now = self._now()
-        minute = _minute_of(now)
-        if minute > allowance.minute:
+        if self._window_of(now) > allowance.window:
             return 0.0  # a new minute: the allowance has renewed
-        until_boundary = seconds_until_next_minute(now)
+        until_boundary = self.seconds_until_renewal(now)
         if allowance.remaining <= 0:
             return until_boundary + BOUNDARY_MARGIN_SECONDS
         if allowance.last_call is None:
@@ -77,27 +89,42 @@ class Pacer:
                 previous.last_call = now
             return
         limit = _header_int(headers, LIMIT_HEADER)
-        self._allowance[endpoint] = _Allowance(limit=limit, remaining=remaining, minute=_minute_of(now), last_call=now)
+        self._allowance[endpoint] = _Allowance(
+            limit=limit, remaining=remaining, window=self._window_of(now), last_call=now
+        )
 
     def record_throttled(self, endpoint: str) -> float:
         """After a 429: nothing is left this minute. Returns the seconds until the allowance renews."""
         now = self._now()
         previous = self._allowance.get(endpoint)
         limit = previous.limit if previous is not None else None
-        self._allowance[endpoint] = _Allowance(limit=limit, remaining=0, minute=_minute_of(now), last_call=now)
-        return seconds_until_next_minute(now) + BOUNDARY_MARGIN_SECONDS
+        self._allowance[endpoint] = _Allowance(limit=limit, remaining=0, window=self._window_of(now), last_call=now)
+        return self.seconds_until_renewal(now) + BOUNDARY_MARGIN_SECONDS
 
     def remaining(self, endpoint: str) -> int | None:
         allowance = self._allowance.get(endpoint)
         return None if allowance is None else allowance.remaining
 
+    def limit(self, endpoint: str) -> int | None:
+        """The per-minute limit the API last reported for `endpoint` (None before any answer carried it)."""
+        allowance = self._allowance.get(endpoint)
+        return None if allowance is None else allowance.limit
+
+    def seconds_until_renewal(self, now: datetime) -> float:
+        """Seconds from `now` to the start of the next window (the next wall-clock minute at 60 s)."""
+        return seconds_until_next_window(now, self.window_seconds)
+
+    def _window_of(self, moment: datetime) -> int:
+        return int(moment.timestamp() // self.window_seconds)
+
+
+def seconds_until_next_window(now: datetime, window_seconds: float = RATE_WINDOW_SECONDS) -> float:
+    elapsed = now.timestamp() % window_seconds
+    return window_seconds - elapsed
+
 
 def seconds_until_next_minute(now: datetime) -> float:
-    return 60.0 - (now.second + now.microsecond / 1_000_000)
-
-
-def _minute_of(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
+    return seconds_until_next_window(now, RATE_WINDOW_SECONDS)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import functools
 
+from xengage.dal.app_state import AppState, AppStateDal
 from xengage.dal.metrics import MetricPoint, MetricsDal, WriteStats
 from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
 from xengage.dal.status import PostStatus, StatusDal
-from xengage.settings import planner_settings, shared_settings
+from xengage.settings import queue_settings, shared_settings
 
 
 @functools.cache
 def registry_dal() -> RegistryDal:
     return RegistryDal(shared_settings().registry_table)
+
+
+@functools.cache
+def app_state_dal() -> AppStateDal:
+    return AppStateDal(shared_settings().registry_table)
 
 
 @functools.cache
@@ -33,19 +39,22 @@ def status_dal() -> StatusDal:
 
 @functools.cache
 def collect_queue() -> CollectQueue:
-    return CollectQueue(planner_settings().collect_queue_url)
+    """The planner's queue, which the collector also sends its continuations to."""
+    return CollectQueue(queue_settings().collect_queue_url)
 
 
 def clear_dal_cache() -> None:
     from xengage.dal.aws import clear_clients
 
-    for factory in (registry_dal, metrics_dal, status_dal, collect_queue):
+    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, collect_queue):
         factory.cache_clear()
     clear_clients()
 
 
 __all__ = [
     "Account",
+    "AppState",
+    "AppStateDal",
     "CollectQueue",
     "DueMarker",
     "InvalidCursor",
@@ -60,6 +69,7 @@ __all__ = [
     "StatusDal",
     "TrackedPost",
     "WriteStats",
+    "app_state_dal",
     "clear_dal_cache",
     "collect_queue",
     "metrics_dal",

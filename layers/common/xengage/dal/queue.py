@@ -11,6 +11,7 @@ from xengage.dal.aws import sqs_client
 
 MAX_BATCH_ENTRIES: Final = 10
 MAX_SEND_ATTEMPTS: Final = 3
+MAX_DELAY_SECONDS: Final = 900  # SQS's longest per-message delay
 
 
 class SendFailed(RuntimeError):
@@ -28,10 +29,20 @@ class CollectQueue:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
-    def send_batch(self, bodies: Sequence[Mapping[str, Any]], stats: SendStats | None = None) -> SendStats:
-        """Send up to 10 JSON bodies in one SendMessageBatch, resending Failed entries (bounded)."""
+    def send_batch(
+        self,
+        bodies: Sequence[Mapping[str, Any]],
+        stats: SendStats | None = None,
+        *,
+        delays: Sequence[int] | None = None,
+    ) -> SendStats:
+        """Send up to 10 JSON bodies in one SendMessageBatch, resending Failed entries (bounded).
+
+        `delays` (seconds, 0..900 each) hold each message back until the API will take it (continuations).
+        """
         if len(bodies) > MAX_BATCH_ENTRIES:
             raise ValueError(f"SendMessageBatch takes at most {MAX_BATCH_ENTRIES} entries, got {len(bodies)}")
+        delay_of = [min(MAX_DELAY_SECONDS, max(0, int(d))) for d in (delays or [0] * len(bodies))]
         stats = stats or SendStats()
         pending = {str(index): json.dumps(body, separators=(",", ":")) for index, body in enumerate(bodies)}
         for attempt in range(MAX_SEND_ATTEMPTS):
@@ -41,7 +52,10 @@ class CollectQueue:
                 stats.resent += len(pending)
             response = sqs_client().send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, body in pending.items()],
+                Entries=[
+                    {"Id": entry_id, "MessageBody": body, "DelaySeconds": delay_of[int(entry_id)]}
+                    for entry_id, body in pending.items()
+                ],
             )
             stats.calls += 1
             failed = response.get("Failed", [])

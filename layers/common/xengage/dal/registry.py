@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -56,7 +57,11 @@ class TrackedPost:
 
 @dataclass(frozen=True, slots=True)
 class DueMarker:
-    """What the planner needs of a due marker (the DueIndex projection)."""
+    """What the planner needs of a due marker (the DueIndex projection), and what the collector checks.
+
+    `lease` names the tick whose message holds the Post (set when the planner queues it, removed when the
+    collection ends): while leased, `next_due_at` is when the lease runs out, so a lost message is planned again.
+    """
 
     tweet_id: str
     account_id: str
@@ -64,6 +69,8 @@ class DueMarker:
     next_due_at: str | None = None
     last_collected_at: str | None = None
     last_hour_collected: str | None = None
+    due_sk: str | None = None
+    lease: str | None = None
 
 
 def endpoints_for(account_id: str | None) -> tuple[Endpoint, ...]:
@@ -156,6 +163,8 @@ def _marker_from(item: Mapping[str, Any]) -> DueMarker:
         next_due_at=item.get("next_due_at") or (item["due_sk"].split("#", 1)[0] if "due_sk" in item else None),
         last_collected_at=item.get("last_collected_at"),
         last_hour_collected=item.get("last_hour_collected"),
+        due_sk=item.get("due_sk"),
+        lease=item.get("lease"),
     )
 
 
@@ -266,23 +275,24 @@ class RegistryDal:
 
         BatchGetItem, 100 keys a call: a 250-id request costs 3 calls instead of 250 GetItems.
         """
-        found: dict[str, TrackedPost] = {}
+        posts = (_post_from(item) for item in self._batch_get(_post_key(i) for i in dict.fromkeys(tweet_ids)))
+        return {post.tweet_id: post for post in posts}
+
+    def _batch_get(self, keys: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        """Items of `keys` that exist, strongly consistent: BatchGetItem, 100 keys a call, UnprocessedKeys retried."""
         resource = dynamodb_resource()
-        unique = list(dict.fromkeys(tweet_ids))
-        for offset in range(0, len(unique), BATCH_GET_MAX):
-            keys = [_post_key(tweet_id) for tweet_id in unique[offset : offset + BATCH_GET_MAX]]
-            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        key_list = list(keys)
+        for offset in range(0, len(key_list), BATCH_GET_MAX):
+            chunk = key_list[offset : offset + BATCH_GET_MAX]
+            request: dict[str, Any] = {self.table_name: {"Keys": chunk, "ConsistentRead": True}}
             for _ in range(MAX_UNPROCESSED_ROUNDS):
                 response = resource.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    post = _post_from(item)
-                    found[post.tweet_id] = post
+                yield from response.get("Responses", {}).get(self.table_name, [])
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
             else:
                 raise RuntimeError(f"BatchGetItem on {self.table_name} kept returning UnprocessedKeys")
-        return found
 
     def track_posts(self, tweet_ids: Sequence[str], account_id: str | None, *, now: str) -> list[str]:
         """Track many Posts in bulk; returns the ids that were not tracked before (already tracked ones are kept).
@@ -364,18 +374,89 @@ class RegistryDal:
         item = self.table.get_item(Key=_due_key(tweet_id, endpoint), ConsistentRead=True).get("Item")
         return _marker_from(item) if item else None
 
+    def get_due_markers(self, tweet_ids: Sequence[str], endpoint: Endpoint) -> dict[str, DueMarker]:
+        """The due markers of `tweet_ids` on `endpoint` that exist (untracked Posts are missing), consistent reads."""
+        items = self._batch_get(_due_key(tweet_id, endpoint) for tweet_id in dict.fromkeys(tweet_ids))
+        return {marker.tweet_id: marker for marker in map(_marker_from, items)}
+
     def iter_due(self, endpoint: Endpoint, due_by: str, *, page_size: int = 500) -> Iterator[DueMarker]:
-        """Stream every marker of `endpoint` with next_due_at <= due_by, shard after shard, page after page."""
+        """Stream every marker of `endpoint` with next_due_at <= due_by, oldest due first across all shards.
+
+        Each shard's Query pages come in due order; merging the 16 streams keeps one page per shard in memory.
+        """
         # due_sk is "{next_due_at}#{tweet_id}": "~" sorts after every digit, so this bound includes due_by itself.
         upper = f"{due_by}#~"
-        for shard in range(DUE_SHARDS):
-            for item in query_pages(
+        shards = [
+            query_pages(
                 self.table,
                 IndexName="DueIndex",
                 KeyConditionExpression=Key("due_pk").eq(f"DUE#{endpoint.value}#{shard}") & Key("due_sk").lte(upper),
                 Limit=page_size,
-            ):
-                yield _marker_from(item)
+            )
+            for shard in range(DUE_SHARDS)
+        ]
+        for item in heapq.merge(*shards, key=lambda item: item["due_sk"]):
+            yield _marker_from(item)
+
+    def lease_due(self, marker: DueMarker, *, lease: str, until: str) -> bool:
+        """Take a due marker for the message of tick `lease` until `until`, unless it changed since it was read.
+
+        The condition on due_sk makes the lease exclusive: a retried or concurrent tick that read the same marker
+        loses (False) instead of queueing the Post twice.
+        """
+        if marker.due_sk is None:
+            raise ValueError(f"marker of {marker.tweet_id} was not read from DueIndex (no due_sk)")
+        try:
+            self.table.update_item(
+                Key=_due_key(marker.tweet_id, marker.endpoint),
+                UpdateExpression="SET next_due_at = :u, due_sk = :sk, lease = :l",
+                ConditionExpression="due_sk = :seen",
+                ExpressionAttributeValues={
+                    ":u": until,
+                    ":sk": f"{until}#{marker.tweet_id}",
+                    ":l": lease,
+                    ":seen": marker.due_sk,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def reschedule_due(self, tweet_id: str, endpoint: Endpoint, *, next_due_at: str, keep_lease: bool) -> bool:
+        """Move a marker without a collection: keep the lease until a handed-on message's next attempt (plus a
+        margin), or release it (`keep_lease=False`) so the Post is planned again once it can be collected."""
+        expression = "SET next_due_at = :n, due_sk = :sk" + ("" if keep_lease else " REMOVE lease")
+        try:
+            self.table.update_item(
+                Key=_due_key(tweet_id, endpoint),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(due_pk)",
+                ExpressionAttributeValues={":n": next_due_at, ":sk": f"{next_due_at}#{tweet_id}"},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def checkpoint_hours(self, tweet_id: str, endpoint: Endpoint, *, last_hour_collected: str) -> bool:
+        """Record that every hour before `last_hour_collected` is stored (a finished /historical window), never
+        moving it back: a redelivered or continued message then starts after it."""
+        try:
+            self.table.update_item(
+                Key=_due_key(tweet_id, endpoint),
+                UpdateExpression="SET last_hour_collected = :h",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(last_hour_collected) OR last_hour_collected < :h)",
+                ExpressionAttributeValues={":h": last_hour_collected},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     def advance_due(
         self,
@@ -386,13 +467,14 @@ class RegistryDal:
         collected_at: str,
         last_hour_collected: str | None = None,
     ) -> bool:
-        """Move a marker after a collection; `next_due_at=None` stops collecting (drops it from DueIndex).
+        """Move a marker after a collection and end its lease; `next_due_at=None` stops collecting (drops it from
+        DueIndex).
 
         False when the Post is not tracked (untracked meanwhile, or a console run on an untracked id).
         """
         sets = ["last_collected_at = :c"]
         values: dict[str, Any] = {":c": collected_at}
-        removes: list[str] = []
+        removes: list[str] = ["lease"]
         if next_due_at is None:
             removes += ["next_due_at", "due_pk", "due_sk"]
         else:

@@ -20,6 +20,8 @@ from xengage.dal.aws import secretsmanager_client
 from xengage.timeutil import parse_iso, to_iso, utc_now
 
 SECRET_MAX_AGE_SECONDS: Final = 300
+# What template.yaml puts in the app secret until the operator stores the real credentials.
+APP_SECRET_PLACEHOLDER: Final = "REPLACE_ME"
 
 
 class SecretError(Exception):
@@ -32,6 +34,10 @@ class SecretNotFoundError(SecretError, LookupError):
 
 class SecretContentError(SecretError, ValueError):
     """The secret exists but is not the JSON object expected (or lacks a field)."""
+
+
+class AppSecretPlaceholder(SecretContentError):
+    """The app secret still holds the template's placeholder values: nothing may be sent to X with them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +79,37 @@ def _get_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
 
 
 def load_app_credentials(app_secret_name: str) -> AppCredentials:
+    """The app's credentials (cached 5 min); AppSecretPlaceholder while the template's placeholders are there."""
     value = _get_json(app_secret_name)
     try:
-        return AppCredentials(
+        app = AppCredentials(
             consumer_key=str(value["consumer_key"]),
             consumer_secret=str(value["consumer_secret"]),
             bearer_token=str(value["bearer_token"]),
         )
     except KeyError as exc:
         raise SecretContentError(f"secret {app_secret_name} lacks field {exc.args[0]}") from exc
+    placeholders = [
+        name for name in ("consumer_key", "consumer_secret", "bearer_token") if value[name] == APP_SECRET_PLACEHOLDER
+    ]
+    if placeholders:
+        raise AppSecretPlaceholder(
+            f"secret {app_secret_name} still holds the template's placeholder for {', '.join(placeholders)}: "
+            "put the app's consumer key, consumer secret and bearer token there (README, Deploy)"
+        )
+    return app
+
+
+def app_secret_version(app_secret_name: str) -> str | None:
+    """The version id of the app secret's current value (DescribeSecret: metadata only, never the value).
+
+    A paused deployment resumes when this changes: the operator stored new credentials.
+    """
+    response = secretsmanager_client().describe_secret(SecretId=app_secret_name)
+    for version, stages in (response.get("VersionIdsToStages") or {}).items():
+        if "AWSCURRENT" in stages:
+            return str(version)
+    return None
 
 
 def load_account_tokens(prefix: str, user_id: str) -> UserTokens:

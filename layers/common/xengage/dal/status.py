@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +27,8 @@ class PostStatus:
     last_seen_at: str
     first_ok_at: str | None = None
     last_ok_at: str | None = None
+    next_attempt_at: str | None = None  # rate_limited / deferred: when the handed-on work is tried again
+    unsupported_metrics: tuple[str, ...] = ()  # asked for but refused or not served for this Post
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> PostStatus:
@@ -40,7 +42,18 @@ class PostStatus:
             last_seen_at=item["last_seen_at"],
             first_ok_at=item.get("first_ok_at"),
             last_ok_at=item.get("last_ok_at"),
+            next_attempt_at=item.get("next_attempt_at"),
+            unsupported_metrics=tuple(sorted(item.get("unsupported_metrics") or ())),
         )
+
+
+def _optional(sets: list[str], removes: list[str], values: dict[str, Any], name: str, value: Any) -> None:
+    """SET an attribute when there is a value, else REMOVE it, so a later outcome never keeps a stale one."""
+    if value is None:
+        removes.append(name)
+    else:
+        sets.append(f"{name} = :{name}")
+        values[f":{name}"] = value
 
 
 class StatusDal:
@@ -51,8 +64,21 @@ class StatusDal:
     def table(self) -> Any:
         return dynamodb_table(self.table_name)
 
-    def record(self, tweet_id: str, endpoint: Endpoint, status: str, *, at: str, message: str | None = None) -> None:
-        """Upsert one Post's outcome; first_seen_at / first_ok_at are kept from the first time (if_not_exists)."""
+    def record(
+        self,
+        tweet_id: str,
+        endpoint: Endpoint,
+        status: str,
+        *,
+        at: str,
+        message: str | None = None,
+        next_attempt_at: str | None = None,
+        unsupported_metrics: Iterable[str] = (),
+    ) -> None:
+        """Upsert one Post's outcome; first_seen_at / first_ok_at are kept from the first time (if_not_exists).
+
+        `next_attempt_at` is kept only with it (a pending status), `unsupported_metrics` only when there are some.
+        """
         if status not in KNOWN_STATUSES:
             raise ValueError(f"status must be one of {sorted(KNOWN_STATUSES)}, not {status!r}")
         sets = [
@@ -71,6 +97,8 @@ class StatusDal:
             sets += ["reason_code = :r", "message = :m"]
             values[":r"] = status
             values[":m"] = message or status
+        _optional(sets, removes, values, "next_attempt_at", next_attempt_at)
+        _optional(sets, removes, values, "unsupported_metrics", sorted(set(unsupported_metrics)) or None)
         self.table.update_item(
             Key={"pk": tweet_id, "sk": endpoint.value},
             UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),

@@ -8,6 +8,7 @@ import os
 from pydantic import Field
 
 from xengage import dal
+from xengage.dal.app_state import AppStateDal
 from xengage.dal.metrics import MetricsDal
 from xengage.dal.registry import RegistryDal
 from xengage.dal.status import StatusDal
@@ -26,6 +27,10 @@ def settings() -> HttpApiSettings:
 
 def registry() -> RegistryDal:
     return dal.registry_dal()
+
+
+def app_state() -> AppStateDal:
+    return dal.app_state_dal()
 
 
 def metrics_store() -> MetricsDal:

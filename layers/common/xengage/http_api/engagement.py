@@ -1,30 +1,47 @@
-"""POST /engagement/{endpoint}: a live Engagement API query now, stored like the collector's, then returned."""
+"""POST /engagement/{endpoint}: a live Engagement API query now, stored like the collector's, then returned.
+
+It runs within API Gateway's 29 s: what is not fetched in time (or within the per-minute limit) is stored as far as
+it got and answered 429 (rate limited) or 503 (out of time, transient errors) with `Retry-After`, naming the Posts
+not fetched.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint
+from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
 from xengage.api_client.client import EngagementClient
-from xengage.api_client.credentials import UserTokens
-from xengage.api_client.errors import AuthError
+from xengage.api_client.credentials import AppCredentials, UserTokens
+from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
+from xengage.api_client.errors import AppAuthError, UserAuthError
 from xengage.api_client.models import EngagementResult, PostMetrics
 from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import ApiError, bad_request, documented_errors
-from xengage.http_api.models import LivePostResult, LiveQueryIn, LiveQueryOut, MetricPoint
+from xengage.http_api.errors import ApiError, Incomplete, bad_request, documented_errors
+from xengage.http_api.models import (
+    LivePostResult,
+    LiveQueryIn,
+    LiveQueryIncomplete,
+    LiveQueryOut,
+    MetricPoint,
+)
 from xengage.http_api.params import check_historical_window, metric_names, parse_range
-from xengage.observability import logger
+from xengage.observability import count, logger
 from xengage.pipeline.collector import metric_points, post_hours
 from xengage.timeutil import floor_minute, to_iso, utc_now
+
+# Kept back from API Gateway's 29 s for storing the results and answering.
+ANSWER_RESERVE_SECONDS: Final = 5.0
+APP_CREDENTIALS_REFUSED = "app_credentials_refused"
 
 router = Router()
 
@@ -59,12 +76,13 @@ def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[d
 
 
 def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
+    """Store what was fetched (Posts handed back included: nothing fetched is thrown away) and every outcome."""
     collected_at = to_iso(now)
     snapshot_at = to_iso(floor_minute(now))
     points = [
         point
         for post in result.posts.values()
-        if post.ok
+        if post.ok or post.pending
         for point in metric_points(
             result.endpoint, post, snapshot_at=snapshot_at, collected_at=collected_at, account_id=account_id
         )
@@ -72,7 +90,15 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
     context.metrics_store().put_points(points)
     statuses = context.status_store()
     for post in result.posts.values():
-        statuses.record(post.tweet_id, result.endpoint, post.status, at=collected_at, message=post.reason)
+        statuses.record(
+            post.tweet_id,
+            result.endpoint,
+            post.status,
+            at=collected_at,
+            message=post.reason,
+            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
+            unsupported_metrics=post.unsupported_metrics,
+        )
     if result.endpoint is Endpoint.TOTALS:
         registry = context.registry()
         for post in result.posts.values():
@@ -81,15 +107,48 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
 
 
 def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
-    if not post.ok:
+    if not (post.ok or post.pending):
         return LivePostResult(status=post.status, reason=post.reason)
+    pending = (
+        {"reason": post.reason, "next_attempt_at": to_iso(post.retry_at)} if post.pending and post.retry_at else {}
+    )
     if endpoint is Endpoint.TOTALS:
-        return LivePostResult(status=STATUS_OK, metrics=dict(post.totals))
+        return LivePostResult(status=post.status, metrics=dict(post.totals) or None, **pending)
     points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in post_hours(post)]
-    return LivePostResult(status=STATUS_OK, metrics=dict(post.totals) or None, points=points)
+    return LivePostResult(status=post.status, metrics=dict(post.totals) or None, points=points or None, **pending)
 
 
-def mark_needs_reauth(account_id: str, error: AuthError, *, now: datetime) -> None:
+def live_deadline() -> Deadline:
+    """API Gateway's 29 s (or the function's own remaining time, if shorter) less the time to store and answer."""
+    remaining = API_GATEWAY_TIMEOUT_SECONDS
+    lambda_context = getattr(router, "lambda_context", None)
+    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+        remaining = min(remaining, lambda_context.get_remaining_time_in_millis() / 1000)
+    return Deadline.after(remaining - ANSWER_RESERVE_SECONDS)
+
+
+def app_credentials() -> AppCredentials:
+    """The app's credentials, refused with a 503 while X refuses them and the app secret has not changed."""
+    settings = context.settings()
+    state = context.app_state().get()
+    if state.needs_credentials and state.paused_for(secrets.app_secret_version(settings.app_secret_arn)):
+        raise ApiError(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            APP_CREDENTIALS_REFUSED,
+            f"X refused the app's credentials ({state.credentials_error}); replace the app secret to resume",
+        )
+    return secrets.load_app_credentials(settings.app_secret_arn)
+
+
+def flag_app(error: AppAuthError, *, now: datetime) -> None:
+    settings = context.settings()
+    version = secrets.app_secret_version(settings.app_secret_arn)
+    context.app_state().flag_credentials(error.api_message, secret_version=version, now=to_iso(now))
+    count("AppCredentialsRefused")
+    logger.error("app credentials refused: collection paused until the app secret changes", extra={"error": str(error)})
+
+
+def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -> None:
     try:
         context.registry().set_account_status(
             account_id, ACCOUNT_NEEDS_REAUTH, now=to_iso(now), last_error=error.api_message[:500]
@@ -98,33 +157,81 @@ def mark_needs_reauth(account_id: str, error: AuthError, *, now: datetime) -> No
         logger.warning("auth failed for an account deleted meanwhile", extra={"account_id": account_id})
 
 
-def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
-    now = utc_now()
+def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> EngagementResult:
     start, end = validate(endpoint, body, now=now)
     user = account_tokens(body.account_id) if body.account_id else None
     settings = context.settings()
-    app_credentials = secrets.load_app_credentials(settings.app_secret_arn)
-    tweet_ids = list(dict.fromkeys(body.tweet_ids))
-    with EngagementClient(app_credentials, base_url=settings.engagement_api_url or DEFAULT_BASE_URL) as client:
+    client = EngagementClient(
+        app_credentials(),
+        base_url=settings.engagement_api_url or DEFAULT_BASE_URL,
+        oauth_base_url=settings.x_api_url,
+        rate_window_seconds=settings.rate_window_seconds,
+    )
+    with client:
         try:
-            result = client.fetch(
-                endpoint, tweet_ids, engagement_types=body.engagement_types, user=user, start=start, end=end
+            return client.fetch(
+                endpoint,
+                list(dict.fromkeys(body.tweet_ids)),
+                engagement_types=body.engagement_types,
+                user=user,
+                start=start,
+                end=end,
+                deadline=live_deadline(),
             )
-        except AuthError as exc:
+        except UserAuthError as exc:
             if body.account_id:
                 mark_needs_reauth(body.account_id, exc, now=now)
             raise
+        except AppAuthError as exc:
+            flag_app(exc, now=now)
+            raise
+
+
+def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
+    now = utc_now()
+    result = fetch_live(endpoint, body, now=now)
     store(result, body.account_id or "", now=now)
-    if body.account_id:
+    if body.account_id and any(post.ok for post in result.posts.values()):
         context.registry().mark_account_success(body.account_id, now=to_iso(now))
     logger.info(
         "live query", extra={"endpoint": endpoint.value, "counts": result.counts_by_status(), "calls": result.calls}
     )
-    return LiveQueryOut(
-        endpoint=endpoint,
-        results={tweet_id: result_out(post, endpoint) for tweet_id, post in result.posts.items()},
-        calls=result.calls,
+    results = {tweet_id: result_out(post, endpoint) for tweet_id, post in result.posts.items()}
+    not_fetched = result.pending_ids()
+    if not_fetched:
+        raise incomplete(result, results, not_fetched, now=now)
+    return LiveQueryOut(endpoint=endpoint, results=results, calls=result.calls)
+
+
+def incomplete(
+    result: EngagementResult, results: dict[str, LivePostResult], not_fetched: list[str], *, now: datetime
+) -> Incomplete:
+    """429 when the per-minute limit stopped it, else 503; Retry-After is when the API takes the rest."""
+    posts = [result.posts[tweet_id] for tweet_id in not_fetched]
+    rate_limited = any(post.status == Reason.RATE_LIMITED.value for post in posts)
+    latest = max((post.retry_at for post in posts if post.retry_at is not None), default=now)
+    retry_after = max(1, math.ceil((latest - now).total_seconds()))
+    status, code = (
+        (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited") if rate_limited else (HTTPStatus.SERVICE_UNAVAILABLE, "deferred")
     )
+    why = "the contract's per-minute limit is spent" if rate_limited else "the Engagement API did not answer in time"
+    fetched = len(result.posts) - len(not_fetched)
+    body = LiveQueryIncomplete.model_validate(
+        {
+            "error": {
+                "code": code,
+                "message": f"{why}: {len(not_fetched)} of {len(result.posts)} Posts not fetched ({fetched} stored); "
+                f"ask for not_fetched again after {retry_after} s",
+            },
+            "not_fetched": not_fetched,
+            "retry_after_seconds": retry_after,
+            "resume_from": to_iso(result.resume_from) if result.resume_from else None,
+            "results": results,
+            "calls": result.calls,
+        }
+    )
+    count("LiveQueriesIncomplete")
+    return Incomplete(status, body)
 
 
 @router.post(
@@ -132,16 +239,28 @@ def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
     summary="Query the Engagement API now; results are stored and returned",
     description="App credentials sign /totals public metrics; `account_id` selects the owner tokens needed for "
     "private metrics, /28hr and /historical. At most 250 ids for /totals, 25 for the time series; "
-    "/historical windows at most 4 weeks within the last 365 days.",
+    "/historical windows at most 4 weeks within the last 365 days. A query the contract's per-minute limit or API "
+    "Gateway's 29 s cannot finish stores what it got and answers 429 or 503 with Retry-After, naming the Posts "
+    "not fetched.",
     tags=["engagement"],
-    responses=documented_errors(
-        {
-            400: "bad ids, metrics or window; user context required",
-            404: "unknown account",
-            409: "the account's tokens were rejected: it is marked needs_reauth",
-            502: "the Engagement API failed or rejected the app credentials",
-        }
-    ),
+    responses={
+        **documented_errors(
+            {
+                400: "bad ids, metrics or window; user context required",
+                404: "unknown account",
+                409: "the account's tokens were rejected: it is marked needs_reauth",
+            }
+        ),
+        429: {
+            "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After",
+            "content": {"application/json": {"model": LiveQueryIncomplete}},
+        },
+        503: {
+            "description": "out of time or transient API errors (what was fetched is stored; see Retry-After), or "
+            "the app's credentials are refused (app_credentials_refused)",
+            "content": {"application/json": {"model": LiveQueryIncomplete}},
+        },
+    },
 )
 def post_engagement(endpoint: Annotated[Endpoint, Path()], body: LiveQueryIn) -> LiveQueryOut:
     return live_query(endpoint, body)

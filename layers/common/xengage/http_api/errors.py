@@ -12,11 +12,17 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from xengage.api_client.errors import AuthError, MalformedResponse, RetriesExhausted, UserContextRequired
+from xengage.api_client.errors import (
+    AppAuthError,
+    MalformedResponse,
+    RetriesExhausted,
+    UserAuthError,
+    UserContextRequired,
+)
 from xengage.api_client.errors import RequestValidationError as ClientValidationError
 from xengage.dal.paging import InvalidCursor
 from xengage.dal.registry import NotFound
-from xengage.dal.secrets import SecretContentError
+from xengage.dal.secrets import AppSecretPlaceholder, SecretContentError
 from xengage.oauth_flow import OAuthFlowError
 from xengage.observability import logger
 
@@ -29,6 +35,16 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class Incomplete(Exception):
+    """A live query stopped by the per-minute limit or the deadline: answered 429/503 with Retry-After and a body
+    naming what was not fetched (`models.LiveQueryIncomplete`)."""
+
+    def __init__(self, status: HTTPStatus, body: Any) -> None:
+        super().__init__(body.error.message)
+        self.status = status
+        self.body = body
 
 
 def bad_request(code: str, message: str) -> ApiError:
@@ -103,11 +119,31 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     def _client_rejected(exc: ClientValidationError) -> Response:
         return error_response(HTTPStatus.BAD_REQUEST, "invalid_query", str(exc))
 
-    @app.exception_handler(AuthError)
-    def _auth_failed(exc: AuthError) -> Response:
-        code = "account_needs_reauth" if exc.account else "app_credentials_rejected"
-        status = HTTPStatus.CONFLICT if exc.account else HTTPStatus.BAD_GATEWAY
-        return error_response(status, code, str(exc), account_id=exc.account)
+    @app.exception_handler(Incomplete)
+    def _incomplete(exc: Incomplete) -> Response:
+        return Response(
+            status_code=int(exc.status),
+            content_type=content_types.APPLICATION_JSON,
+            body=exc.body.model_dump(mode="json", by_alias=True),
+            headers={"Retry-After": str(exc.body.retry_after_seconds)},
+        )
+
+    @app.exception_handler(UserAuthError)
+    def _account_refused(exc: UserAuthError) -> Response:
+        return error_response(HTTPStatus.CONFLICT, "account_needs_reauth", str(exc), account_id=exc.account)
+
+    @app.exception_handler(AppAuthError)
+    def _app_refused(exc: AppAuthError) -> Response:
+        # Nothing the caller can fix: the operator must replace the app secret; collection is paused until then.
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "app_credentials_refused",
+            f"{exc}; collection is paused until the app secret is replaced",
+        )
+
+    @app.exception_handler(AppSecretPlaceholder)
+    def _app_placeholder(exc: AppSecretPlaceholder) -> Response:
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "app_credentials_missing", str(exc))
 
     @app.exception_handler(RetriesExhausted)
     def _upstream_unavailable(exc: RetriesExhausted) -> Response:

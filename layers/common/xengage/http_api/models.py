@@ -105,7 +105,18 @@ class EndpointStatusOut(_Model):
 
 
 # The outcomes a Post can have (STATUS_OK and every catalog.Reason; a test keeps them equal).
-StatusName = Literal["ok", "unavailable", "protected", "not_owned", "unsupported_metric", "auth_failed", "failed"]
+StatusName = Literal[
+    "ok",
+    "unavailable",
+    "protected",
+    "not_owned",
+    "unsupported_metric",
+    "auth_failed",
+    "app_auth_failed",
+    "rate_limited",
+    "deferred",
+    "failed",
+]
 
 
 class StatusEntryOut(EndpointStatusOut):
@@ -183,13 +194,26 @@ class LiveQueryIn(_Model):
 
 
 class LivePostResult(_Model):
-    status: str = Field(description="ok or a reason code", examples=["ok", "not_owned"])
+    status: str = Field(description="ok or a reason code", examples=["ok", "not_owned", "rate_limited"])
     reason: str | None = None
     metrics: dict[str, int] | None = None
     points: list[MetricPoint] | None = None
+    next_attempt_at: Timestamp | None = Field(
+        default=None, description="rate_limited / deferred: when the Engagement API will take the Post again"
+    )
 
 
 class LiveQueryOut(_Model):
     endpoint: Endpoint
     results: dict[str, LivePostResult]
     calls: int = Field(description="HTTP requests made to the Engagement API, retries included")
+
+
+class LiveQueryIncomplete(ErrorResponse):
+    """A live query that ran out of time or allowance: what it got is stored and returned, the rest is named."""
+
+    not_fetched: list[TweetId] = Field(description="the Posts still to fetch: ask for them again after Retry-After")
+    retry_after_seconds: int = Field(description="the same as the Retry-After header")
+    resume_from: Timestamp | None = Field(default=None, description="/historical: the first window not fetched")
+    results: dict[str, LivePostResult] = Field(description="every Post asked, with what was fetched")
+    calls: int

@@ -1,34 +1,67 @@
 """Collector: fetch one message's Posts from the Engagement API and store metrics, statuses and due markers.
 
 Everything written is keyed by the tick (`scheduled_time`) or the hour bucket, so a retried tick or a redelivered
-SQS message overwrites the same items instead of adding new ones. Every Post of a message ends either stored or
-with a status saying why not. Only transient failures (`failed`: retries exhausted) raise, so SQS redelivers.
+SQS message overwrites the same items instead of adding new ones. Every Post of a message ends stored, with a final
+status and reason, or handed on (`rate_limited` / `deferred`, with its next attempt) in a continuation message:
+nothing waits past the invocation's deadline and nothing is left to SQS redelivery. The error taxonomy
+(`catalog.ErrorKind`) decides what each failure does; docs/DESIGN.md, "Collection at the limits", lists it.
 """
 
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from xengage.api_client.batching import historical_windows, resolve_metrics
 from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
-from xengage.api_client.errors import AuthError, RequestValidationError
+from xengage.api_client.deadline import Deadline
+from xengage.api_client.errors import AppAuthError, RequestValidationError, UserAuthError
 from xengage.api_client.models import EngagementResult, PostMetrics
-from xengage.dal import MetricPoint, MetricsDal, NotFound, RegistryDal, StatusDal, metrics_dal, registry_dal, status_dal
-from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH
-from xengage.dal.secrets import SecretError, load_account_tokens, load_app_credentials
+from xengage.api_client.retry import RetryPolicy
+from xengage.dal import (
+    AppState,
+    AppStateDal,
+    CollectQueue,
+    MetricPoint,
+    MetricsDal,
+    NotFound,
+    RegistryDal,
+    StatusDal,
+    app_state_dal,
+    collect_queue,
+    metrics_dal,
+    registry_dal,
+    status_dal,
+)
+from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, DueMarker
+from xengage.dal.secrets import (
+    AppSecretPlaceholder,
+    SecretError,
+    app_secret_version,
+    load_account_tokens,
+    load_app_credentials,
+)
 from xengage.observability import count, logger
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
+from xengage.pipeline.continuations import continuations, gives_up, lease_until
 from xengage.pipeline.messages import CollectMessage
 from xengage.settings import collector_settings
-from xengage.timeutil import floor_hour, floor_minute, snowflake_created_at, to_iso, utc_now
+from xengage.timeutil import floor_hour, floor_minute, parse_iso, snowflake_created_at, to_iso, utc_now
 
 NEEDS_REAUTH_MESSAGE = "account needs re-authorization"
+APP_PAUSED_MESSAGE = "the app's credentials were refused; collection waits until the app secret changes"
+# A permanent error is asked again at the Post's next regular time, but never sooner than this.
+PERMANENT_RETRY: timedelta = timedelta(days=1)
+# A 429 is waited out inside the function only when the minute renews this soon; otherwise the Posts are handed
+# on to a message delayed until it does (an idle function costs money and holds a concurrency slot).
+MAX_INLINE_THROTTLE_WAIT = 20.0
 
 
 class Fetcher(Protocol):
@@ -43,6 +76,7 @@ class Fetcher(Protocol):
         user: UserTokens | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
+        deadline: Deadline | None = None,
     ) -> EngagementResult: ...
 
 
@@ -51,10 +85,14 @@ class CollectorDeps:
     registry: RegistryDal
     metrics: MetricsDal
     statuses: StatusDal
+    app_state: AppStateDal
+    queue: CollectQueue | None  # where continuations go (None: console runs, nothing is handed on)
     client_factory: Callable[[AppCredentials], Fetcher]
     load_app: Callable[[], AppCredentials]
     load_tokens: Callable[[str], UserTokens]
+    secret_version: Callable[[], str | None]
     now: Callable[[], datetime] = utc_now
+    rng: random.Random = field(default_factory=random.Random)
 
 
 @dataclass(slots=True)
@@ -69,6 +107,8 @@ class CollectSummary:
     calls: int = 0
     retries: int = 0
     throttled: int = 0
+    already_done: int = 0  # Posts another delivery already collected (their lease had ended): not fetched again
+    continuations: int = 0  # messages handed on
     skipped: str | None = None  # why no call was made, if none was
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,36 +118,42 @@ class CollectSummary:
         self.posts += other.posts
         for status, posts in other.counts.items():
             self.counts[status] = self.counts.get(status, 0) + posts
-        self.items_written += other.items_written
-        self.batch_write_calls += other.batch_write_calls
-        self.calls += other.calls
-        self.retries += other.retries
-        self.throttled += other.throttled
+        for name in ("items_written", "batch_write_calls", "calls", "retries", "throttled", "already_done"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.continuations += other.continuations
 
-
-class PostsFailed(RuntimeError):
-    """Some Posts failed transiently; raised after their statuses are stored so SQS redelivers the message."""
-
-    def __init__(self, summary: CollectSummary) -> None:
-        super().__init__(
-            f"{summary.counts.get(Reason.FAILED.value, 0)} of {summary.posts} Posts failed on {summary.endpoint}"
-        )
-        self.summary = summary
+    def count_status(self, status: str, posts: int = 1) -> None:
+        self.counts[status] = self.counts.get(status, 0) + posts
 
 
 class InvalidPayload(ValueError):
     """A console payload or SQS body that is not a valid collection request; the message names the problem."""
 
 
+class _Skip(Exception):
+    """No call can be made for this message: every Post gets `reason`, and its lease is released."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 @functools.cache
-def _engagement_client(app: AppCredentials, base_url: str) -> Fetcher:
+def _engagement_client(app: AppCredentials, base_url: str, oauth_base_url: str | None, window: float) -> Fetcher:
     # Imported here so the planner never pays for requests/oauthlib; cached so warm starts reuse the session.
     from xengage.api_client.client import EngagementClient
 
-    return EngagementClient(app, base_url=base_url)
+    return EngagementClient(
+        app,
+        base_url=base_url,
+        oauth_base_url=oauth_base_url,
+        rate_window_seconds=window,
+        retry=RetryPolicy(max_throttle_wait=MAX_INLINE_THROTTLE_WAIT),
+    )
 
 
-def default_deps() -> CollectorDeps:
+def default_deps(*, with_queue: bool = True) -> CollectorDeps:
     """Dependencies wired from the collector's environment (cached DAL objects and secrets)."""
     settings = collector_settings()
     base_url = settings.engagement_api_url or DEFAULT_BASE_URL
@@ -115,9 +161,12 @@ def default_deps() -> CollectorDeps:
         registry=registry_dal(),
         metrics=metrics_dal(),
         statuses=status_dal(),
-        client_factory=lambda app: _engagement_client(app, base_url),
+        app_state=app_state_dal(),
+        queue=collect_queue() if with_queue else None,
+        client_factory=lambda app: _engagement_client(app, base_url, settings.x_api_url, settings.rate_window_seconds),
         load_app=lambda: load_app_credentials(settings.app_secret_arn),
         load_tokens=lambda user_id: load_account_tokens(settings.secret_prefix, user_id),
+        secret_version=lambda: app_secret_version(settings.app_secret_arn),
     )
 
 
@@ -130,84 +179,342 @@ def parse_message(body: Mapping[str, Any] | str) -> CollectMessage:
         raise InvalidPayload(_describe(exc)) from exc
 
 
-def collect(message: CollectMessage, deps: CollectorDeps, *, advance_markers: bool = True) -> CollectSummary:
-    """Collect one message. Raises PostsFailed (after storing everything else) when Posts failed transiently."""
+# --- one message --------------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Collection:
+    """One message being collected: what it needs to decide, store and hand on."""
+
+    message: CollectMessage
+    deps: CollectorDeps
+    summary: CollectSummary
+    deadline: Deadline | None
+    advance_markers: bool
+    state: AppState = field(default_factory=AppState)
+    markers: dict[str, DueMarker] = field(default_factory=dict)
+    resume_from: dict[str, datetime | None] = field(default_factory=dict)  # /historical: window to start again
+    refused: dict[str, str] = field(default_factory=dict)  # engagement types the API refused on this endpoint
+    progressed: bool = False  # some Post got data or a final outcome (a continuation then counts afresh)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.message.endpoint
+
+    @property
+    def log_keys(self) -> dict[str, str]:
+        return {"endpoint": self.endpoint.value, "account_id": self.message.account_id or "APP"}
+
+
+def collect(
+    message: CollectMessage,
+    deps: CollectorDeps,
+    *,
+    deadline: Deadline | None = None,
+    advance_markers: bool = True,
+    app_state: AppState | None = None,
+) -> CollectSummary:
+    """Collect one message within `deadline`: store what is fetched, settle every Post, hand on the rest."""
     summary = CollectSummary(
         endpoint=message.endpoint.value, account_id=message.account_id, scheduled_time=to_iso(message.scheduled_time)
     )
-    summary.posts = len(message.tweet_ids)
-    log_keys = {"endpoint": message.endpoint.value, "account_id": message.account_id or "APP"}
-
-    user: UserTokens | None = None
-    if message.account_id:
-        account = deps.registry.get_account(message.account_id)
-        if account is None:
-            return _skip_auth_failed(message, deps, summary, f"account {message.account_id} is not registered")
-        if account.needs_reauth:
-            return _skip_auth_failed(message, deps, summary, NEEDS_REAUTH_MESSAGE)
-        try:
-            user = deps.load_tokens(message.account_id)
-        except SecretError as exc:
-            _mark_needs_reauth(deps, message.account_id, str(exc))
-            return _skip_auth_failed(
-                message, deps, summary, f"no usable tokens stored for account {message.account_id}"
-            )
-    app = deps.load_app()  # a missing app secret is a deployment problem: let it raise and redeliver
-
-    start = message.start
-    if start is not None and message.endpoint is Endpoint.HISTORICAL:
-        start = max(start, earliest_historical_start(deps.now()))
-    try:
-        result = deps.client_factory(app).fetch(
-            message.endpoint, message.tweet_ids, user=user, start=start, end=message.end
-        )
-    except AuthError as exc:
-        if message.account_id:
-            _mark_needs_reauth(deps, message.account_id, str(exc))
-        return _skip_auth_failed(message, deps, summary, str(exc))
-    except RequestValidationError as exc:
-        # Retrying cannot fix a request the client refuses to send: record why and drop the message.
-        logger.error("request refused before sending", extra={**log_keys, "error": str(exc)})
-        _record_all(message, deps, Reason.FAILED.value, str(exc), summary)
+    run = _Collection(message, deps, summary, deadline, advance_markers)
+    tweet_ids = _still_leased(run)
+    summary.posts = len(tweet_ids)
+    if not tweet_ids:
+        logger.info("collected", extra={**run.log_keys, "summary": summary.as_dict()})
         return summary
-
-    summary.calls, summary.retries, summary.throttled = result.calls, result.retries, result.throttled
-    posts = _every_requested_post(message, result)
-    at = summary.scheduled_time
-    collected_at = to_iso(deps.now())
-
-    write = deps.metrics.put_points(_points(message, posts, at, collected_at))
-    summary.items_written, summary.batch_write_calls = write.items, write.batch_write_calls
-
-    for post in posts:
-        deps.statuses.record(post.tweet_id, message.endpoint, post.status, at=collected_at, message=post.reason)
-        summary.counts[post.status] = summary.counts.get(post.status, 0) + 1
-        if message.endpoint is Endpoint.TOTALS and post.ok:
-            deps.registry.update_latest_totals(post.tweet_id, post.totals, at=at)
-        if advance_markers and post.status != Reason.FAILED.value:
-            deps.registry.advance_due(
-                post.tweet_id,
-                message.endpoint,
-                next_due_at=_iso_or_none(next_due_at(message.endpoint, post.tweet_id, message.scheduled_time)),
-                collected_at=collected_at,
-                last_hour_collected=_last_hour(message, post),
-            )
-
-    if message.account_id and summary.counts.get(STATUS_OK):
-        deps.registry.mark_account_success(message.account_id, now=collected_at)
-
+    run.state = app_state if app_state is not None else deps.app_state.get()
+    run.refused = dict(run.state.refused_metrics.get(message.endpoint, {}))
+    try:
+        user = _account_tokens(run)
+        app = _app_credentials(run)
+        posts = _fetch(run, deps.client_factory(app), user, tweet_ids)
+    except _Skip as skip:
+        posts = [_post_with(tweet_id, skip.reason, skip.message) for tweet_id in tweet_ids]
+        summary.skipped = skip.message
+        logger.warning("posts not collected", extra={**run.log_keys, "reason": skip.message})
+    _settle(run, posts)
     _emit(summary)
-    logger.info("collected", extra={**log_keys, "summary": summary.as_dict()})
-    if summary.counts.get(Reason.FAILED.value):
-        raise PostsFailed(summary)
+    logger.info("collected", extra={**run.log_keys, "summary": summary.as_dict()})
     return summary
 
 
-def collect_direct(payload: Any, deps: CollectorDeps | None = None) -> dict[str, Any]:
+def _still_leased(run: _Collection) -> list[str]:
+    """The message's Posts that still wait for it. A Post whose lease another delivery already ended (a duplicate
+    SQS delivery, a retried tick) is not fetched again; a Post no longer tracked is dropped."""
+    tweet_ids = list(run.message.tweet_ids)
+    if not run.advance_markers:
+        return tweet_ids
+    run.markers = run.deps.registry.get_due_markers(tweet_ids, run.endpoint)
+    waiting = [tweet_id for tweet_id in tweet_ids if _waits_for(run.markers.get(tweet_id), run.message)]
+    run.summary.already_done = len(tweet_ids) - len(waiting)
+    if run.summary.already_done:
+        logger.info("posts already collected or untracked", extra={**run.log_keys, "posts": run.summary.already_done})
+    return waiting
+
+
+def _waits_for(marker: DueMarker | None, message: CollectMessage) -> bool:
+    if marker is None or marker.next_due_at is None:
+        return False  # untracked, or no longer collected on this endpoint
+    if marker.lease is not None:
+        return marker.lease == message.lease
+    # Not leased (queued before leases existed, or collected since): still due at this tick?
+    return marker.next_due_at <= message.lease
+
+
+def _account_tokens(run: _Collection) -> UserTokens | None:
+    account_id = run.message.account_id
+    if not account_id:
+        return None
+    account = run.deps.registry.get_account(account_id)
+    if account is None:
+        raise _Skip(Reason.AUTH_FAILED, f"account {account_id} is not registered")
+    if account.needs_reauth:
+        raise _Skip(Reason.AUTH_FAILED, NEEDS_REAUTH_MESSAGE)
+    try:
+        return run.deps.load_tokens(account_id)
+    except SecretError as exc:
+        _mark_needs_reauth(run.deps, account_id, str(exc))
+        raise _Skip(Reason.AUTH_FAILED, f"no usable tokens stored for account {account_id}") from exc
+
+
+def _app_credentials(run: _Collection) -> AppCredentials:
+    """The app's credentials, unless X refused them and the secret has not changed since (or they are the
+    template's placeholders): then nothing is sent."""
+    state = run.state
+    if state.needs_credentials and state.paused_for(run.deps.secret_version()):
+        raise _Skip(Reason.APP_AUTH_FAILED, f"{APP_PAUSED_MESSAGE} ({state.credentials_error})")
+    try:
+        return run.deps.load_app()  # a missing app secret is a deployment problem: let it raise and redeliver
+    except AppSecretPlaceholder as exc:
+        _flag_app(run.deps, str(exc))
+        raise _Skip(Reason.APP_AUTH_FAILED, str(exc)) from exc
+
+
+def _fetch(run: _Collection, client: Fetcher, user: UserTokens | None, tweet_ids: list[str]) -> list[PostMetrics]:
+    """Fetch and store; returns every Post with its outcome. Credential failures become a _Skip."""
+    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=user is not None)
+    try:
+        if run.endpoint is Endpoint.HISTORICAL:
+            return _fetch_history(run, client, user, tweet_ids, metrics)
+        result = client.fetch(run.endpoint, tweet_ids, user=user, engagement_types=metrics, deadline=run.deadline)
+        _learn(run, result)
+        _store(run, result.posts.values())
+        return _every_requested_post(tweet_ids, result)
+    except UserAuthError as exc:
+        if run.message.account_id:
+            _mark_needs_reauth(run.deps, run.message.account_id, str(exc))
+        raise _Skip(Reason.AUTH_FAILED, str(exc)) from exc
+    except AppAuthError as exc:
+        _flag_app(run.deps, str(exc))
+        raise _Skip(Reason.APP_AUTH_FAILED, f"{exc}; {APP_PAUSED_MESSAGE}") from exc
+    except RequestValidationError as exc:
+        # Retrying cannot fix a request the client refuses to send: a permanent failure with the reason.
+        logger.error("request refused before sending", extra={**run.log_keys, "error": str(exc)})
+        return [_post_with(tweet_id, Reason.FAILED, str(exc)) for tweet_id in tweet_ids]
+
+
+def _metrics_to_ask(endpoint: Endpoint, refused: Mapping[str, str], *, has_user: bool) -> list[str] | None:
+    """The endpoint's default metrics less those the API refused before (None: the client's default)."""
+    if not refused:
+        return None
+    return [m for m in resolve_metrics(endpoint, None, has_user=has_user) if m not in refused] or None
+
+
+def _fetch_history(
+    run: _Collection, client: Fetcher, user: UserTokens | None, tweet_ids: list[str], metrics: list[str] | None
+) -> list[PostMetrics]:
+    """/historical window by window: each finished window is stored and checkpointed on the due markers at once,
+    so a continuation or a redelivery starts after it and nothing fetched is fetched again."""
+    message, now = run.message, run.deps.now()
+    start = _history_start(run, tweet_ids, now)
+    if start is not None and message.end is not None and start >= message.end:
+        return [PostMetrics(tweet_id) for tweet_id in tweet_ids]  # every hour is stored already: nothing to ask
+    windows = historical_windows(start, message.end, now=now)
+    settled: dict[str, PostMetrics] = {}
+    active = tweet_ids
+    for window_start, window_end in windows:
+        result = client.fetch(
+            Endpoint.HISTORICAL,
+            active,
+            user=user,
+            engagement_types=metrics,
+            start=window_start,
+            end=window_end,
+            deadline=run.deadline,
+        )
+        _learn(run, result)
+        _store(run, result.posts.values())
+        for post in _every_requested_post(active, result):
+            if post.pending:
+                run.resume_from[post.tweet_id] = window_start
+            settled[post.tweet_id] = post
+        active = [tweet_id for tweet_id in active if settled[tweet_id].ok]
+        if window_end != windows[-1][1]:
+            _checkpoint(run, active, window_end)
+        if not active:
+            break
+    return [settled.get(tweet_id) or _post_with(tweet_id, Reason.FAILED, "not fetched") for tweet_id in tweet_ids]
+
+
+def _history_start(run: _Collection, tweet_ids: list[str], now: datetime) -> datetime | None:
+    """Where to start: the message's start, after the hours every one of its Posts already has (checkpoints of an
+    earlier delivery), and never before the look-back at collection time."""
+    start = run.message.start
+    checkpoints = [run.markers[i].last_hour_collected for i in tweet_ids if i in run.markers]
+    if checkpoints and all(checkpoints) and run.advance_markers:
+        done = parse_iso(min(c for c in checkpoints if c))
+        start = max(start, done) if start is not None else done
+    return max(start, earliest_historical_start(now)) if start is not None else None
+
+
+def _checkpoint(run: _Collection, tweet_ids: list[str], window_end: datetime) -> None:
+    if not run.advance_markers:
+        return
+    for tweet_id in tweet_ids:
+        run.deps.registry.checkpoint_hours(tweet_id, run.endpoint, last_hour_collected=to_iso(window_end))
+
+
+def _learn(run: _Collection, result: EngagementResult) -> None:
+    """Keep what a call taught about the app: refused engagement types (not asked again) and the per-minute limit."""
+    summary = run.summary
+    summary.calls += result.calls
+    summary.retries += result.retries
+    summary.throttled += result.throttled
+    run.progressed = run.progressed or any(not post.pending for post in result.posts.values())
+    new_refusals = {m: why for m, why in result.refused_metrics.items() if m not in run.refused}
+    if new_refusals:
+        run.deps.app_state.add_refused_metrics(run.endpoint, new_refusals, known=run.refused)
+        run.refused.update(new_refusals)
+        count("MetricsRefused", len(new_refusals))
+        logger.warning("engagement types refused by the API", extra={**run.log_keys, "refused": new_refusals})
+    if result.rate_limit is not None and run.state.rate_limits.get(run.endpoint) != result.rate_limit:
+        run.deps.app_state.record_rate_limit(run.endpoint, result.rate_limit, now=to_iso(run.deps.now()))
+        run.state.rate_limits[run.endpoint] = result.rate_limit
+
+
+def _store(run: _Collection, posts: Any) -> None:
+    """Upsert every point fetched, for Posts handed on too: what was fetched is never fetched again."""
+    at, collected_at = run.summary.scheduled_time, to_iso(run.deps.now())
+    points = (
+        point
+        for post in posts
+        if post.ok or post.pending
+        for point in metric_points(
+            run.endpoint, post, snapshot_at=at, collected_at=collected_at, account_id=run.message.account_id or ""
+        )
+    )
+    write = run.deps.metrics.put_points(points)
+    run.summary.items_written += write.items
+    run.summary.batch_write_calls += write.batch_write_calls
+
+
+# --- settling: statuses, due markers, continuations ---------------------------------------------------------------
+
+
+def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
+    """Give every Post its visible status and move its due marker; hand the pending ones on."""
+    pending = [post for post in posts if post.pending]
+    if pending and run.deps.queue is not None and gives_up(run.message, pending, progressed=run.progressed):
+        _give_up(run, pending)
+        pending = []
+    collected_at = to_iso(run.deps.now())
+    for post in posts:
+        if post.ok or post.pending:
+            post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
+        run.deps.statuses.record(
+            post.tweet_id,
+            run.endpoint,
+            post.status,
+            at=collected_at,
+            message=post.reason,
+            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
+            unsupported_metrics=post.unsupported_metrics,
+        )
+        run.summary.count_status(post.status)
+        if run.endpoint is Endpoint.TOTALS and post.ok and post.totals:
+            run.deps.registry.update_latest_totals(post.tweet_id, post.totals, at=run.summary.scheduled_time)
+        if run.advance_markers:
+            _move_marker(run, post, collected_at)
+    if pending and run.deps.queue is not None:
+        _hand_on(run, pending)
+    if run.message.account_id and run.summary.counts.get(STATUS_OK):
+        run.deps.registry.mark_account_success(run.message.account_id, now=collected_at)
+
+
+def _give_up(run: _Collection, pending: list[PostMetrics]) -> None:
+    """Transient errors outlasted every continuation: final, with the reason (asked again at the next regular time)."""
+    attempts = run.message.attempt + 1
+    for post in pending:
+        post.mark(Reason.FAILED, f"gave up after {attempts} attempts without progress: {post.reason or post.status}")
+        post.retry_at = None
+
+
+def _move_marker(run: _Collection, post: PostMetrics, collected_at: str) -> None:
+    """Where the Post's due marker goes, by the kind of its outcome (docs/DESIGN.md, "Collection at the limits")."""
+    registry, message = run.deps.registry, run.message
+    if post.pending:
+        until = lease_until(post.retry_at or run.deps.now())
+        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=to_iso(until), keep_lease=True)
+        return
+    if post.status in (Reason.AUTH_FAILED.value, Reason.APP_AUTH_FAILED.value):
+        # Due again at once; the planner leaves it alone until the account or the app has credentials again.
+        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=collected_at, keep_lease=False)
+        return
+    due = next_due_at(run.endpoint, post.tweet_id, message.scheduled_time)
+    if post.status == Reason.FAILED.value and due is not None:
+        due = max(due, message.scheduled_time + PERMANENT_RETRY)
+    registry.advance_due(
+        post.tweet_id,
+        run.endpoint,
+        next_due_at=to_iso(due) if due is not None else None,
+        collected_at=collected_at,
+        last_hour_collected=_last_hour(message, post),
+    )
+
+
+def _hand_on(run: _Collection, pending: list[PostMetrics]) -> None:
+    """Send the continuations (10 per SendMessageBatch), each delayed to its next attempt."""
+    assert run.deps.queue is not None
+    found = continuations(
+        run.message,
+        pending,
+        run.resume_from,
+        now=run.deps.now(),
+        progressed=run.progressed,
+        rng=run.deps.rng,
+    )
+    bodies = [continuation.message.to_body() for continuation in found]
+    for offset in range(0, len(bodies), 10):
+        run.deps.queue.send_batch(
+            bodies[offset : offset + 10], delays=[c.delay_seconds for c in found[offset : offset + 10]]
+        )
+    run.summary.continuations += len(found)
+    count("Continuations", len(found))
+    logger.info(
+        "handed on",
+        extra={
+            **run.log_keys,
+            "continuations": [
+                {"posts": len(c.message.tweet_ids), "reason": c.reason.value, "delay_seconds": c.delay_seconds}
+                for c in found
+            ],
+        },
+    )
+
+
+# --- console runs -------------------------------------------------------------------------------------------------
+
+
+def collect_direct(
+    payload: Any, deps: CollectorDeps | None = None, *, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """The console invocation `{"endpoint","tweet_ids","account_id"?,"start"?,"end"?}`: any number of ids.
 
-    Splits ids into the endpoint's batch size, collects each batch now (due markers are left alone: a manual
-    run does not shift the schedule) and returns counts by status. Raises InvalidPayload naming the problem.
+    Splits ids into the endpoint's batch size and collects each batch now, within `deadline` (due markers are left
+    alone: a manual run does not shift the schedule, and nothing is handed on: what does not fit is reported
+    `rate_limited` / `deferred`). Returns counts by status. Raises InvalidPayload naming the problem.
     """
     if not isinstance(payload, Mapping):
         raise InvalidPayload("payload must be a JSON object with endpoint and tweet_ids")
@@ -225,7 +532,8 @@ def collect_direct(payload: Any, deps: CollectorDeps | None = None) -> dict[str,
         raise InvalidPayload("tweet_ids must be a non-empty list of tweet id strings")
     unique_ids = list(dict.fromkeys(str(tweet_id) for tweet_id in tweet_ids))
 
-    deps = deps or default_deps()
+    deps = deps or default_deps(with_queue=False)
+    deps.queue = None
     scheduled_time = floor_minute(deps.now())
     messages = [
         parse_message(
@@ -244,10 +552,7 @@ def collect_direct(payload: Any, deps: CollectorDeps | None = None) -> dict[str,
         endpoint=endpoint.value, account_id=payload.get("account_id") or None, scheduled_time=to_iso(scheduled_time)
     )
     for message in messages:
-        try:
-            total.add(collect(message, deps, advance_markers=False))
-        except PostsFailed as exc:  # a person is waiting: report failures instead of raising
-            total.add(exc.summary)
+        total.add(collect(message, deps, deadline=deadline, advance_markers=False))
     return {
         "endpoint": total.endpoint,
         "account_id": total.account_id,
@@ -259,16 +564,21 @@ def collect_direct(payload: Any, deps: CollectorDeps | None = None) -> dict[str,
     }
 
 
-def _every_requested_post(message: CollectMessage, result: EngagementResult) -> list[PostMetrics]:
+# --- shared with live queries -------------------------------------------------------------------------------------
+
+
+def _every_requested_post(tweet_ids: Sequence[str], result: EngagementResult) -> list[PostMetrics]:
     """The client promises every id back; if one is missing anyway it ends `failed`, never silently dropped."""
-    posts = []
-    for tweet_id in message.tweet_ids:
-        post = result.posts.get(tweet_id)
-        if post is None:
-            post = PostMetrics(tweet_id=tweet_id)
-            post.mark(Reason.FAILED, "missing from the client's answer")
-        posts.append(post)
-    return posts
+    return [
+        result.posts.get(tweet_id) or _post_with(tweet_id, Reason.FAILED, "missing from the client's answer")
+        for tweet_id in tweet_ids
+    ]
+
+
+def _post_with(tweet_id: str, reason: Reason, message: str) -> PostMetrics:
+    post = PostMetrics(tweet_id=tweet_id)
+    post.mark(reason, message)
+    return post
 
 
 def metric_points(
@@ -293,14 +603,6 @@ def post_hours(post: PostMetrics) -> list[tuple[datetime, dict[str, int]]]:
     return [(hour, values) for hour, values in sorted(post.hourly.items()) if hour >= created]
 
 
-def _points(message: CollectMessage, posts: Sequence[PostMetrics], at: str, collected_at: str) -> Iterator[MetricPoint]:
-    for post in posts:
-        if post.ok:
-            yield from metric_points(
-                message.endpoint, post, snapshot_at=at, collected_at=collected_at, account_id=message.account_id or ""
-            )
-
-
 def _last_hour(message: CollectMessage, post: PostMetrics) -> str | None:
     """Where the next /historical window starts: the end of this one (also recorded for /28hr, for readers)."""
     if message.endpoint is Endpoint.HISTORICAL and message.end is not None:
@@ -308,28 +610,6 @@ def _last_hour(message: CollectMessage, post: PostMetrics) -> str | None:
     if message.endpoint.is_time_series and post.hourly:
         return to_iso(max(post.hourly))
     return None
-
-
-def _skip_auth_failed(
-    message: CollectMessage, deps: CollectorDeps, summary: CollectSummary, reason: str
-) -> CollectSummary:
-    summary.skipped = reason
-    _record_all(message, deps, Reason.AUTH_FAILED.value, reason, summary)
-    _emit(summary)
-    logger.warning(
-        "posts not collected: auth failed",
-        extra={"endpoint": message.endpoint.value, "account_id": message.account_id or "APP", "reason": reason},
-    )
-    return summary
-
-
-def _record_all(
-    message: CollectMessage, deps: CollectorDeps, status: str, reason: str, summary: CollectSummary
-) -> None:
-    at = to_iso(deps.now())
-    for tweet_id in message.tweet_ids:
-        deps.statuses.record(tweet_id, message.endpoint, status, at=at, message=reason)
-    summary.counts[status] = summary.counts.get(status, 0) + len(message.tweet_ids)
 
 
 def _mark_needs_reauth(deps: CollectorDeps, account_id: str, error: str) -> None:
@@ -341,6 +621,13 @@ def _mark_needs_reauth(deps: CollectorDeps, account_id: str, error: str) -> None
     logger.warning("account marked needs_reauth", extra={"account_id": account_id, "error": error})
 
 
+def _flag_app(deps: CollectorDeps, error: str) -> None:
+    """The app's credentials are refused: no account is blamed; planning pauses until the secret changes."""
+    deps.app_state.flag_credentials(error, secret_version=deps.secret_version(), now=to_iso(deps.now()))
+    count("AppCredentialsRefused")
+    logger.error("app credentials refused: collection paused until the app secret changes", extra={"error": error})
+
+
 def _emit(summary: CollectSummary) -> None:
     count("EngagementCalls", summary.calls)
     count("Retries", summary.retries)
@@ -350,10 +637,6 @@ def _emit(summary: CollectSummary) -> None:
     for status, posts in summary.counts.items():
         if status != STATUS_OK:
             count(f"Posts_{status}", posts)
-
-
-def _iso_or_none(moment: datetime | None) -> str | None:
-    return to_iso(moment) if moment is not None else None
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

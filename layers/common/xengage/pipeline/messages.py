@@ -22,6 +22,8 @@ class CollectMessage(BaseModel):
     scheduled_time: datetime
     start: datetime | None = None
     end: datetime | None = None
+    # Continuations in a row without progress (transient errors): the collector gives up after a bound.
+    attempt: int = Field(default=0, ge=0, le=100)
 
     @field_validator("tweet_ids")
     @classmethod
@@ -63,4 +65,10 @@ class CollectMessage(BaseModel):
             "scheduled_time": to_iso(self.scheduled_time),
             "start": to_iso(self.start) if self.start else None,
             "end": to_iso(self.end) if self.end else None,
+            "attempt": self.attempt,
         }
+
+    @property
+    def lease(self) -> str:
+        """The tick that queued these Posts: their due markers name it while the message (or its continuations) runs."""
+        return to_iso(self.scheduled_time)

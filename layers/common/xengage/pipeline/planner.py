@@ -1,32 +1,59 @@
 """Planner: turn the due markers of one endpoint into SQS messages for the collector.
 
-Streams DueIndex (never the whole table), groups Posts by auth context — the account whose tokens sign the call,
-or the app bearer — and, for /historical, by how many 4-week windows their range needs, into batches of the
-endpoint's maximum (250 for /totals, 25 otherwise). A /historical batch asks from the earliest start among its
+Streams DueIndex oldest-due first (never the whole table), groups Posts by auth context — the account whose tokens
+sign the call, or the app bearer — and, for /historical, by how many 4-week windows their range needs, into batches
+of the endpoint's maximum (250 for /totals, 25 otherwise). A /historical batch asks from the earliest start among its
 Posts: that costs no extra call (the window count is the same), where grouping by exact start would cost a call per
-distinct start (a first collection starts at each Post's creation hour). Hours a Post already has are upserted
-again; hours before a Post existed are dropped by the collector. At most one open batch per group and ten finished
-messages are held, so memory stays flat however many Posts are tracked. The cadence that decides when a Post is
-next due lives in `pipeline.cadence`.
+distinct start. At most one open batch per group and ten finished messages are held, so memory stays flat however
+many Posts are tracked.
+
+Before a Post is queued its due marker is **leased** (moved ahead, naming this tick; `pipeline.continuations`), on
+the condition that nobody moved it since it was read: a backlog, a retried tick or a concurrent planner never queues
+a Post twice. What is not planned is counted, never silently dropped:
+
+- `needs_reauth`: Posts of accounts that need re-authorization (or are no longer registered);
+- `deferred`: Posts beyond what the contract's per-minute limit can serve before the next tick (the oldest-due go
+  first), or beyond the planner's own deadline; they stay due for the next tick;
+- the whole tick pauses (`paused`) while the app's credentials are refused and the app secret has not changed, or
+  while it holds the template's placeholders.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW, Endpoint
-from xengage.dal import CollectQueue, RegistryDal, collect_queue, registry_dal
+from xengage.api_client.credentials import AppCredentials
+from xengage.api_client.deadline import Deadline
+from xengage.dal import (
+    AppState,
+    AppStateDal,
+    CollectQueue,
+    DueMarker,
+    RegistryDal,
+    app_state_dal,
+    collect_queue,
+    registry_dal,
+)
 from xengage.dal.queue import MAX_BATCH_ENTRIES, SendStats
+from xengage.dal.secrets import AppSecretPlaceholder, app_secret_version, load_app_credentials
 from xengage.observability import count, logger
 from xengage.pipeline.cadence import historical_window
+from xengage.pipeline.continuations import lease_until
 from xengage.pipeline.messages import CollectMessage
-from xengage.timeutil import parse_iso, to_iso
+from xengage.settings import planner_settings
+from xengage.timeutil import parse_iso, to_iso, utc_now
 
 # (account_id or "" for the app, /historical: how many 4-week windows the range needs, else 0)
 GroupKey = tuple[str, int]
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+# The planner stops planning (and counts the rest as deferred) this long before its own timeout.
+PLANNER_RESERVE_SECONDS: Final = 10.0
 
 
 @dataclass(slots=True)
@@ -36,6 +63,12 @@ class PlanSummary:
     due: int = 0  # markers found due
     planned: int = 0  # Posts put in a message
     skipped: int = 0  # due but nothing to ask yet (no whole hour for /historical, or no account for a series)
+    needs_reauth: int = 0  # due, but their account needs re-authorization or is not registered
+    deferred: int = 0  # due, but beyond this tick's capacity or the planner's deadline: left due for the next tick
+    already_leased: int = 0  # another planner run leased them first (a retried or concurrent tick)
+    capacity_calls: int | None = None  # Engagement API calls the contract allows before the next tick (None: unknown)
+    oldest_due_at: str | None = None  # the most overdue Post's due time (staleness)
+    paused: str | None = None  # why nothing was planned, when the app cannot collect
     messages: int = 0
     send_calls: int = 0  # SendMessageBatch requests, resends included
     resent: int = 0
@@ -43,6 +76,42 @@ class PlanSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class PlannerDeps:
+    registry: RegistryDal
+    queue: CollectQueue
+    app_state: AppStateDal
+    load_app: Callable[[], AppCredentials]
+    secret_version: Callable[[], str | None]
+
+
+def default_planner_deps() -> PlannerDeps:
+    settings = planner_settings()
+    return PlannerDeps(
+        registry=registry_dal(),
+        queue=collect_queue(),
+        app_state=app_state_dal(),
+        load_app=lambda: load_app_credentials(settings.app_secret_arn),
+        secret_version=lambda: app_secret_version(settings.app_secret_arn),
+    )
+
+
+def schedule_interval(expression: str | None) -> timedelta | None:
+    """The time between ticks of a `rate(...)` schedule; None for anything else (no capacity bound then)."""
+    found = _RATE.match((expression or "").strip())
+    if not found:
+        return None
+    unit = found.group(2).rstrip("s")
+    return timedelta(**{f"{unit}s": int(found.group(1))})
+
+
+def capacity_calls(per_minute_limit: int | None, interval: timedelta | None) -> int | None:
+    """Calls the contract serves before the next tick of this endpoint, or None when either is unknown."""
+    if not per_minute_limit or interval is None:
+        return None
+    return max(1, math.floor(per_minute_limit * interval.total_seconds() / 60))
 
 
 class _Outbox:
@@ -70,56 +139,151 @@ class _Outbox:
         self.summary.resent = self.stats.resent
 
 
+@dataclass(slots=True)
+class _Batch:
+    markers: list[DueMarker] = field(default_factory=list)
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class _Plan:
+    """One tick being planned: open batches, the calls they will cost, the accounts already looked up."""
+
+    def __init__(self, endpoint: Endpoint, scheduled_time: datetime, deps: PlannerDeps, summary: PlanSummary) -> None:
+        self.endpoint = endpoint
+        self.scheduled_time = scheduled_time
+        self.deps = deps
+        self.summary = summary
+        self.outbox = _Outbox(deps.queue, summary)
+        self.batches: dict[GroupKey, _Batch] = {}
+        self.calls = 0  # calls the planned messages will cost
+        self.accounts: dict[str, bool] = {}  # account id -> may be collected
+        self.lease = to_iso(scheduled_time)
+        self.lease_until = to_iso(lease_until(scheduled_time))
+
+    def account_ok(self, account_id: str) -> bool:
+        if not account_id:
+            return True
+        if account_id not in self.accounts:
+            account = self.deps.registry.get_account(account_id)
+            self.accounts[account_id] = account is not None and not account.needs_reauth
+            if not self.accounts[account_id]:
+                why = "not registered" if account is None else "needs re-authorization"
+                logger.warning("account not planned", extra={"account_id": account_id, "why": why})
+        return self.accounts[account_id]
+
+    def add(self, marker: DueMarker, window: tuple[datetime, datetime] | None, *, capacity: int | None) -> bool:
+        """Put a marker in its group's batch; False when opening a batch would exceed `capacity` calls."""
+        windows_needed = math.ceil((window[1] - window[0]) / HISTORICAL_MAX_WINDOW) if window else 0
+        key: GroupKey = (marker.account_id, windows_needed)
+        batch = self.batches.get(key)
+        if batch is None:
+            cost = max(1, windows_needed)
+            if capacity is not None and self.calls + cost > capacity:
+                return False
+            self.calls += cost
+            batch = self.batches[key] = _Batch()
+        batch.markers.append(marker)
+        if window is not None:
+            batch.start = min(batch.start or window[0], window[0])
+            batch.end = window[1]
+        if len(batch.markers) == self.endpoint.max_ids:
+            self.send(self.batches.pop(key))
+        return True
+
+    def send(self, batch: _Batch) -> None:
+        """Lease the batch's markers, then queue the Posts whose lease this tick won."""
+        leased = [
+            marker.tweet_id
+            for marker in batch.markers
+            if self.deps.registry.lease_due(marker, lease=self.lease, until=self.lease_until)
+        ]
+        self.summary.already_leased += len(batch.markers) - len(leased)
+        self.summary.planned += len(leased)
+        if leased:
+            account_id = batch.markers[0].account_id
+            self.outbox.add(_message(self.endpoint, account_id, leased, self.scheduled_time, batch.start, batch.end))
+
+    def finish(self) -> None:
+        for batch in self.batches.values():
+            self.send(batch)
+        self.batches.clear()
+        self.outbox.flush()
+
+
 def plan(
     endpoint: Endpoint,
     scheduled_time: datetime,
     *,
-    registry: RegistryDal | None = None,
-    queue: CollectQueue | None = None,
+    deps: PlannerDeps | None = None,
+    interval: timedelta | None = None,
+    deadline: Deadline | None = None,
 ) -> PlanSummary:
-    """Queue every Post of `endpoint` due at or before `scheduled_time`; returns what was sent."""
-    registry = registry or registry_dal()
+    """Queue the Posts of `endpoint` due at or before `scheduled_time`, oldest first, as far as the contract's
+    per-minute limit serves them before the next tick (`interval` away); returns what was planned and what not."""
+    deps = deps or default_planner_deps()
     summary = PlanSummary(endpoint=endpoint.value, scheduled_time=to_iso(scheduled_time))
-    outbox = _Outbox(queue or collect_queue(), summary)
-    open_batches: dict[GroupKey, list[str]] = {}
-    batch_starts: dict[GroupKey, datetime] = {}
-    window_end = None
-
-    for marker in registry.iter_due(endpoint, summary.scheduled_time):
+    state = deps.app_state.get()
+    summary.paused = _paused(deps, state)
+    if summary.paused:
+        count("PlanningPaused")
+        logger.error("planning paused", extra={"endpoint": endpoint.value, "reason": summary.paused})
+        return summary
+    summary.capacity_calls = capacity_calls(state.rate_limits.get(endpoint), interval)
+    tick = _Plan(endpoint, scheduled_time, deps, summary)
+    for marker in deps.registry.iter_due(endpoint, summary.scheduled_time):
         summary.due += 1
-        windows_needed = 0
-        if endpoint.is_time_series and not marker.account_id:
-            summary.skipped += 1  # series need the owner's tokens; such markers are never created
+        summary.oldest_due_at = summary.oldest_due_at or marker.next_due_at
+        if deadline is not None and not deadline.allows(0):
+            summary.deferred += 1
             continue
-        if endpoint is Endpoint.HISTORICAL:
-            last_hour = parse_iso(marker.last_hour_collected) if marker.last_hour_collected else None
-            window = historical_window(marker.tweet_id, last_hour, scheduled_time)
-            if window is None:
-                summary.skipped += 1  # created within the current hour: nothing whole to ask for yet
-                continue
-            window_start, window_end = window
-            windows_needed = math.ceil((window_end - window_start) / HISTORICAL_MAX_WINDOW)
-        key: GroupKey = (marker.account_id, windows_needed)
-        batch = open_batches.setdefault(key, [])
-        batch.append(marker.tweet_id)
-        if windows_needed:
-            batch_starts[key] = min(batch_starts.get(key, window_start), window_start)
-        summary.planned += 1
-        if len(batch) == endpoint.max_ids:
-            outbox.add(
-                _message(
-                    endpoint, key[0], open_batches.pop(key), scheduled_time, batch_starts.pop(key, None), window_end
-                )
-            )
-
-    for key, batch in open_batches.items():
-        outbox.add(_message(endpoint, key[0], batch, scheduled_time, batch_starts.get(key), window_end))
-    outbox.flush()
-
-    count("PlannedPosts", summary.planned)
-    count("PlannedMessages", summary.messages)
+        _consider(tick, marker)
+    tick.finish()
+    _emit(summary)
     logger.info("planned collection", extra={"plan": summary.as_dict()})
     return summary
+
+
+def _consider(tick: _Plan, marker: DueMarker) -> None:
+    summary = tick.summary
+    if tick.endpoint.is_time_series and not marker.account_id:
+        summary.skipped += 1  # series need the owner's tokens; such markers are never created
+        return
+    if not tick.account_ok(marker.account_id):
+        summary.needs_reauth += 1
+        return
+    window = None
+    if tick.endpoint is Endpoint.HISTORICAL:
+        last_hour = parse_iso(marker.last_hour_collected) if marker.last_hour_collected else None
+        window = historical_window(marker.tweet_id, last_hour, tick.scheduled_time)
+        if window is None:
+            summary.skipped += 1  # created within the current hour: nothing whole to ask for yet
+            return
+    if not tick.add(marker, window, capacity=summary.capacity_calls):
+        summary.deferred += 1
+
+
+def _paused(deps: PlannerDeps, state: AppState) -> str | None:
+    """Why the app cannot collect now, or None. A changed app secret lifts a pause (the operator replaced it)."""
+    try:
+        deps.load_app()
+    except AppSecretPlaceholder as exc:
+        deps.app_state.flag_credentials(str(exc), secret_version=deps.secret_version(), now=to_iso(utc_now()))
+        return str(exc)
+    if not state.needs_credentials:
+        return None
+    if state.paused_for(deps.secret_version()):
+        return f"the app's credentials were refused ({state.credentials_error}); replace the app secret to resume"
+    deps.app_state.clear_credentials()
+    logger.info("app secret changed since its credentials were refused: planning resumes")
+    return None
+
+
+def _emit(summary: PlanSummary) -> None:
+    count("PlannedPosts", summary.planned)
+    count("PlannedMessages", summary.messages)
+    count("DeferredPosts", summary.deferred)
+    count("PostsOfAccountsNeedingReauth", summary.needs_reauth)
 
 
 def _message(
