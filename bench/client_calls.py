@@ -61,9 +61,16 @@ def run_endpoints(emulator: EmulatorServer, user: UserTokens, ids: list[str], st
             rng=random.Random(5),
         )
         began = time.perf_counter()
-        window = {"start": start - HISTORY, "end": start} if endpoint is Endpoint.HISTORICAL else {}
+        historical = endpoint is Endpoint.HISTORICAL
         with client:
-            result = client.fetch(endpoint, ids, engagement_types=METRICS[endpoint], user=user, **window)
+            result = client.fetch(
+                endpoint,
+                ids,
+                engagement_types=METRICS[endpoint],
+                user=user,
+                start=start - HISTORY if historical else None,
+                end=start if historical else None,
+            )
         elapsed = time.perf_counter() - began
         print(
             f"{label:<12} /{endpoint.value:<10} calls {result.calls:>3}  minimum {minimum_calls(endpoint, len(ids)):>3}"

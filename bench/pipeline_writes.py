@@ -3,11 +3,17 @@
     python -m bench.pipeline_writes        (from the repo root, with layers/common on PYTHONPATH; `make bench`)
 
 Setup: moto in-process (`mock_aws`) with the tables, queue and app secret created from template.yaml by
-`tests.aws_fixtures.create_resources`; the Engagement API emulator on loopback with one account owning 1,000
-public Posts aged 1 to 72 hours. The Posts are tracked with `RegistryDal.track_posts`; then, per endpoint, the
-planner runs one tick (`pipeline.planner.plan`) and the collector (`pipeline.collector.collect` with the real
-EngagementClient, on the emulator's pinned clock) takes every queued message. Then the same tick is planned again
-and the first message of each endpoint is delivered a second time, to show that nothing is duplicated.
+`tests.aws_fixtures.create_resources`; the Engagement API emulator on loopback with one registered account (its
+tokens in Secrets Manager, its registry item: the planner plans no Post of an account that is not registered or
+needs re-authorization) owning 1,000 public Posts aged 1 to 72 hours; the app secret holds the emulator's app
+credentials (the template's placeholder would pause planning). The Posts are tracked with
+`RegistryDal.track_posts`; then, per endpoint, the planner runs one tick (`pipeline.planner.plan`, which leases
+each Post's due marker before queueing it: one conditional UpdateItem a Post), the same tick is planned again
+while its messages are still queued (the leases hold: nothing is due), and the collector
+(`pipeline.collector.collect` with the real EngagementClient, on the emulator's pinned clock) takes every queued
+message. Then the same tick is planned once more and every first-tick message is delivered a second time: the
+collector finds their Posts no longer leased by that tick (`already_done`) and fetches nothing, so nothing is
+duplicated. DynamoDB calls are counted per phase: the planner's (lease UpdateItems) apart from the collector's.
 """
 
 from __future__ import annotations
@@ -37,14 +43,12 @@ if TYPE_CHECKING:
     from xengage.api_client import EngagementClient
     from xengage.api_client.credentials import AppCredentials
     from xengage.pipeline.collector import CollectorDeps
+    from xengage.pipeline.planner import PlannerDeps
 
 TITLE: Final = "pipeline writes: one tick for 1,000 tracked Posts (moto in-process + emulator)"
 POSTS: Final = 1_000
 MAX_AGE_DAYS: Final = 3.0
 BATCH_WRITE_MAX: Final = 25  # BatchWriteItem items per call
-# First-tick messages delivered again per endpoint. Each Post costs the collector 2-3 UpdateItems (~10 ms each on
-# moto in-process), so redelivering all 116 messages would double the run; the first message of each shows it.
-REDELIVERED: Final = 1
 
 
 @dataclass
@@ -53,6 +57,9 @@ class EndpointRun:
 
     endpoint: str
     max_ids: int
+    due: int = 0  # found due by the planner
+    planned: int = 0  # leased and queued by the planner
+    already_leased: int = 0  # due, but leased by another planner run first
     messages: int = 0  # sent by the planner
     bodies: list[dict[str, Any]] = field(default_factory=list)  # collected
     api_calls: int = 0  # as the client counted them
@@ -62,7 +69,11 @@ class EndpointRun:
     items_stored: int = 0  # MetricsTable growth
     batch_write_calls: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
-    other_calls: Counter[str] = field(default_factory=Counter)  # DynamoDB calls other than BatchWriteItem
+    posts_delivered: int = 0  # Post ids in the messages collected
+    already_done: int = 0  # Posts the collector skipped: no longer leased by the message's tick
+    continuations: int = 0  # messages the collector handed on
+    plan_calls: Counter[str] = field(default_factory=Counter)  # the planner's DynamoDB calls (leases: UpdateItem)
+    other_calls: Counter[str] = field(default_factory=Counter)  # the collector's DynamoDB calls but BatchWriteItem
     plan_seconds: float = 0.0
     collect_seconds: float = 0.0
 
@@ -74,13 +85,19 @@ class Pipeline:
         from xengage.dal import CollectQueue
         from xengage.dal.aws import dynamodb_resource, session
         from xengage.pipeline.collector import default_deps
+        from xengage.pipeline.planner import default_planner_deps
 
         self.resources = resources
         self.emulator = emulator
         self.clock = clock
         self._clients: dict[AppCredentials, EngagementClient] = {}
-        self.deps: CollectorDeps = replace(default_deps(), client_factory=self._client_for, now=clock.now)
         self.queue = CollectQueue(resources.collect_queue_url)
+        self.deps: CollectorDeps = replace(
+            default_deps(), client_factory=self._client_for, now=clock.now, queue=self.queue, rng=random.Random(5)
+        )
+        self.planner_deps: PlannerDeps = replace(
+            default_planner_deps(), registry=self.deps.registry, queue=self.queue, app_state=self.deps.app_state
+        )
         self.sqs = session().client("sqs")
         self.dynamodb = dynamodb_resource().meta.client
         self.counter = CallCounter(self.dynamodb)
@@ -108,23 +125,32 @@ class Pipeline:
         from xengage.api_client import Endpoint
         from xengage.pipeline.planner import plan
 
+        self.counter.take()
         started = time.perf_counter()
-        run.messages += plan(Endpoint(run.endpoint), tick, registry=self.deps.registry, queue=self.queue).messages
+        summary = plan(Endpoint(run.endpoint), tick, deps=self.planner_deps)
         run.plan_seconds += time.perf_counter() - started
+        run.plan_calls.update(self.counter.take())
+        quiet_library_output()
+        if summary.paused:
+            raise RuntimeError(f"planning paused: {summary.paused}")
+        run.due += summary.due
+        run.planned += summary.planned
+        run.already_leased += summary.already_leased
+        run.messages += summary.messages
 
     def collect(self, run: EndpointRun, bodies: list[dict[str, Any]] | None = None) -> None:
         """Collect every queued message, or `bodies` (a redelivery), adding up what the collector reports."""
-        from xengage.pipeline.collector import PostsFailed, collect, parse_message
+        from xengage.pipeline.collector import collect, parse_message
 
         self.counter.take()
         started = time.perf_counter()
         log_before = len(self.emulator.log)
         for body in self._received() if bodies is None else bodies:
             run.bodies.append(body)
-            try:
-                summary = collect(parse_message(body), self.deps)
-            except PostsFailed as failed:
-                summary = failed.summary
+            summary = collect(parse_message(body), self.deps)
+            run.posts_delivered += len(body["tweet_ids"])
+            run.already_done += summary.already_done
+            run.continuations += summary.continuations
             run.api_calls += summary.calls
             run.retries += summary.retries
             run.items_written += summary.items_written
@@ -183,11 +209,14 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
             f"{time.perf_counter() - started:.1f} s ({_calls_text(pipeline.counter.take())})"
         )
 
-        first = []
+        first, held = [], []
         for endpoint in Endpoint:
             run = EndpointRun(endpoint.value, endpoint.max_ids)
             before = pipeline.stored_items()
             pipeline.plan(run, tick)
+            retried = EndpointRun(endpoint.value, endpoint.max_ids)
+            pipeline.plan(retried, tick)  # a retried tick while the first one's messages wait: the leases hold
+            held.append(retried)
             pipeline.collect(run)
             run.items_stored = pipeline.stored_items() - before
             first.append(run)
@@ -196,13 +225,13 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
         again = []
         for run in first:
             rerun = EndpointRun(run.endpoint, run.max_ids)
-            pipeline.plan(rerun, tick)  # a retried tick: the markers it collected have moved on
+            pipeline.plan(rerun, tick)  # a retried tick after collection: the markers it collected have moved on
             pipeline.collect(rerun)
-            pipeline.collect(rerun, bodies=run.bodies[:REDELIVERED])  # SQS redelivering first-tick messages
+            pipeline.collect(rerun, bodies=run.bodies)  # SQS redelivering every first-tick message
             again.append(rerun)
         stored_after_second = pipeline.stored_items()
         pipeline.counter.close()
-    _report(first, again, stored_after_first, stored_after_second, len(ids))
+    _report(first, held, again, stored_after_first, stored_after_second, len(ids))
 
 
 def _register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
@@ -219,6 +248,8 @@ def _register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
             {"consumer_key": app.consumer_key, "consumer_secret": app.consumer_secret, "bearer_token": app.bearer_token}
         ),
     )
+    if pipeline.deps.load_app() != app:
+        raise RuntimeError("the collector does not read the emulator's app credentials from the app secret")
     user = next(iter(world.users.values()))
     save_account_tokens(
         pipeline.resources.secret_prefix, UserTokens(user.access_token, user.access_token_secret, user_id=user.user_id)
@@ -232,7 +263,12 @@ def _calls_text(calls: Counter[str]) -> str:
 
 
 def _report(
-    first: list[EndpointRun], again: list[EndpointRun], stored_first: int, stored_second: int, posts: int
+    first: list[EndpointRun],
+    held: list[EndpointRun],
+    again: list[EndpointRun],
+    stored_first: int,
+    stored_second: int,
+    posts: int,
 ) -> None:
     rows = []
     for run in first:
@@ -245,25 +281,38 @@ def _report(
                 f"{run.items_written:,}",
                 f"{run.items_stored:,}",
                 f"{run.batch_write_calls:,} ({ceil_div(run.items_written, BATCH_WRITE_MAX):,})",
+                f"{run.plan_calls['UpdateItem']:,}",
+                f"{run.other_calls['UpdateItem']:,}",
                 f"{run.plan_seconds:.1f} + {run.collect_seconds:.1f}",
             ]
         )
-    headers = ["endpoint", "SQS msgs", "API calls", "items written", "items stored", "BatchWriteItem", "plan+collect s"]
-    print("first tick (minimum in parentheses: ceil(Posts / ids per call); ceil(items / 25) for BatchWriteItem):")
-    print(table(headers, rows))
+    headers = ["endpoint", "SQS msgs", "API calls", "items written", "items stored", "BatchWriteItem"]
+    print("first tick (minimum in parentheses: ceil(Posts / ids per call); ceil(items / 25) for BatchWriteItem;")
+    print("UpdateItem: the planner's leases, then the collector's statuses, due markers and latest totals):")
+    print(table([*headers, "UpdateItem plan", "UpdateItem collect", "plan+collect s"], rows))
     for run in first:
-        other = _calls_text(run.other_calls)
-        print(f"  /{run.endpoint:<11} statuses {dict(run.statuses)}; other DynamoDB calls: {other}")
+        print(
+            f"  /{run.endpoint:<11} planned {run.planned:,} of {run.due:,} due; statuses {dict(run.statuses)}; "
+            f"continuations {run.continuations}"
+        )
+        print(f"  {'':<12} planner DynamoDB calls: {_calls_text(run.plan_calls)}")
+        print(f"  {'':<12} collector DynamoDB calls but BatchWriteItem: {_calls_text(run.other_calls)}")
         if run.api_calls != run.api_calls_seen or run.retries:
             print(f"  /{run.endpoint:<11} ! client counted {run.api_calls} calls, emulator {run.api_calls_seen}")
+    leases = sum(run.plan_calls["UpdateItem"] for run in first)
+    collector_updates = sum(run.other_calls["UpdateItem"] for run in first)
+    print(f"  UpdateItem over the three ticks: {leases:,} leases (planner) + {collector_updates:,} (collector)")
     print("same tick again (idempotency):")
-    replanned = ", ".join(f"/{run.endpoint} {run.messages}" for run in again)
-    print(f"  plan() at the same scheduled time queued {replanned} messages (collected markers moved on)")
-    redelivered = ", ".join(f"/{run.endpoint} {sum(run.statuses.values())}" for run in again)
+    replanned = ", ".join(f"/{run.endpoint} {run.due} due, {run.messages} msgs" for run in held)
+    print(f"  plan() again while the first tick's messages were queued: {replanned} (leases hold)")
+    replanned = ", ".join(f"/{run.endpoint} {run.due} due, {run.messages} msgs" for run in again)
+    print(f"  plan() again after they were collected: {replanned} (collected markers moved on)")
+    redelivered = ", ".join(f"/{run.endpoint} {run.already_done:,} of {run.posts_delivered:,}" for run in again)
+    messages = sum(len(run.bodies) for run in first)
     print(
-        f"  SQS redelivering the first message of each endpoint (Posts: {redelivered}): "
+        f"  SQS redelivering all {messages} first-tick messages: Posts already_done {redelivered}; "
         f"{sum(run.api_calls for run in again)} API calls, {sum(run.items_written for run in again):,} items written "
-        f"again in {sum(run.batch_write_calls for run in again):,} BatchWriteItem calls"
+        f"again; DynamoDB calls: {_calls_text(sum((run.other_calls for run in again), Counter()))}"
     )
     verdict = "unchanged" if stored_first == stored_second else "CHANGED: not idempotent"
     print(f"  MetricsTable items: {stored_first:,} after the first tick, {stored_second:,} after the rerun ({verdict})")

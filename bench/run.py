@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from bench import api_latency, pipeline_writes, planner_memory
+from bench import api_latency, fault_matrix, pipeline_writes, planner_memory
 from bench.common import header
 
 BENCHMARKS: Final[dict[str, str]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: Final[dict[str, str]] = {
     "pipeline_writes": pipeline_writes.TITLE,
     "planner_memory": planner_memory.TITLE,
     "api_latency": api_latency.TITLE,
+    "fault_matrix": fault_matrix.TITLE,
 }
 
 

@@ -112,6 +112,11 @@ class FaultInjector:
         with self._lock:
             self._script.extend(parsed)
 
+    def clear_script(self) -> None:
+        """Forget scripted answers not yet used (a test's leftovers must not reach the next one)."""
+        with self._lock:
+            self._script.clear()
+
     def pending_script(self) -> list[str]:
         with self._lock:
             return [str(f) if f is not None else "ok" for f in self._script]

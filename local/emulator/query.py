@@ -47,12 +47,22 @@ class Query:
 
 def peek_tweet_ids(raw_body: bytes) -> list[str]:
     """Best-effort ids for the request log, even when the body is invalid."""
+    ids = _peek(raw_body, "tweet_ids")
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
+def peek_window(raw_body: bytes) -> tuple[str, str] | None:
+    """The /historical `start`/`end` as sent (for the request log: was a window asked twice?)."""
+    start, end = _peek(raw_body, "start"), _peek(raw_body, "end")
+    return (str(start), str(end)) if start is not None or end is not None else None
+
+
+def _peek(raw_body: bytes, name: str) -> Any:
     try:
         data = json.loads(raw_body)
-        ids = data.get("tweet_ids") if isinstance(data, dict) else None
     except ValueError:
-        return []
-    return [str(i) for i in ids] if isinstance(ids, list) else []
+        return None
+    return data.get(name) if isinstance(data, dict) else None
 
 
 def parse_query(

@@ -400,6 +400,11 @@ class EmulatorServer:
     def script_faults(self, faults: Iterable[str]) -> None:
         self._service.faults.script(faults)
 
+    def reset_faults(self) -> None:
+        """No fault any more: no scripted answers left, no random faults (the limit and the clock are kept)."""
+        self._service.faults.clear_script()
+        self._service.faults.configure(FaultConfig())
+
     def set_per_minute_limit(self, limit: int | None) -> None:
         self._service.limiter.set_limit(limit)
 

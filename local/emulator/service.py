@@ -14,7 +14,7 @@ from .clock import Clock
 from .engine import AuthKind, Caller, answer
 from .faults import SERVER_ERRORS, Fault, FaultConfig, FaultInjector
 from .oauth import OAuthServer
-from .query import ApiError, parse_query, peek_tweet_ids
+from .query import ApiError, parse_query, peek_tweet_ids, peek_window
 from .ratelimit import DEFAULT_WINDOW_SECONDS, PerMinuteLimiter
 from .world import World
 
@@ -38,6 +38,7 @@ class RequestLogEntry:
     tweet_ids: tuple[str, ...]
     status: int
     fault: str | None = None  # the injected fault that shaped this answer, if any
+    window: tuple[str, str] | None = None  # /historical start/end as sent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class RequestLogEntry:
             "tweet_ids": list(self.tweet_ids),
             "status": self.status,
             "fault": self.fault,
+            "window": list(self.window) if self.window else None,
         }
 
 
@@ -126,6 +128,7 @@ class EmulatorService:
             tweet_ids=ids,
             status=200 if fault is Fault.MALFORMED else reply.status,
             fault=str(fault) if fault is not None else None,
+            window=peek_window(body),
         )
         with self._log_lock:
             self._log.append(entry)

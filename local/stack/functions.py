@@ -195,6 +195,7 @@ class FunctionWorker:
         self.log_fd = log_fd
         self.invocations = 0
         self.cold_starts = 0
+        self.timeouts = 0  # invocations killed at the function's Timeout (Sandbox.Timedout)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._requests: IO[bytes] | None = None
@@ -272,6 +273,15 @@ class FunctionWorker:
             self._log_file.close()
             self._log_file = None
 
+    def kill(self) -> bool:
+        """Kill the process now, even mid-invocation (the sandbox dying: out of memory, a host failure). The
+        invocation in flight fails with Runtime.ExitError; the next one starts cold. False when nothing ran."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return False
+        process.kill()
+        return True
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -301,6 +311,7 @@ class FunctionWorker:
                 return _failed(request_id, "Runtime.ExitError", "the function process exited", started)
             if response is None:
                 self._kill_locked()
+                self.timeouts += 1
                 return _failed(
                     request_id, "Sandbox.Timedout", f"Task timed out after {self.spec.timeout:.2f} seconds", started
                 )

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +33,7 @@ from local.stack.functions import Invocation
 logger = logging.getLogger("local.stack")
 
 Invoker = Callable[[str, Any], Invocation]
+RECENT_BODIES = 1000
 
 
 def iso_utc(moment: datetime) -> str:
@@ -385,6 +387,8 @@ class PollerStats:
     deleted: int = 0
     item_failures: int = 0
     function_errors: int = 0
+    # The bodies of the last records delivered, oldest first (for inspection and tests: what did the queue hold?)
+    recent_bodies: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_BODIES))
 
 
 def sqs_record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
@@ -462,6 +466,8 @@ class SqsEventSource:
         self.busy = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failed_receipts: list[str] = []  # records left to SQS redelivery (function errors, item failures)
+        self._failed_lock = threading.Lock()
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         """Up to BatchSize messages: a long poll, then more within MaximumBatchingWindowInSeconds."""
@@ -498,9 +504,11 @@ class SqsEventSource:
         records = [sqs_record(message, queue_arn=self.queue_arn, region=self.region) for message in messages]
         self.stats.batches += 1
         self.stats.messages += len(records)
+        self.stats.recent_bodies.extend(record["body"] for record in records)
         invocation = self.invoke(self.function_id, {"Records": records})
         if not invocation.ok:
             # A function error leaves the whole batch to come back after the visibility timeout.
+            self._remember_failed(records)
             self.stats.function_errors += 1
             logger.warning(
                 "%s failed on a batch of %d: %s", self.function_id, len(records), _error_text(invocation.payload)
@@ -510,8 +518,10 @@ class SqsEventSource:
         if self.report_batch_item_failures:
             failed = failed_message_ids(invocation.payload, {r["messageId"] for r in records})
         if failed is None:
+            self._remember_failed(records)
             self.stats.function_errors += 1
             return
+        self._remember_failed([r for r in records if r["messageId"] in failed])
         self.stats.item_failures += len(failed)
         done = [r for r in records if r["messageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -521,6 +531,31 @@ class SqsEventSource:
                 Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
             )
         self.stats.deleted += len(done)
+
+    def _remember_failed(self, records: list[dict[str, Any]]) -> None:
+        with self._failed_lock:
+            self._failed_receipts.extend(record["receiptHandle"] for record in records)
+
+    @property
+    def awaiting_redelivery(self) -> int:
+        """Records a failure left in flight until the visibility timeout returns them (see `release_failed`)."""
+        with self._failed_lock:
+            return len(self._failed_receipts)
+
+    def release_failed(self) -> int:
+        """Make the records left to redelivery visible now: what the queue's visibility timeout (900 s) does later.
+
+        Tests use it to see a redelivery without waiting; it changes nothing SQS would not do by itself.
+        """
+        with self._failed_lock:
+            receipts, self._failed_receipts = self._failed_receipts, []
+        for start in range(0, len(receipts), 10):
+            chunk = receipts[start : start + 10]
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r, "VisibilityTimeout": 0} for i, r in enumerate(chunk)],
+            )
+        return len(receipts)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"sqs-{self.function_id}", daemon=True)

@@ -40,9 +40,11 @@ class ApiCaller:
         context.reset()
         self.resources = resources
         self._handler = lambda_handler
+        self.remaining_millis = 29_000  # what Lambda says is left when the handler starts (Timeout 29 s)
 
     def __call__(self, method: str, path: str, **kwargs: Any) -> ApiReply:
-        answer = self._handler(rest_event(method, path, **kwargs), FakeLambdaContext())
+        context = FakeLambdaContext(remaining_millis=self.remaining_millis)
+        answer = self._handler(rest_event(method, path, **kwargs), context)
         headers = {
             **(answer.get("headers") or {}),
             **{k: v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items()},
@@ -134,6 +136,7 @@ def live_api(aws: AwsResources, emulator: EmulatorServer, monkeypatch: pytest.Mo
     from xengage.http_api import context
 
     context.reset()
+    emulator.reset_faults()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID, EmulatorServer, PostState
+from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID, EmulatorServer, FaultConfig, PostState
 from tests.api.conftest import ApiCaller
 from xengage.dal import registry_dal, status_dal
 from xengage.timeutil import to_iso
@@ -116,6 +117,75 @@ def test_rejected_tokens_are_409_and_mark_the_account_needs_reauth(
     assert account["status"] == "needs_reauth"
     assert account["last_error"]
     assert "revoked" not in reply.text
+
+
+def test_a_live_query_out_of_allowance_stores_nothing_lost_and_answers_429_with_retry_after(
+    live_api: ApiCaller, emulator: EmulatorServer
+) -> None:
+    # Given public Posts, an API out of allowance for the minute, and a request with 8 s of the function left
+    public = brand_posts(emulator)[:2]
+    emulator.script_faults(["429"] * 4)
+    live_api.remaining_millis = 8_000
+
+    # When /totals is queried live
+    reply = live_api("POST", "/engagement/totals", body={"tweet_ids": public})
+
+    # Then it answers in time with 429 and Retry-After, naming every Post not fetched and when to ask again
+    assert reply.status == 429, reply.text
+    body = reply.json()
+    assert body["error"]["code"] == "rate_limited" and "per-minute limit" in body["error"]["message"]
+    assert sorted(body["not_fetched"]) == sorted(public)
+    assert reply.headers["Retry-After"] == str(body["retry_after_seconds"]) and 1 <= body["retry_after_seconds"] <= 61
+    assert {result["status"] for result in body["results"].values()} == {"rate_limited"}
+    # And each Post's stored status says rate_limited with its next attempt
+    status = status_dal().get_statuses(public[0])[0]
+    assert status.status == "rate_limited" and status.next_attempt_at is not None
+
+
+def test_a_live_query_the_api_cannot_answer_in_time_answers_503_before_the_gateway_gives_up(
+    live_api: ApiCaller, emulator: EmulatorServer
+) -> None:
+    # Given an API taking 5 s to answer, and 8 s of the function left (the answer must leave by then, so the query
+    # itself has 3 s)
+    register_brand(live_api, emulator)
+    owned = brand_posts(emulator)[:2]
+    emulator.set_faults(FaultConfig(latency_ms=5_000))
+    live_api.remaining_millis = 8_000
+
+    # When /28hr is queried live
+    started = time.monotonic()
+    reply = live_api("POST", "/engagement/28hr", body={"tweet_ids": owned, "account_id": BRAND_USER_ID})
+
+    # Then it answers 503 within the 8 s, naming both Posts, with Retry-After; their statuses say deferred
+    assert time.monotonic() - started < 8
+    assert reply.status == 503, reply.text
+    body = reply.json()
+    assert body["error"]["code"] == "deferred" and sorted(body["not_fetched"]) == sorted(owned)
+    assert reply.headers["Retry-After"] == str(body["retry_after_seconds"])
+    assert status_dal().get_statuses(owned[0])[0].status == "deferred"
+
+
+def test_app_credentials_refused_answer_503_and_pause_without_blaming_the_account(
+    live_api: ApiCaller, emulator: EmulatorServer
+) -> None:
+    # Given a registered account and an app bearer token X no longer accepts
+    register_brand(live_api, emulator)
+    emulator.rotate_bearer_token()
+    public = brand_posts(emulator)[:1]
+    try:
+        # When /totals is queried live with the app token, and again
+        first = live_api("POST", "/engagement/totals", body={"tweet_ids": public})
+        emulator.clear_log()
+        second = live_api("POST", "/engagement/totals", body={"tweet_ids": public})
+    finally:
+        emulator.restore_credentials()
+
+    # Then both answer 503 naming the app's credentials, the second without calling X, and no account is flagged
+    assert (first.status, first.error_code) == (503, "app_credentials_refused"), first.text
+    assert (second.status, second.error_code) == (503, "app_credentials_refused") and emulator.log == []
+    assert live_api("GET", f"/accounts/{BRAND_USER_ID}").json()["status"] == "active"
+    app = live_api("GET", "/app/status").json()
+    assert app["credentials"]["status"] == "needs_credentials" and "bearer token" in app["credentials"]["error"]
 
 
 def test_unknown_account_is_404_before_any_call(live_api: ApiCaller, emulator: EmulatorServer) -> None:

@@ -22,6 +22,7 @@ EXPECTED_OPERATIONS = {
     ("/tweets/{tweet_id}/metrics", "get"),
     ("/engagement/{endpoint}", "post"),
     ("/statuses/{status}", "get"),
+    ("/app/status", "get"),
 }
 
 
@@ -42,6 +43,9 @@ def test_every_route_is_documented_with_its_models() -> None:
     assert metrics["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
     assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[0-9]{1,19}$"
+    live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
+    for status in ("429", "503"):
+        assert live[status]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryIncomplete")
     token = document["components"]["schemas"]["AccountTokensIn"]["properties"]["access_token"]
     assert token.get("format") == "password" and token.get("writeOnly") is True
 

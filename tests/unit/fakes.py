@@ -11,7 +11,7 @@ from typing import Any
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
-from xengage.api_client.models import EngagementResult, PostMetrics
+from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, EngagementResult, PostMetrics
 from xengage.dal.aws import session
 from xengage.pipeline.collector import CollectorDeps, collect, default_deps, parse_message
 from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
@@ -44,9 +44,9 @@ class FakeCall:
 class FakeEngagementClient:
     """Answers like EngagementClient.fetch: every id back, `ok` with metrics derived from the id, or a Reason.
 
-    `outcomes` maps tweet id -> Reason value; `script` gives the outcomes of the next calls, one mapping per call
-    (then `outcomes` again; "*" stands for every id); `error` is raised instead of answering; `refuse` names
-    engagement types the API refuses (reported in `refused_metrics`, never served).
+    `outcomes` maps tweet id -> Reason value ("deadline": not asked, no time left); `script` gives the outcomes of
+    the next calls, one mapping per call (then `outcomes` again; "*" stands for every id); `error` is raised instead
+    of answering; `refuse` names engagement types the API refuses (reported in `refused_metrics`, never served).
     """
 
     outcomes: dict[str, str] = field(default_factory=dict)
@@ -80,8 +80,12 @@ class FakeEngagementClient:
             post = PostMetrics(tweet_id=tweet_id)
             post.unsupported_metrics = set(result.refused_metrics)
             status = outcomes.get(tweet_id, outcomes.get("*", STATUS_OK))
-            if status != STATUS_OK and Reason(status).pending:
-                post.defer(Reason(status), f"fake answer: {status}", TICK + PENDING_RETRY)
+            if status == "deadline":  # no time was left to ask: no call made
+                post.defer(Reason.DEFERRED, "out of time", TICK, cause=DEADLINE)
+                result.calls = 0
+            elif status != STATUS_OK and Reason(status).pending:
+                cause = RATE_LIMIT if status == Reason.RATE_LIMITED.value else TRANSIENT
+                post.defer(Reason(status), f"fake answer: {status}", TICK + PENDING_RETRY, cause=cause)
             elif status != STATUS_OK:
                 post.mark(Reason(status), f"fake answer: {status}")
             elif endpoint is Endpoint.TOTALS:

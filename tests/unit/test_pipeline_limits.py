@@ -121,6 +121,24 @@ def test_transient_errors_without_progress_back_off_then_give_up_with_the_reason
     assert status.status == "failed" and f"gave up after {MAX_TRANSIENT_ATTEMPTS} attempts" in (status.message or "")
 
 
+def test_a_message_no_call_could_start_for_goes_on_as_it_is_without_writes(aws, sent_delays):
+    # Given a message reached when the batch's earlier messages used the time (no call could start)
+    ids = post_ids(2)
+    deps = fake_deps(FakeEngagementClient(outcomes={"*": "deadline"}))
+    deps.registry.track_posts(ids, None, now=NOW)
+    _lease(deps, ids, Endpoint.TOTALS)
+    message = _message(Endpoint.TOTALS, ids, attempt=2)
+
+    # When it is collected
+    summary = collect(message, deps)
+
+    # Then it is sent on unchanged, at once (the attempts it made so far are not counted up), and nothing is written
+    assert sent_delays == [(message.to_body(), 0)]
+    assert summary.continuations == 1 and summary.counts == {}
+    assert deps.statuses.get_statuses(ids[0]) == []
+    assert deps.registry.get_due_marker(ids[0], Endpoint.TOTALS).lease == NOW  # type: ignore[union-attr]
+
+
 def test_a_duplicate_delivery_after_the_lease_ended_fetches_nothing(aws, sent_delays):
     # Given Posts leased by the 18:15 tick and collected
     ids = post_ids(2)

@@ -44,7 +44,7 @@ from xengage.api_client.errors import (
     RetriesExhausted,
     UserAuthError,
 )
-from xengage.api_client.models import EngagementResult, ParsedResponse, PostMetrics
+from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, EngagementResult, ParsedResponse, PostMetrics
 from xengage.api_client.pacing import RATE_WINDOW_SECONDS, Pacer, utc_now
 from xengage.api_client.parsing import parse_response
 from xengage.api_client.retry import RetryPolicy, Transient, classify_status
@@ -74,6 +74,8 @@ _BLAMES_ACCOUNT = re.compile(r"access token|invalid or expired token|token (?:no
 APP_CHECK_TTL_SECONDS: Final = 300.0
 # The least a request needs to be worth sending before a deadline (connect, send, a short answer).
 MIN_CALL_SECONDS: Final = 2.0
+RECENT_CALLS: Final = 5  # the answered calls whose duration predicts the next one's
+CALL_TIME_MARGIN: Final = 1.2
 
 
 @dataclass(slots=True)
@@ -108,11 +110,12 @@ class _Tries:
 class _Stop(Exception):
     """The run cannot go on now (the per-minute limit is spent, or the deadline is near): hand the rest on."""
 
-    def __init__(self, reason: Reason, message: str, retry_at: datetime) -> None:
+    def __init__(self, reason: Reason, message: str, retry_at: datetime, *, cause: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.retry_at = retry_at
+        self.cause = cause
 
 
 @dataclass(slots=True)
@@ -161,6 +164,8 @@ class EngagementClient:
         self._rng = rng or random.Random()
         self._pacer = Pacer(now=now, window_seconds=rate_window_seconds)
         self._app_check: tuple[float, bool | None] | None = None  # (monotonic time, verdict)
+        # How long the last answered calls took: a call the deadline cannot wait for is not started.
+        self._call_seconds: deque[float] = deque(maxlen=RECENT_CALLS)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -310,7 +315,8 @@ class EngagementClient:
             try:
                 answer = self._send(run, probe, window)
             except RetriesExhausted as exc:  # transient: the batch is handed on, the run goes on with the others
-                self._defer(run, probe, Reason.DEFERRED, str(exc), self._now() + timedelta(seconds=exc.retry_after))
+                retry_at = self._now() + timedelta(seconds=exc.retry_after)
+                self._defer(run, probe, Reason.DEFERRED, str(exc), retry_at)
                 if suspects or job.deferred:
                     queue.append(_Job(suspects + job.deferred))
                 continue
@@ -445,7 +451,7 @@ class EngagementClient:
             tweet_id for tweet_id, post in run.result.posts.items() if post.ok and (tweet_id in run.pending or not last)
         ]
         for tweet_id in unfinished:
-            run.result.posts[tweet_id].defer(stop.reason, stop.message, stop.retry_at)
+            run.result.posts[tweet_id].defer(stop.reason, stop.message, stop.retry_at, cause=stop.cause)
         if window is not None and unfinished:
             run.result.resume_from = window[0]
         logger.warning("/%s: %d Post(s) %s: %s", run.endpoint.value, len(unfinished), stop.reason.value, stop.message)
@@ -463,7 +469,7 @@ class EngagementClient:
         for tweet_id in ids:
             post = run.result.posts[tweet_id]
             if post.ok:
-                post.defer(reason, message, retry_at)
+                post.defer(reason, message, retry_at, cause=TRANSIENT)
             run.pending.discard(tweet_id)
         if ids:
             logger.warning("/%s: %d Post(s) %s: %s", run.endpoint.value, len(ids), reason.value, message)
@@ -504,6 +510,7 @@ class EngagementClient:
                 Reason.RATE_LIMITED,
                 f"the per-minute limit of /{run.endpoint.value} is spent; next call at {_iso(retry_at)}",
                 retry_at,
+                cause=RATE_LIMIT,
             )
         logger.debug("pacing /%s: waiting %.2fs to stay within the per-minute limit", run.endpoint.value, delay)
         self._sleep(delay)
@@ -514,6 +521,7 @@ class EngagementClient:
         """Send once: the decoded answer, or the transient failure it met."""
         timeout = self._call_timeout(run)
         run.result.calls += 1
+        sent = time.monotonic()
         try:
             response = self.session.post(
                 url, json=body, headers=REQUEST_HEADERS, auth=run.auth.new_auth(), timeout=timeout
@@ -522,6 +530,7 @@ class EngagementClient:
             return Transient.TIMEOUT, type(exc).__name__
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             return Transient.CONNECTION, type(exc).__name__
+        self._call_seconds.append(time.monotonic() - sent)
         self._pacer.record_response(run.endpoint.value, response.headers)
         run.result.rate_limit = self._pacer.limit(run.endpoint.value) or run.result.rate_limit
         logger.debug("/%s %d ids -> HTTP %d", run.endpoint.value, len(body["tweet_ids"]), response.status_code)
@@ -545,7 +554,8 @@ class EngagementClient:
             if too_long or tries.throttled > self.retry.max_throttled_retries:
                 retry_at = now + timedelta(seconds=wait)
                 spent = f"the per-minute limit of /{run.endpoint.value} is spent"
-                raise _Stop(Reason.RATE_LIMITED, f"HTTP 429: {spent}; next attempt at {_iso(retry_at)}", retry_at)
+                message = f"HTTP 429: {spent}; next attempt at {_iso(retry_at)}"
+                raise _Stop(Reason.RATE_LIMITED, message, retry_at, cause=RATE_LIMIT)
             return wait
         failures = tries.attempts - tries.throttled
         delay = self.retry.backoff_delay(failures - 1, self._rng)
@@ -559,7 +569,8 @@ class EngagementClient:
             )
         if not self._fits(run, delay):
             retry_at = now + timedelta(seconds=delay)
-            raise _Stop(Reason.DEFERRED, f"{kind.value}: {detail}; no time left for another attempt", retry_at)
+            message = f"{kind.value}: {detail}; no time left for another attempt"
+            raise _Stop(Reason.DEFERRED, message, retry_at, cause=TRANSIENT)
         return delay
 
     def _fits(self, run: _Run, wait: float) -> bool:
@@ -571,8 +582,14 @@ class EngagementClient:
         if run.deadline is None:
             return self.timeout
         remaining = run.deadline.remaining()
-        if remaining < MIN_CALL_SECONDS:
-            raise _Stop(Reason.DEFERRED, "out of time: no room for another call before the deadline", self._now())
+        expected = max(MIN_CALL_SECONDS, CALL_TIME_MARGIN * max(self._call_seconds, default=0.0))
+        if remaining < expected:
+            raise _Stop(
+                Reason.DEFERRED,
+                f"out of time: calls take up to {expected:.1f} s, {remaining:.1f} s were left before the deadline",
+                self._now(),
+                cause=DEADLINE,
+            )
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
         return (min(connect, remaining), min(read, remaining))
 

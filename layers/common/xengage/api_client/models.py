@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+
+RATE_LIMIT: Final = "rate_limit"
+DEADLINE: Final = "deadline"
+TRANSIENT: Final = "transient"
 
 
 @dataclass(slots=True)
@@ -25,15 +30,19 @@ class PostMetrics:
     daily: dict[str, dict[str, int]] = field(default_factory=dict)  # "YYYY-MM-DD" -> metric -> value
     unsupported_metrics: set[str] = field(default_factory=set)  # asked for but not served for this Post
     retry_at: datetime | None = None  # rate_limited / deferred: when the API will take the next attempt
+    # Why it is pending: "rate_limit" (the minute's allowance), "deadline" (no time left to ask), or "transient"
+    # (the API kept failing): only the last counts as a failed attempt.
+    pending_cause: str | None = None
 
     def mark(self, reason: Reason, message: str) -> None:
         self.status = reason.value
         self.reason = message
 
-    def defer(self, reason: Reason, message: str, retry_at: datetime) -> None:
+    def defer(self, reason: Reason, message: str, retry_at: datetime, *, cause: str) -> None:
         """Not (wholly) fetched in this run for a transient cause: the work is handed on, to try at `retry_at`."""
         self.mark(reason, message)
         self.retry_at = retry_at
+        self.pending_cause = cause
 
     @property
     def ok(self) -> bool:

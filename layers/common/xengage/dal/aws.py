@@ -29,6 +29,12 @@ def dynamodb_table(name: str) -> Any:
 
 
 @functools.cache
+def dynamodb_client() -> Any:
+    """The low-level client: unlike resources, safe to share between threads (the planner leases in parallel)."""
+    return session().client("dynamodb")
+
+
+@functools.cache
 def sqs_client() -> Any:
     return session().client("sqs")
 
@@ -40,5 +46,5 @@ def secretsmanager_client() -> Any:
 
 def clear_clients() -> None:
     """Drop cached clients (tests open a fresh moto backend per case); the session, with its models, stays."""
-    for factory in (dynamodb_resource, dynamodb_table, sqs_client, secretsmanager_client):
+    for factory in (dynamodb_resource, dynamodb_table, dynamodb_client, sqs_client, secretsmanager_client):
         factory.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -11,7 +12,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.aws import dynamodb_resource, dynamodb_table
+from xengage.dal.aws import dynamodb_client, dynamodb_resource, dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, plain, query_pages
 from xengage.timeutil import snowflake_created_at, to_iso
 
@@ -24,6 +25,7 @@ ACCOUNT_STATUSES: Final = frozenset({ACCOUNT_ACTIVE, ACCOUNT_NEEDS_REAUTH})
 _LIST_CURSOR_KEYS: Final = frozenset({"pk", "sk", "list_pk", "list_sk"})
 BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem keys per call
 MAX_UNPROCESSED_ROUNDS: Final = 8
+LEASE_WORKERS: Final = 8  # concurrent lease writes: a planner tick is bound by their round trips
 
 
 class NotFound(LookupError):
@@ -404,25 +406,42 @@ class RegistryDal:
         The condition on due_sk makes the lease exclusive: a retried or concurrent tick that read the same marker
         loses (False) instead of queueing the Post twice.
         """
-        if marker.due_sk is None:
-            raise ValueError(f"marker of {marker.tweet_id} was not read from DueIndex (no due_sk)")
-        try:
-            self.table.update_item(
-                Key=_due_key(marker.tweet_id, marker.endpoint),
-                UpdateExpression="SET next_due_at = :u, due_sk = :sk, lease = :l",
-                ConditionExpression="due_sk = :seen",
-                ExpressionAttributeValues={
-                    ":u": until,
-                    ":sk": f"{until}#{marker.tweet_id}",
-                    ":l": lease,
-                    ":seen": marker.due_sk,
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return bool(self.lease_due_many([marker], lease=lease, until=until))
+
+    def lease_due_many(self, markers: Sequence[DueMarker], *, lease: str, until: str) -> list[str]:
+        """`lease_due` for a batch, LEASE_WORKERS at a time (each is one conditional UpdateItem round trip); returns
+        the ids whose lease this call won, in the order given."""
+        for marker in markers:
+            if marker.due_sk is None:
+                raise ValueError(f"marker of {marker.tweet_id} was not read from DueIndex (no due_sk)")
+        client = dynamodb_client()
+
+        def take(marker: DueMarker) -> bool:
+            try:
+                client.update_item(
+                    TableName=self.table_name,
+                    Key={key: {"S": value} for key, value in _due_key(marker.tweet_id, marker.endpoint).items()},
+                    UpdateExpression="SET next_due_at = :u, due_sk = :sk, lease = :l",
+                    ConditionExpression="due_sk = :seen",
+                    ExpressionAttributeValues={
+                        ":u": {"S": until},
+                        ":sk": {"S": f"{until}#{marker.tweet_id}"},
+                        ":l": {"S": lease},
+                        ":seen": {"S": str(marker.due_sk)},
+                    },
+                )
+            except ClientError as exc:
+                if _is_conditional_failure(exc):
+                    return False
+                raise
+            return True
+
+        if len(markers) <= 1:
+            won = [take(marker) for marker in markers]
+        else:
+            with ThreadPoolExecutor(max_workers=min(LEASE_WORKERS, len(markers))) as pool:
+                won = list(pool.map(take, markers))
+        return [marker.tweet_id for marker, taken in zip(markers, won, strict=True) if taken]
 
     def reschedule_due(self, tweet_id: str, endpoint: Endpoint, *, next_due_at: str, keep_lease: bool) -> bool:
         """Move a marker without a collection: keep the lease until a handed-on message's next attempt (plus a

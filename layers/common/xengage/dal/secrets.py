@@ -78,9 +78,10 @@ def _get_json(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     return value
 
 
-def load_app_credentials(app_secret_name: str) -> AppCredentials:
-    """The app's credentials (cached 5 min); AppSecretPlaceholder while the template's placeholders are there."""
-    value = _get_json(app_secret_name)
+def load_app_credentials(app_secret_name: str, *, fresh: bool = False) -> AppCredentials:
+    """The app's credentials (cached 5 min, unless `fresh`); AppSecretPlaceholder while the template's placeholders
+    are there."""
+    value = _get_json(app_secret_name, force_fetch=fresh)
     try:
         app = AppCredentials(
             consumer_key=str(value["consumer_key"]),

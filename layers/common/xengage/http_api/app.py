@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
-from xengage.http_api import accounts, engagement, metrics, oauth, tweets
+from xengage.http_api import accounts, app_status, engagement, metrics, oauth, tweets
 from xengage.http_api.errors import register_error_handlers
 
 TITLE: Final = "xengage API"
@@ -20,7 +20,7 @@ DESCRIPTION: Final = (
 
 def build_app() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    for area in (accounts, oauth, tweets, metrics, engagement):
+    for area in (accounts, oauth, tweets, metrics, engagement, app_status):
         app.include_router(area.router)
     register_error_handlers(app)
 

@@ -137,11 +137,14 @@ def app_credentials() -> AppCredentials:
             APP_CREDENTIALS_REFUSED,
             f"X refused the app's credentials ({state.credentials_error}); replace the app secret to resume",
         )
-    return secrets.load_app_credentials(settings.app_secret_arn)
+    return secrets.load_app_credentials(settings.app_secret_arn, fresh=state.needs_credentials)
 
 
-def flag_app(error: AppAuthError, *, now: datetime) -> None:
+def flag_app(error: AppAuthError, *, used: AppCredentials, now: datetime) -> None:
+    """Pause on refused app credentials, unless the secret already holds others (then only this query failed)."""
     settings = context.settings()
+    if secrets.load_app_credentials(settings.app_secret_arn, fresh=True) != used:
+        return
     version = secrets.app_secret_version(settings.app_secret_arn)
     context.app_state().flag_credentials(error.api_message, secret_version=version, now=to_iso(now))
     count("AppCredentialsRefused")
@@ -183,7 +186,7 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
                 mark_needs_reauth(body.account_id, exc, now=now)
             raise
         except AppAuthError as exc:
-            flag_app(exc, now=now)
+            flag_app(exc, used=client.app, now=now)
             raise
 
 

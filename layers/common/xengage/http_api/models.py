@@ -102,6 +102,12 @@ class EndpointStatusOut(_Model):
     first_seen_at: Timestamp | None = None
     last_seen_at: Timestamp | None = None
     last_ok_at: Timestamp | None = None
+    next_attempt_at: Timestamp | None = Field(
+        default=None, description="rate_limited / deferred: when the handed-on collection is tried again"
+    )
+    unsupported_metrics: list[str] = Field(
+        default_factory=list, description="metrics asked for but refused by the API or not served for this Post"
+    )
 
 
 # The outcomes a Post can have (STATUS_OK and every catalog.Reason; a test keeps them equal).
@@ -217,3 +223,20 @@ class LiveQueryIncomplete(ErrorResponse):
     resume_from: Timestamp | None = Field(default=None, description="/historical: the first window not fetched")
     results: dict[str, LivePostResult] = Field(description="every Post asked, with what was fetched")
     calls: int
+
+
+class AppCredentialsOut(_Model):
+    status: Literal["ok", "needs_credentials"] = Field(
+        description="needs_credentials: X refused the app's credentials; collection is paused until the app secret "
+        "changes"
+    )
+    error: str | None = Field(default=None, description="what X answered")
+    since: Timestamp | None = None
+
+
+class AppStatusOut(_Model):
+    credentials: AppCredentialsOut
+    refused_metrics: dict[str, dict[str, str]] = Field(
+        description="per endpoint, engagement types the API refused (no longer asked), with its words"
+    )
+    rate_limits: dict[str, int] = Field(description="per endpoint, the per-minute limit the API last reported")

@@ -96,6 +96,8 @@ def status_out(status: PostStatus) -> EndpointStatusOut:
         first_seen_at=status.first_seen_at,
         last_seen_at=status.last_seen_at,
         last_ok_at=status.last_ok_at,
+        next_attempt_at=status.next_attempt_at,
+        unsupported_metrics=list(status.unsupported_metrics),
     )
 
 

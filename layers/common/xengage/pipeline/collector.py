@@ -23,7 +23,7 @@ from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Re
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import AppAuthError, RequestValidationError, UserAuthError
-from xengage.api_client.models import EngagementResult, PostMetrics
+from xengage.api_client.models import DEADLINE, EngagementResult, PostMetrics
 from xengage.api_client.retry import RetryPolicy
 from xengage.dal import (
     AppState,
@@ -88,7 +88,7 @@ class CollectorDeps:
     app_state: AppStateDal
     queue: CollectQueue | None  # where continuations go (None: console runs, nothing is handed on)
     client_factory: Callable[[AppCredentials], Fetcher]
-    load_app: Callable[[], AppCredentials]
+    load_app: Callable[..., AppCredentials]  # load_app(fresh=True) skips the cache
     load_tokens: Callable[[str], UserTokens]
     secret_version: Callable[[], str | None]
     now: Callable[[], datetime] = utc_now
@@ -164,7 +164,7 @@ def default_deps(*, with_queue: bool = True) -> CollectorDeps:
         app_state=app_state_dal(),
         queue=collect_queue() if with_queue else None,
         client_factory=lambda app: _engagement_client(app, base_url, settings.x_api_url, settings.rate_window_seconds),
-        load_app=lambda: load_app_credentials(settings.app_secret_arn),
+        load_app=lambda fresh=False: load_app_credentials(settings.app_secret_arn, fresh=fresh),
         load_tokens=lambda user_id: load_account_tokens(settings.secret_prefix, user_id),
         secret_version=lambda: app_secret_version(settings.app_secret_arn),
     )
@@ -229,15 +229,31 @@ def collect(
     try:
         user = _account_tokens(run)
         app = _app_credentials(run)
-        posts = _fetch(run, deps.client_factory(app), user, tweet_ids)
+        posts = _fetch(run, app, user, tweet_ids)
     except _Skip as skip:
         posts = [_post_with(tweet_id, skip.reason, skip.message) for tweet_id in tweet_ids]
         summary.skipped = skip.message
         logger.warning("posts not collected", extra={**run.log_keys, "reason": skip.message})
+    if _never_started(run, posts):
+        return summary
     _settle(run, posts)
     _emit(summary)
     logger.info("collected", extra={**run.log_keys, "summary": summary.as_dict()})
     return summary
+
+
+def _never_started(run: _Collection, posts: list[PostMetrics]) -> bool:
+    """No call could start before the deadline (earlier messages of the batch used the time): the message goes on
+    as it is, with nothing written, instead of recording a deferral for each of its Posts."""
+    if run.deps.queue is None or run.summary.calls or not posts:
+        return False
+    if not all(post.pending_cause == DEADLINE for post in posts):
+        return False
+    run.deps.queue.send_batch([run.message.to_body()])
+    run.summary.continuations = 1
+    run.summary.skipped = "no time left for a call: sent on as it is"
+    logger.info("collected", extra={**run.log_keys, "summary": run.summary.as_dict()})
+    return True
 
 
 def _still_leased(run: _Collection) -> list[str]:
@@ -285,16 +301,22 @@ def _app_credentials(run: _Collection) -> AppCredentials:
     state = run.state
     if state.needs_credentials and state.paused_for(run.deps.secret_version()):
         raise _Skip(Reason.APP_AUTH_FAILED, f"{APP_PAUSED_MESSAGE} ({state.credentials_error})")
+    # Just replaced (the refused version is no longer current): read it past the 5-minute cache.
     try:
-        return run.deps.load_app()  # a missing app secret is a deployment problem: let it raise and redeliver
+        return run.deps.load_app(fresh=state.needs_credentials)  # a missing secret is a deployment problem: raises
+    except AppSecretPlaceholder:
+        pass
+    try:
+        return run.deps.load_app(fresh=True)  # the cache may still hold what the operator has replaced since
     except AppSecretPlaceholder as exc:
         _flag_app(run.deps, str(exc))
         raise _Skip(Reason.APP_AUTH_FAILED, str(exc)) from exc
 
 
-def _fetch(run: _Collection, client: Fetcher, user: UserTokens | None, tweet_ids: list[str]) -> list[PostMetrics]:
+def _fetch(run: _Collection, app: AppCredentials, user: UserTokens | None, tweet_ids: list[str]) -> list[PostMetrics]:
     """Fetch and store; returns every Post with its outcome. Credential failures become a _Skip."""
     metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=user is not None)
+    client = run.deps.client_factory(app)
     try:
         if run.endpoint is Endpoint.HISTORICAL:
             return _fetch_history(run, client, user, tweet_ids, metrics)
@@ -307,6 +329,10 @@ def _fetch(run: _Collection, client: Fetcher, user: UserTokens | None, tweet_ids
             _mark_needs_reauth(run.deps, run.message.account_id, str(exc))
         raise _Skip(Reason.AUTH_FAILED, str(exc)) from exc
     except AppAuthError as exc:
+        if run.deps.load_app(fresh=True) != app:
+            # The secret changed since these credentials were read: not a refusal of the current ones, try again.
+            why = f"{exc}; the app secret has changed since: asked again with it"
+            return [_post_deferred(tweet_id, why, run) for tweet_id in tweet_ids]
         _flag_app(run.deps, str(exc))
         raise _Skip(Reason.APP_AUTH_FAILED, f"{exc}; {APP_PAUSED_MESSAGE}") from exc
     except RequestValidationError as exc:
@@ -459,8 +485,9 @@ def _move_marker(run: _Collection, post: PostMetrics, collected_at: str) -> None
         registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=to_iso(until), keep_lease=True)
         return
     if post.status in (Reason.AUTH_FAILED.value, Reason.APP_AUTH_FAILED.value):
-        # Due again at once; the planner leaves it alone until the account or the app has credentials again.
-        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=collected_at, keep_lease=False)
+        # Due again as of the tick that queued it; the planner leaves it alone until the account or the app has
+        # credentials again, then takes it among the oldest due.
+        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=message.lease, keep_lease=False)
         return
     due = next_due_at(run.endpoint, post.tweet_id, message.scheduled_time)
     if post.status == Reason.FAILED.value and due is not None:
@@ -573,6 +600,13 @@ def _every_requested_post(tweet_ids: Sequence[str], result: EngagementResult) ->
         result.posts.get(tweet_id) or _post_with(tweet_id, Reason.FAILED, "missing from the client's answer")
         for tweet_id in tweet_ids
     ]
+
+
+def _post_deferred(tweet_id: str, message: str, run: _Collection) -> PostMetrics:
+    """Handed on at once and not counted as a failed attempt (nothing is wrong with the current credentials)."""
+    post = PostMetrics(tweet_id=tweet_id)
+    post.defer(Reason.DEFERRED, message, run.deps.now(), cause=DEADLINE)
+    return post
 
 
 def _post_with(tweet_id: str, reason: Reason, message: str) -> PostMetrics:

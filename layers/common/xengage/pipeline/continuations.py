@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from xengage.api_client.catalog import Reason
-from xengage.api_client.models import PostMetrics
+from xengage.api_client.models import RATE_LIMIT, TRANSIENT, PostMetrics
 from xengage.dal.queue import MAX_DELAY_SECONDS
 from xengage.pipeline.messages import CollectMessage
 
@@ -50,15 +50,19 @@ def transient_delay_seconds(attempt: int) -> int:
     return int(min(MAX_DELAY_SECONDS, TRANSIENT_BASE_DELAY_SECONDS * 2 ** max(0, attempt)))
 
 
-def next_attempt(message: CollectMessage, *, progressed: bool) -> int:
-    """A continuation that follows progress starts counting afresh; one without progress counts one more."""
-    return 0 if progressed else message.attempt + 1
+def next_attempt(message: CollectMessage, posts: Iterable[PostMetrics], *, progressed: bool) -> int:
+    """A continuation that follows progress starts counting afresh; one where the API kept failing counts one more;
+    one that only ran out of time or allowance counts nothing."""
+    if progressed:
+        return 0
+    failing = any(post.pending_cause == TRANSIENT for post in posts)
+    return message.attempt + 1 if failing else message.attempt
 
 
-def gives_up(message: CollectMessage, posts: Iterable[PostMetrics], *, progressed: bool) -> bool:
-    """Transient errors with no progress for MAX_TRANSIENT_ATTEMPTS continuations: stop handing on."""
-    deferred_only = all(post.status == Reason.DEFERRED.value for post in posts)
-    return deferred_only and next_attempt(message, progressed=progressed) >= MAX_TRANSIENT_ATTEMPTS
+def gives_up(message: CollectMessage, posts: list[PostMetrics], *, progressed: bool) -> bool:
+    """The API failed every Post transiently, with no progress, for MAX_TRANSIENT_ATTEMPTS continuations in a row."""
+    failing_only = all(post.pending_cause == TRANSIENT for post in posts)
+    return failing_only and next_attempt(message, posts, progressed=progressed) >= MAX_TRANSIENT_ATTEMPTS
 
 
 def continuations(
@@ -74,7 +78,7 @@ def continuations(
     groups: dict[tuple[datetime | None, str], list[PostMetrics]] = {}
     for post in pending:
         groups.setdefault((resume_from.get(post.tweet_id), post.status), []).append(post)
-    attempt = next_attempt(message, progressed=progressed)
+    attempt = next_attempt(message, pending, progressed=progressed)
     found = []
     for (start, status), posts in groups.items():
         reason = Reason(status)
@@ -87,20 +91,20 @@ def continuations(
                         "attempt": attempt,
                     }
                 ),
-                delay_seconds=_delay(posts, reason, now=now, attempt=attempt, progressed=progressed, rng=rng),
+                delay_seconds=_delay(posts, now=now, attempt=attempt, progressed=progressed, rng=rng),
                 reason=reason,
             )
         )
     return found
 
 
-def _delay(
-    posts: list[PostMetrics], reason: Reason, *, now: datetime, attempt: int, progressed: bool, rng: random.Random
-) -> int:
+def _delay(posts: list[PostMetrics], *, now: datetime, attempt: int, progressed: bool, rng: random.Random) -> int:
+    """Until the latest next attempt among the Posts; spread a little for a rate limit; backed off for failures."""
     latest = max((post.retry_at for post in posts if post.retry_at is not None), default=now)
     seconds = max(0, math.ceil((latest - now).total_seconds()))
-    if reason is Reason.RATE_LIMITED:
+    causes = {post.pending_cause for post in posts}
+    if RATE_LIMIT in causes:
         seconds += rng.randint(0, RATE_LIMIT_SPREAD_SECONDS)
-    elif not progressed:
+    if TRANSIENT in causes and not progressed:
         seconds = max(seconds, transient_delay_seconds(attempt - 1))
     return min(MAX_DELAY_SECONDS, seconds)

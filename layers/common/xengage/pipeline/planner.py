@@ -83,7 +83,7 @@ class PlannerDeps:
     registry: RegistryDal
     queue: CollectQueue
     app_state: AppStateDal
-    load_app: Callable[[], AppCredentials]
+    load_app: Callable[..., AppCredentials]  # load_app(fresh=True) skips the cache
     secret_version: Callable[[], str | None]
 
 
@@ -93,7 +93,7 @@ def default_planner_deps() -> PlannerDeps:
         registry=registry_dal(),
         queue=collect_queue(),
         app_state=app_state_dal(),
-        load_app=lambda: load_app_credentials(settings.app_secret_arn),
+        load_app=lambda fresh=False: load_app_credentials(settings.app_secret_arn, fresh=fresh),
         secret_version=lambda: app_secret_version(settings.app_secret_arn),
     )
 
@@ -193,11 +193,7 @@ class _Plan:
 
     def send(self, batch: _Batch) -> None:
         """Lease the batch's markers, then queue the Posts whose lease this tick won."""
-        leased = [
-            marker.tweet_id
-            for marker in batch.markers
-            if self.deps.registry.lease_due(marker, lease=self.lease, until=self.lease_until)
-        ]
+        leased = self.deps.registry.lease_due_many(batch.markers, lease=self.lease, until=self.lease_until)
         self.summary.already_leased += len(batch.markers) - len(leased)
         self.summary.planned += len(leased)
         if leased:
@@ -266,7 +262,7 @@ def _consider(tick: _Plan, marker: DueMarker) -> None:
 def _paused(deps: PlannerDeps, state: AppState) -> str | None:
     """Why the app cannot collect now, or None. A changed app secret lifts a pause (the operator replaced it)."""
     try:
-        deps.load_app()
+        deps.load_app(fresh=state.needs_credentials)  # flagged: the operator may have just replaced it
     except AppSecretPlaceholder as exc:
         deps.app_state.flag_credentials(str(exc), secret_version=deps.secret_version(), now=to_iso(utc_now()))
         return str(exc)
