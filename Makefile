@@ -59,8 +59,10 @@ cfn-lint: venv ## cfn-lint template.yaml
 validate: sam-venv ## sam validate --lint (offline)
 	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
 
+# Two workers, a test file each at a time (module-scoped stacks stay in one process): the fault matrix, which mostly
+# waits on its shortened minutes, runs beside the rest instead of after it (pytest-xdist).
 pytest: venv sam-venv node-deps ## the test suite
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 test: lint typecheck cfn-lint validate pytest ## everything CI runs
 

@@ -56,7 +56,8 @@ def summarize(stack: LocalStack, ticks: list[TickOutcome], *, sample_size: int =
     for poller in stack.pollers:
         stats = vars(poller.stats)
         for key, value in stats.items():
-            summary.sqs[key] = summary.sqs.get(key, 0) + value
+            if isinstance(value, int):  # counts only (not the recent bodies kept for inspection)
+                summary.sqs[key] = summary.sqs.get(key, 0) + value
     dead_letter = stack.queue_url("CollectDeadLetterQueue")
     if dead_letter:
         summary.sqs["dead_lettered"] = stack.queue_depth(dead_letter)

@@ -9,8 +9,10 @@ from typing import Any, Final
 from boto3.dynamodb.conditions import Key
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+from xengage.api_client.models import PostMetrics
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, query_pages
+from xengage.timeutil import to_iso
 
 KNOWN_STATUSES: Final = frozenset({STATUS_OK, *(reason.value for reason in Reason)})
 _STATUS_CURSOR_KEYS: Final = frozenset({"pk", "sk", "status_pk", "status_sk"})
@@ -104,6 +106,18 @@ class StatusDal:
             UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=values,
+        )
+
+    def record_outcome(self, post: PostMetrics, endpoint: Endpoint, *, at: str) -> None:
+        """Record what a fetch made of one Post: its status and reason, when it is tried next, what was refused."""
+        self.record(
+            post.tweet_id,
+            endpoint,
+            post.status,
+            at=at,
+            message=post.reason,
+            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
+            unsupported_metrics=post.unsupported_metrics,
         )
 
     def get_statuses(self, tweet_id: str) -> list[PostStatus]:

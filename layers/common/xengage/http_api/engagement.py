@@ -90,15 +90,7 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
     context.metrics_store().put_points(points)
     statuses = context.status_store()
     for post in result.posts.values():
-        statuses.record(
-            post.tweet_id,
-            result.endpoint,
-            post.status,
-            at=collected_at,
-            message=post.reason,
-            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
-            unsupported_metrics=post.unsupported_metrics,
-        )
+        statuses.record_outcome(post, result.endpoint, at=collected_at)
     if result.endpoint is Endpoint.TOTALS:
         registry = context.registry()
         for post in result.posts.values():

@@ -449,15 +449,7 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
     for post in posts:
         if post.ok or post.pending:
             post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
-        run.deps.statuses.record(
-            post.tweet_id,
-            run.endpoint,
-            post.status,
-            at=collected_at,
-            message=post.reason,
-            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
-            unsupported_metrics=post.unsupported_metrics,
-        )
+        run.deps.statuses.record_outcome(post, run.endpoint, at=collected_at)
         run.summary.count_status(post.status)
         if run.endpoint is Endpoint.TOTALS and post.ok and post.totals:
             run.deps.registry.update_latest_totals(post.tweet_id, post.totals, at=run.summary.scheduled_time)
