@@ -387,7 +387,7 @@ def scenarios(window: float = WINDOW_SECONDS) -> list[Scenario]:
     """Every scenario of issue 7's fault matrix, in the order of the table."""
     return [
         Scenario(
-            "100% 429 for 5 minutes, then none",
+            "100% 429 for 5 (3 s) minutes, then none",
             inject=_emulator_faults(rate_429=1.0),
             recover=_no_emulator_faults,
             fault_seconds=5 * window,
@@ -558,21 +558,27 @@ def harness(workdir: Path | None = None, **options: Any) -> Iterator[Harness]:
             running.close()
 
 
+_COUNTED = frozenset({"ok", "rate_limited", "deferred", "queued"})
+
+
 def format_table(outcomes: list[Outcome]) -> str:
     lines = [
-        "| scenario | Engagement API calls | 429s | function timeouts | while faulty: ok / pending / other "
+        "| scenario | Engagement API calls | 429s | function timeouts "
+        "| when the fault ended: ok / rate_limited or deferred / queued / other status "
         "| duplicate items | windows fetched twice | ticks until recovered |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         during = outcome.during
         pending = during.get("rate_limited", 0) + during.get("deferred", 0)
-        other = sum(during.values()) - during.get("ok", 0) - pending
+        queued = during.get("queued", 0)
+        other = sum(during.values()) - during.get("ok", 0) - pending - queued
+        others = ", ".join(f"{n} {status}" for status, n in sorted(during.items()) if status not in _COUNTED)
         recovered = str(outcome.ticks_to_recover) if outcome.recovered else "not recovered"
         lines.append(
             f"| {outcome.scenario} | {outcome.calls} | {outcome.throttled} | {outcome.timeouts} "
-            f"| {during.get('ok', 0)} / {pending} / {other} | {outcome.duplicates} | {outcome.refetched} "
-            f"| {recovered} |"
+            f"| {during.get('ok', 0)} / {pending} / {queued} / {other}{f' ({others})' if others else ''} "
+            f"| {outcome.duplicates} | {outcome.refetched} | {recovered} |"
         )
     return "\n".join(lines)
 

@@ -11,14 +11,14 @@ with the item shapes RegistryDal writes (`registry.post_items`) through the DAL 
 peak-RSS mark is reset through /proc/self/clear_refs before the run) and once under tracemalloc (peak of Python
 allocations). Flat figures mean streaming; figures proportional to the markers would mean buffering.
 
-Leases are not written in these runs. The planner leases each Post's due marker before queueing it (one
-conditional UpdateItem per Post, `RegistryDal.lease_due`): a real lease would leave nothing due for the second run
-at the same size, and 100,000 lease writes per run would make the run measure dynalite's UpdateItem rather than
-the planner's streaming. The measured runs therefore use `UnwrittenLeases`, a RegistryDal whose `lease_due`
-grants the lease without writing it (and each run must make no UpdateItem at all). Real leases are measured
-apart, each size in its own RegistryTable: at 1,000 markers, and at 10,000 when the 1,000-marker figure says that
-takes under a minute, one plan() with real leases (time, UpdateItem calls, time per lease), then a second plan()
-at the same tick, which must find nothing due (the leases hold).
+Leases are not written in these runs. The planner leases each Post's due marker before queueing it (one conditional
+UpdateItem per Post, `RegistryDal.lease_due_many`, 8 at a time): a real lease would leave nothing due for the second
+run at the same size, and 100,000 lease writes per run would make the run measure dynalite's UpdateItem rather than
+the planner's streaming. The measured runs therefore use `UnwrittenLeases`, a RegistryDal whose `lease_due_many`
+grants the lease without writing it (and each run must make no UpdateItem at all). Real leases are measured apart,
+each size in its own RegistryTable: at 1,000 markers, and at 10,000 when the 1,000-marker figure says that takes
+under a minute, one plan() with real leases (time, UpdateItem calls, time per lease), then a second plan() at the
+same tick, which must find nothing due (the leases hold).
 
 Why not moto for DynamoDB: moto answers each Query page by reading and sorting the whole table and serializing
 every returned item through its generic serializer (~1 ms an item); dynalite keeps items in key order like
@@ -96,7 +96,7 @@ class Measurement:
 class LeaseRun:
     markers: int
     seconds: float  # the whole plan(), leases included
-    lease_seconds: float  # inside lease_due
+    lease_seconds: float  # inside lease_due_many
     update_items: int
     planned: int
     messages: int
@@ -214,7 +214,9 @@ class DueIndexPages:
 
 
 def unwritten_leases(table_name: str) -> RegistryDal:
-    """A RegistryDal whose `lease_due` grants every lease without writing it (the measured runs; module doc)."""
+    """A RegistryDal whose `lease_due_many` grants every lease without writing it (the measured runs; module doc)."""
+    from collections.abc import Sequence
+
     from xengage.dal import DueMarker, RegistryDal
 
     class UnwrittenLeases(RegistryDal):
@@ -222,11 +224,12 @@ def unwritten_leases(table_name: str) -> RegistryDal:
             super().__init__(name)
             self.granted = 0
 
-        def lease_due(self, marker: DueMarker, *, lease: str, until: str) -> bool:
-            if marker.due_sk is None:  # what the real lease_due refuses: a marker not read from DueIndex
-                raise ValueError(f"marker of {marker.tweet_id} was not read from DueIndex (no due_sk)")
-            self.granted += 1
-            return True
+        def lease_due_many(self, markers: Sequence[DueMarker], *, lease: str, until: str) -> list[str]:
+            for marker in markers:
+                if marker.due_sk is None:  # what the real lease refuses: a marker not read from DueIndex
+                    raise ValueError(f"marker of {marker.tweet_id} was not read from DueIndex (no due_sk)")
+            self.granted += len(markers)
+            return [marker.tweet_id for marker in markers]
 
     return UnwrittenLeases(table_name)
 
@@ -467,7 +470,9 @@ def _check_measured_run(summary: PlanSummary, size: int, leases: int, calls: Cou
 
 
 def timed_leases(table_name: str) -> RegistryDal:
-    """The real RegistryDal, adding up the time spent in `lease_due` (the conditional UpdateItem)."""
+    """The real RegistryDal, adding up the time spent leasing (conditional UpdateItems, 8 at a time)."""
+    from collections.abc import Sequence
+
     from xengage.dal import DueMarker, RegistryDal
 
     class TimedLeases(RegistryDal):
@@ -475,10 +480,10 @@ def timed_leases(table_name: str) -> RegistryDal:
             super().__init__(name)
             self.seconds = 0.0
 
-        def lease_due(self, marker: DueMarker, *, lease: str, until: str) -> bool:
+        def lease_due_many(self, markers: Sequence[DueMarker], *, lease: str, until: str) -> list[str]:
             started = time.perf_counter()
             try:
-                return super().lease_due(marker, lease=lease, until=until)
+                return super().lease_due_many(markers, lease=lease, until=until)
             finally:
                 self.seconds += time.perf_counter() - started
 
@@ -537,7 +542,7 @@ def measure_real_leases(resources: AwsResources, queues: FreshQueues, tick: date
         runs.append(run)
         print(
             f"real leases, {size:,} markers: plan() {seconds:.2f} s, {run.update_items:,} UpdateItem "
-            f"({run.lease_seconds:.2f} s in lease_due, {run.lease_seconds / size * 1e3:.2f} ms a lease), "
+            f"({run.lease_seconds:.2f} s leasing, {run.lease_seconds / size * 1e3:.2f} ms a lease), "
             f"{run.messages} messages; plan() again at the same tick: {again.due} due, {again.messages} messages "
             f"in {again_seconds:.2f} s ({again_calls['UpdateItem']} UpdateItem); markers read back naming the "
             f"tick as their lease: {named} of {min(size, LEASE_SAMPLE)}",
@@ -563,7 +568,7 @@ def measure_real_leases(resources: AwsResources, queues: FreshQueues, tick: date
         for run in runs
     ]
     print(f"plan(/totals) with real leases (a fresh RegistryTable per size, every marker due by {due_at}):")
-    headers = ["markers", "UpdateItem", "plan() s", "in lease_due s", "ms / lease", "rest µs / marker"]
+    headers = ["markers", "UpdateItem", "plan() s", "leasing s", "ms / lease", "rest µs / marker"]
     print(table([*headers, "again: due / msgs"], rows))
     if skipped:
         print(f"  {skipped}")

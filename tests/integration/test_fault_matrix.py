@@ -66,7 +66,7 @@ def test_after_each_fault_nothing_is_lost_doubled_or_timed_out_and_the_state_is_
 
 
 def test_while_rate_limited_every_post_waits_visibly_and_nothing_fails(outcomes: dict[str, Outcome]) -> None:
-    outcome = outcomes["100% 429 for 5 minutes, then none"]
+    outcome = outcomes["100% 429 for 5 (3 s) minutes, then none"]
     assert outcome.throttled > 0
     assert set(outcome.during) <= {"ok", "rate_limited", "queued", "unavailable", "protected"}
     assert outcome.during["rate_limited"] > 0
