@@ -81,13 +81,16 @@ def quiet_library_output() -> None:
 
 
 class CallCounter:
-    """Counts a boto3 client's API calls by operation name (a `before-call` hook on the client's events)."""
+    """Counts boto3 clients' API calls by operation name (a `before-call` hook on each client's events): the DAL
+    uses the resource's client and, for the planner's parallel leases, a low-level client of its own."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, *clients: Any) -> None:
         self.calls: Counter[str] = Counter()
-        self._events = client.meta.events
-        self._event = f"before-call.{client.meta.service_model.endpoint_prefix}"
-        self._events.register(self._event, self._count)
+        self._hooks = [
+            (client.meta.events, f"before-call.{client.meta.service_model.endpoint_prefix}") for client in clients
+        ]
+        for events, event in self._hooks:
+            events.register(event, self._count)
 
     def _count(self, model: Any = None, **_: Any) -> None:
         if model is not None:
@@ -99,7 +102,8 @@ class CallCounter:
         return taken
 
     def close(self) -> None:
-        self._events.unregister(self._event, self._count)
+        for events, event in self._hooks:
+            events.unregister(event, self._count)
 
 
 # --- figures -------------------------------------------------------------------------------------------------

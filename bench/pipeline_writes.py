@@ -83,7 +83,7 @@ class Pipeline:
 
     def __init__(self, resources: AwsResources, emulator: EmulatorServer, clock: VirtualTime) -> None:
         from xengage.dal import CollectQueue
-        from xengage.dal.aws import dynamodb_resource, session
+        from xengage.dal.aws import dynamodb_client, dynamodb_resource, session
         from xengage.pipeline.collector import default_deps
         from xengage.pipeline.planner import default_planner_deps
 
@@ -100,7 +100,7 @@ class Pipeline:
         )
         self.sqs = session().client("sqs")
         self.dynamodb = dynamodb_resource().meta.client
-        self.counter = CallCounter(self.dynamodb)
+        self.counter = CallCounter(self.dynamodb, dynamodb_client())
 
     def _client_for(self, app: AppCredentials) -> EngagementClient:
         from xengage.api_client import EngagementClient, RetryPolicy

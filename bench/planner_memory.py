@@ -326,7 +326,7 @@ class FreshQueues:
 
 def measure_sizes(resources: AwsResources, dynamodb_url: str) -> None:
     from xengage.api_client import Endpoint
-    from xengage.dal.aws import dynamodb_resource
+    from xengage.dal.aws import dynamodb_client, dynamodb_resource
     from xengage.pipeline.planner import default_planner_deps, plan
     from xengage.timeutil import to_iso
 
@@ -338,7 +338,7 @@ def measure_sizes(resources: AwsResources, dynamodb_url: str) -> None:
     client = dynamodb_resource().meta.client
     if client.meta.endpoint_url.rstrip("/") != dynamodb_url.rstrip("/"):
         raise RuntimeError(f"the DAL's DynamoDB client talks to {client.meta.endpoint_url}, not dynalite")
-    counter = CallCounter(client)
+    counter = CallCounter(client, dynamodb_client())
     due_pages = DueIndexPages(client)
     rows = []
     results: list[Measurement] = []
