@@ -738,3 +738,20 @@ def test_built_artifacts_import_like_lambda(tools: Tools, runtime_packages: Path
     assert report["modules"] >= 10
     assert report["third_party"], "the handler should pull in Powertools at least"
     assert all(path.startswith(str(tools.host_layer)) for path in report["third_party"].values()), report
+
+
+def test_samconfig_overrides_name_template_parameters_and_reserve_nothing(template: dict[str, Any]) -> None:
+    # Given every parameter_overrides of samconfig.toml
+    import tomllib
+
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    overrides = [
+        dict(pair.split("=", 1) for pair in section["parameters"]["parameter_overrides"].split())
+        for section in (env.get("deploy") for env in config.values() if isinstance(env, dict))
+        if section and "parameter_overrides" in section.get("parameters", {})
+    ]
+    # Then each names a template parameter, and none reserves collector concurrency (accounts limited to 10 refuse it)
+    assert overrides
+    for values in overrides:
+        assert set(values) <= set(template["Parameters"]), values
+        assert values.get("CollectorReservedConcurrency", "0") == "0"
