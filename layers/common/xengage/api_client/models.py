@@ -51,7 +51,7 @@ class PostMetrics:
     @property
     def pending(self) -> bool:
         """rate_limited or deferred: a later attempt will ask again."""
-        return self.status in (Reason.RATE_LIMITED.value, Reason.DEFERRED.value)
+        return not self.ok and Reason(self.status).pending
 
     @property
     def has_data(self) -> bool:

@@ -36,7 +36,7 @@ from xengage.http_api.models import (
 )
 from xengage.http_api.params import check_historical_window, metric_names, parse_range
 from xengage.observability import count, logger
-from xengage.pipeline.collector import metric_points, post_hours
+from xengage.pipeline.collector import metric_points, post_hours, record_app_refusal
 from xengage.timeutil import floor_minute, to_iso, utc_now
 
 # Kept back from API Gateway's 29 s for storing the results and answering.
@@ -138,9 +138,7 @@ def flag_app(error: AppAuthError, *, used: AppCredentials, now: datetime) -> Non
     if secrets.load_app_credentials(settings.app_secret_arn, fresh=True) != used:
         return
     version = secrets.app_secret_version(settings.app_secret_arn)
-    context.app_state().flag_credentials(error.api_message, secret_version=version, now=to_iso(now))
-    count("AppCredentialsRefused")
-    logger.error("app credentials refused: collection paused until the app secret changes", extra={"error": str(error)})
+    record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
 
 
 def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -> None:

@@ -78,6 +78,12 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Attach one handler per failure family, so routes raise and never build error bodies themselves."""
+    _register_request_errors(app)
+    _register_upstream_errors(app)
+
+
+def _register_request_errors(app: APIGatewayRestResolver) -> None:
+    """What the caller can fix: the route, the body, the ids, the cursor, the account."""
 
     @app.not_found
     def _no_route(exc: Exception) -> Response:
@@ -118,6 +124,10 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(ClientValidationError)
     def _client_rejected(exc: ClientValidationError) -> Response:
         return error_response(HTTPStatus.BAD_REQUEST, "invalid_query", str(exc))
+
+
+def _register_upstream_errors(app: APIGatewayRestResolver) -> None:
+    """What X, the credentials or the deployment did: the rate limit, the deadline, refused tokens, secrets."""
 
     @app.exception_handler(Incomplete)
     def _incomplete(exc: Incomplete) -> Response:

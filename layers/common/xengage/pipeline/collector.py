@@ -118,12 +118,23 @@ class CollectSummary:
         self.posts += other.posts
         for status, posts in other.counts.items():
             self.counts[status] = self.counts.get(status, 0) + posts
-        for name in ("items_written", "batch_write_calls", "calls", "retries", "throttled", "already_done"):
+        counted = (
+            "items_written",
+            "batch_write_calls",
+            "calls",
+            "retries",
+            "throttled",
+            "already_done",
+            "continuations",
+        )
+        for name in counted:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.continuations += other.continuations
 
     def count_status(self, status: str, posts: int = 1) -> None:
         self.counts[status] = self.counts.get(status, 0) + posts
+
+
+_SUMMED = ("items_written", "batch_write_calls", "calls", "retries", "throttled", "already_done", "continuations")
 
 
 class InvalidPayload(ValueError):
@@ -648,8 +659,13 @@ def _mark_needs_reauth(deps: CollectorDeps, account_id: str, error: str) -> None
 
 
 def _flag_app(deps: CollectorDeps, error: str) -> None:
-    """The app's credentials are refused: no account is blamed; planning pauses until the secret changes."""
-    deps.app_state.flag_credentials(error, secret_version=deps.secret_version(), now=to_iso(deps.now()))
+    record_app_refusal(deps.app_state, error, secret_version=deps.secret_version(), now=to_iso(deps.now()))
+
+
+def record_app_refusal(app_state: AppStateDal, error: str, *, secret_version: str | None, now: str) -> None:
+    """The app's credentials are refused (by the collector or a live query): no account is blamed; planning pauses
+    until the app secret has another version than `secret_version`."""
+    app_state.flag_credentials(error, secret_version=secret_version, now=now)
     count("AppCredentialsRefused")
     logger.error("app credentials refused: collection paused until the app secret changes", extra={"error": error})
 
