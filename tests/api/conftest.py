@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,6 +109,17 @@ def api(aws: AwsResources) -> Iterator[ApiCaller]:
     from xengage.http_api import context
 
     context.reset()
+
+
+@pytest.fixture
+def api_log() -> Iterator[io.StringIO]:
+    """What the API logs during the test (Powertools' handler holds the stdout of import time, past capsys)."""
+    from xengage.observability import logger
+
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)
+    yield stream
+    logger.registered_handler.setStream(previous)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,8 +20,12 @@ def rest_event(
     headers: dict[str, str] | None = None,
     host: str = API_HOST,
     stage: str = STAGE,
+    raw_body: bytes | None = None,
 ) -> dict[str, Any]:
-    """`path` may carry a query string (`/tweets?cursor=x`); `body` is JSON-encoded unless it is already a str."""
+    """`path` may carry a query string (`/tweets?cursor=x`); `body` is JSON-encoded unless it is already a str.
+
+    `raw_body` is sent as bytes, base64-encoded when it is not UTF-8 (as the local stack's API Gateway does).
+    """
     parts = urlsplit(path)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     params.update(query or {})
@@ -29,6 +34,12 @@ def rest_event(
         all_headers["Content-Type"] = "application/json"
     all_headers.update(headers or {})
     encoded = body if isinstance(body, str) or body is None else json.dumps(body)
+    is_base64 = False
+    if raw_body is not None:
+        try:
+            encoded = raw_body.decode("utf-8")
+        except UnicodeDecodeError:
+            encoded, is_base64 = base64.b64encode(raw_body).decode(), True
     return {
         "resource": "/{proxy+}",
         "path": parts.path,
@@ -53,5 +64,5 @@ def rest_event(
             "requestTimeEpoch": 1764093600000,
         },
         "body": encoded,
-        "isBase64Encoded": False,
+        "isBase64Encoded": is_base64,
     }

@@ -77,8 +77,18 @@ def test_oauth_round_trip_registers_an_account_whose_tokens_work(live_api: ApiCa
     assert again.status == 400 and again.error_code == "oauth_token_unknown"
 
 
-def test_callback_redirects_to_the_redirect_uri_given_at_start(live_api: ApiCaller, emulator: EmulatorServer) -> None:
-    # Given a start with a redirect_uri that already has a query
+def allow_redirects_to(monkeypatch: pytest.MonkeyPatch, allowlist: str) -> None:
+    from xengage.http_api import context
+
+    monkeypatch.setenv("OAUTH_REDIRECT_ALLOWLIST", allowlist)
+    context.reset()
+
+
+def test_callback_redirects_to_the_redirect_uri_given_at_start(
+    live_api: ApiCaller, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployment that allows redirects to app.example, and a start with a redirect_uri that has a query
+    allow_redirects_to(monkeypatch, "https://app.example")
     started = live_api("GET", "/oauth/start", query={"redirect_uri": "https://app.example/done?from=x"}).json()
 
     # When the owner approves and the callback runs
@@ -153,6 +163,64 @@ def test_start_rejects_a_relative_redirect_uri(live_api: ApiCaller) -> None:
     reply = live_api("GET", "/oauth/start", query={"redirect_uri": "/relative"})
     assert reply.status == 400 and reply.error_code == "invalid_redirect_uri"
     assert pending_secret_names(live_api) == []
+
+
+@pytest.mark.parametrize(
+    ("redirect_uri", "allowed"),
+    [
+        ("https://app.example/after-oauth/", True),
+        ("https://app.example/after-oauth/done?x=1", True),
+        ("https://APP.example/after-oauth/done", True),
+        ("https://console.example/anything", True),
+        ("https://app.example/after-oauth", False),  # the prefix ends with /, this path is its parent
+        ("https://app.example/after-oauth-evil/", False),
+        ("https://app.example/", False),
+        ("http://console.example/", False),  # another scheme is another origin
+        ("https://console.example:8443/", False),
+        ("https://console.example@evil.example/", False),
+        ("https://evil.example/?next=https://console.example", False),
+        ("https://console.example.evil.example/", False),
+        ("https://console.example/%0d%0aSet-Cookie:a=b", False),
+        ("https://console.example/\\evil.example", False),
+        ("//console.example/", False),
+        ("javascript://console.example/%0aalert(1)", False),
+    ],
+)
+def test_redirect_uri_must_be_on_the_allowlist(redirect_uri: str, allowed: bool) -> None:
+    from xengage.http_api.errors import ApiError
+    from xengage.http_api.redirects import allowed_redirect
+
+    allowlist = ("https://app.example/after-oauth/", "https://console.example")
+    if allowed:
+        assert allowed_redirect(redirect_uri, allowlist) == redirect_uri
+    else:
+        with pytest.raises(ApiError) as refused:
+            allowed_redirect(redirect_uri, allowlist)
+        assert refused.value.code == "invalid_redirect_uri" and refused.value.message.startswith("redirect_uri: ")
+
+
+def test_without_an_allowlist_a_redirect_uri_is_refused_and_the_callback_answers_json(live_api: ApiCaller) -> None:
+    reply = live_api("GET", "/oauth/start", query={"redirect_uri": "https://app.example/done"})
+    assert reply.status == 400 and reply.error_code == "invalid_redirect_uri"
+    assert "OAuthRedirectAllowlist is empty" in reply.json()["error"]["message"]
+    assert pending_secret_names(live_api) == []
+
+
+def test_the_callback_does_not_redirect_to_a_uri_the_allowlist_no_longer_holds(
+    live_api: ApiCaller, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a start while app.example was allowed
+    allow_redirects_to(monkeypatch, "https://app.example")
+    started = live_api("GET", "/oauth/start", query={"redirect_uri": "https://app.example/done"}).json()
+    # And the operator empties the allowlist before the owner approves
+    allow_redirects_to(monkeypatch, "")
+
+    # When the callback runs
+    reply = live_api("GET", "/oauth/callback", query=callback_query(approve(started["authorize_url"], CLIENT_USER_ID)))
+
+    # Then the account is registered and answered as JSON, with no redirect
+    assert reply.status == 200 and "Location" not in reply.headers
+    assert reply.json()["user_id"] == CLIENT_USER_ID
 
 
 def test_wrong_app_keys_are_a_502_naming_the_step(live_api: ApiCaller) -> None:

@@ -42,7 +42,7 @@ def test_every_route_is_documented_with_its_models() -> None:
     assert set(metrics["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     assert metrics["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
-    assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[0-9]{1,19}$"
+    assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[1-9][0-9]{0,18}$"
     live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
     for status in ("429", "503"):
         assert live[status]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryIncomplete")
@@ -56,7 +56,7 @@ def test_get_openapi_json_serves_the_same_document(api: ApiCaller) -> None:
     assert reply.json() == json.loads(render())
 
 
-def test_unknown_route_is_a_json_404(api: ApiCaller) -> None:
+def test_unknown_route_is_a_json_404_and_a_known_path_with_another_method_a_405(api: ApiCaller) -> None:
     # Given no such route (or no such method on a route)
     # When they are called
     missing = api("GET", "/nothing/here")
@@ -65,4 +65,5 @@ def test_unknown_route_is_a_json_404(api: ApiCaller) -> None:
     # Then the answer is the API's error format naming the route
     assert missing.status == 404 and missing.error_code == "route_not_found"
     assert missing.json()["error"]["message"] == "no route GET /nothing/here"
-    assert wrong_method.status == 404 and wrong_method.error_code == "route_not_found"
+    assert wrong_method.status == 405 and wrong_method.error_code == "method_not_allowed"
+    assert wrong_method.headers["Allow"] == "GET"

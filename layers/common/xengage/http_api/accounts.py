@@ -5,20 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.credentials import UserTokens
 from xengage.dal import secrets
 from xengage.dal.registry import Account
 from xengage.http_api import context
 from xengage.http_api.errors import documented_errors, not_found
-from xengage.http_api.models import USER_ID_PATTERN, AccountOut, AccountPage, AccountTokensIn
+from xengage.http_api.models import AccountOut, AccountPage, AccountTokensIn
+from xengage.http_api.params import CursorQuery, UserIdPath
 from xengage.observability import logger
 from xengage.timeutil import to_iso, utc_now
 
 router = Router()
 
-UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, description="the account's numeric X user id")]
 ERRORS = documented_errors({404: "account not registered"})
 
 
@@ -80,7 +80,7 @@ def delete_account(user_id: UserIdPath) -> AccountOut:
 
 @router.get("/accounts", summary="List registered accounts", tags=["accounts"])
 def list_accounts(
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> AccountPage:
     page = context.registry().list_accounts(limit=limit, cursor=cursor)

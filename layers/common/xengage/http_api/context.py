@@ -18,6 +18,12 @@ from xengage.settings import ApiSettings, clear_settings_cache
 class HttpApiSettings(ApiSettings):
     # Optional override of the OAuth callback (custom domain, or a path prefix API Gateway hides).
     oauth_callback_url: str | None = Field(default=None, alias="OAUTH_CALLBACK_URL")
+    # Where the OAuth callback may send the browser afterwards: comma-separated origins or URL prefixes; empty, never.
+    oauth_redirect_allowlist: str = Field(default="", alias="OAUTH_REDIRECT_ALLOWLIST")
+
+    @property
+    def redirect_allowlist(self) -> tuple[str, ...]:
+        return tuple(entry.strip() for entry in self.oauth_redirect_allowlist.split(",") if entry.strip())
 
 
 @functools.cache

@@ -7,7 +7,7 @@ object, so a client can always read `error.code` / `error.message` whatever went
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -25,6 +25,9 @@ from xengage.dal.registry import NotFound
 from xengage.dal.secrets import AppSecretPlaceholder, SecretContentError
 from xengage.oauth_flow import OAuthFlowError
 from xengage.observability import logger
+
+if TYPE_CHECKING:
+    from xengage.http_api.boundary import BoundedResolver
 
 
 class ApiError(Exception):
@@ -76,19 +79,45 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{_field_name(err.get('loc'))}: {err.get('msg', 'invalid')}" for err in errors)
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
+def register_error_handlers(app: BoundedResolver) -> None:
     """Attach one handler per failure family, so routes raise and never build error bodies themselves."""
+    _register_routing_errors(app)
     _register_request_errors(app)
     _register_upstream_errors(app)
 
 
-def _register_request_errors(app: APIGatewayRestResolver) -> None:
-    """What the caller can fix: the route, the body, the ids, the cursor, the account."""
+def _register_routing_errors(app: BoundedResolver) -> None:
+    """No such path (404), a path without that method (405), and the catch-all for what nobody foresaw (500)."""
 
     @app.not_found
     def _no_route(exc: Exception) -> Response:
         event = app.current_event
+        allowed = app.allowed_methods(event.path)
+        if allowed:
+            return Response(
+                status_code=HTTPStatus.METHOD_NOT_ALLOWED,
+                content_type=content_types.APPLICATION_JSON,
+                body={
+                    "error": {
+                        "code": "method_not_allowed",
+                        "message": f"{event.path} answers {', '.join(sorted(allowed))}, not {event.http_method}",
+                    }
+                },
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
         return error_response(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {event.http_method} {event.path}")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        from xengage.http_api.boundary import internal_error_message, request_id
+
+        event = app.current_event.raw_event
+        logger.exception("unexpected failure", extra={"request_id": request_id(event)})
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", internal_error_message(event))
+
+
+def _register_request_errors(app: APIGatewayRestResolver) -> None:
+    """What the caller can fix: the body, the ids, the cursor, the account."""
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:

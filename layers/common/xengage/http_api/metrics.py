@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.catalog import METRICS_BY_ENDPOINT, TOTALS_METRICS, Endpoint
 from xengage.dal.registry import TrackedPost
@@ -19,14 +19,12 @@ from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import bad_request, documented_errors, not_found
 from xengage.http_api.models import (
-    TWEET_ID_PATTERN,
-    USER_ID_PATTERN,
     MetricPoint,
     MetricsPage,
     TopOut,
     TopPost,
 )
-from xengage.http_api.params import ALL_METRICS, metric_names, parse_range
+from xengage.http_api.params import ALL_METRICS, CursorQuery, TweetIdPath, UserIdPath, metric_names, parse_range
 from xengage.timeutil import to_iso
 
 router = Router()
@@ -164,12 +162,12 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
     },
 )
 def get_metrics(
-    tweet_id: Annotated[str, Path(pattern=TWEET_ID_PATTERN)],
+    tweet_id: TweetIdPath,
     endpoint: Annotated[Endpoint, Query()] = Endpoint.TOTALS,
     from_: Annotated[str | None, Query(alias="from", description="ISO-8601 UTC, inclusive")] = None,
     to: Annotated[str | None, Query(description="ISO-8601 UTC, inclusive")] = None,
     metrics: Annotated[str | None, Query(description="comma-separated metric names", max_length=1000)] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
 ) -> Response[Any]:
@@ -191,7 +189,7 @@ def get_metrics(
     responses=documented_errors({400: "unknown metric or bad time", 404: "account not registered"}),
 )
 def get_top(
-    user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
+    user_id: UserIdPath,
     metric: Annotated[str, Query(max_length=64)],
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,

@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import timedelta
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from xengage.api_client.catalog import MAX_IDS_PER_CALL, Endpoint
+from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
-TWEET_ID_PATTERN = r"^[0-9]{1,19}$"
-USER_ID_PATTERN = r"^[0-9]{1,19}$"
+# X ids are positive 64-bit integers written without leading zeros.
+TWEET_ID_PATTERN = r"^[1-9][0-9]{0,18}$"
+USER_ID_PATTERN = TWEET_ID_PATTERN
+MAX_X_ID: Final = 2**63 - 1
+# A Post id decodes to its creation time: later than now by more than this is no Post X has made.
+CLOCK_SKEW: Final = timedelta(minutes=5)
 SCREEN_NAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 MAX_TRACK_BATCH = MAX_IDS_PER_CALL[Endpoint.TOTALS]
 
-TweetId = Annotated[str, StringConstraints(pattern=TWEET_ID_PATTERN), Field(examples=["1021817816134156288"])]
-UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN), Field(examples=["6253282"])]
+
+def real_user_id(value: str) -> str:
+    if int(value) > MAX_X_ID:
+        raise ValueError(f"{value} is beyond X's 64-bit ids")
+    return value
+
+
+def real_post_id(value: str) -> str:
+    """A snowflake's creation time lies between X's epoch (any positive id) and now: refuse ids from the future."""
+    real_user_id(value)
+    created = snowflake_created_at(value)
+    if created > utc_now() + CLOCK_SKEW:
+        raise ValueError(f"{value} is no Post id: it decodes to a creation time of {to_iso(created)}, in the future")
+    return value
+
+
+TweetId = Annotated[
+    str,
+    StringConstraints(pattern=TWEET_ID_PATTERN),
+    AfterValidator(real_post_id),
+    Field(examples=["1021817816134156288"], description="a Post's id: its snowflake time is not in the future"),
+]
+UserId = Annotated[
+    str, StringConstraints(pattern=USER_ID_PATTERN), AfterValidator(real_user_id), Field(examples=["6253282"])
+]
+# What answers carry: ids as stored (checked on the way in), not re-judged against today's clock.
+StoredTweetId = Annotated[str, Field(examples=["1021817816134156288"])]
+StoredUserId = Annotated[str, Field(examples=["6253282"])]
 Timestamp = Annotated[str, Field(description="ISO-8601 UTC, YYYY-MM-DDTHH:MM:SSZ", examples=["2026-11-25T18:00:00Z"])]
 AccountStatus = Literal["active", "needs_reauth"]
 
@@ -47,7 +79,7 @@ class AccountTokensIn(_Model):
 
 
 class AccountOut(_Model):
-    user_id: UserId
+    user_id: StoredUserId
     screen_name: str | None
     status: AccountStatus
     last_success_at: Timestamp | None = None
@@ -78,8 +110,8 @@ class TrackIn(_Model):
 
 
 class TrackedPostOut(_Model):
-    tweet_id: TweetId
-    account_id: UserId | None = Field(description="null: collected with the app bearer token only")
+    tweet_id: StoredTweetId
+    account_id: StoredUserId | None = Field(description="null: collected with the app bearer token only")
     created_at: Timestamp
     tracked_at: Timestamp
 
@@ -126,7 +158,7 @@ StatusName = Literal[
 
 
 class StatusEntryOut(EndpointStatusOut):
-    tweet_id: TweetId
+    tweet_id: StoredTweetId
 
 
 class StatusPage(_Model):
@@ -149,7 +181,7 @@ class PostDetailOut(TrackedPostOut):
 
 
 class UntrackOut(_Model):
-    tweet_id: TweetId
+    tweet_id: StoredTweetId
     untracked: bool
     purged_points: int = Field(description="metric points deleted (only with ?purge=true)")
 
@@ -163,20 +195,20 @@ class MetricPoint(_Model):
 
 
 class MetricsPage(_Model):
-    tweet_id: TweetId
+    tweet_id: StoredTweetId
     endpoint: Endpoint
     points: list[MetricPoint]
     next_cursor: str | None
 
 
 class TopPost(_Model):
-    tweet_id: TweetId
+    tweet_id: StoredTweetId
     value: int
     at: Timestamp | None = Field(default=None, description="time of the latest totals used (latest_totals only)")
 
 
 class TopOut(_Model):
-    account_id: UserId
+    account_id: StoredUserId
     metric: str
     source: Literal["latest_totals", "hourly_sum"] = Field(
         description="latest_totals: each Post's newest /totals snapshot; hourly_sum: sum of stored hour buckets"
@@ -218,7 +250,9 @@ class LiveQueryOut(_Model):
 class LiveQueryIncomplete(ErrorResponse):
     """A live query that ran out of time or allowance: what it got is stored and returned, the rest is named."""
 
-    not_fetched: list[TweetId] = Field(description="the Posts still to fetch: ask for them again after Retry-After")
+    not_fetched: list[StoredTweetId] = Field(
+        description="the Posts still to fetch: ask for them again after Retry-After"
+    )
     retry_after_seconds: int = Field(description="the same as the Retry-After header")
     resume_from: Timestamp | None = Field(default=None, description="/historical: the first window not fetched")
     results: dict[str, LivePostResult] = Field(description="every Post asked, with what was fetched")

@@ -25,6 +25,7 @@ from xengage.http_api import context
 from xengage.http_api.accounts import account_out, register_account
 from xengage.http_api.errors import ApiError, bad_request, documented_errors
 from xengage.http_api.models import AccountOut, OAuthStartOut
+from xengage.http_api.redirects import allowed_redirect, is_allowed
 from xengage.observability import logger
 from xengage.timeutil import to_iso, utc_now
 
@@ -49,15 +50,6 @@ def callback_url(event: APIGatewayProxyEvent, override: str | None) -> str:
     # The default execute-api URL carries the stage as first path segment; custom domains and the local stack don't.
     prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
     return f"{scheme}://{host}{prefix}{CALLBACK_PATH}"
-
-
-def validated_redirect(redirect_uri: str | None) -> str | None:
-    if redirect_uri is None:
-        return None
-    parts = urlsplit(redirect_uri)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise bad_request("invalid_redirect_uri", "redirect_uri: must be an absolute http(s) URL")
-    return redirect_uri
 
 
 def start(event: APIGatewayProxyEvent, redirect_uri: str | None, *, now: datetime) -> OAuthStartOut:
@@ -124,7 +116,7 @@ def with_query(url: str, params: dict[str, str]) -> str:
     summary="Begin 3-legged OAuth: get the URL the account owner approves at",
     tags=["oauth"],
     responses=documented_errors(
-        {400: "redirect_uri is not an absolute http(s) URL", 502: "X refused the request token"}
+        {400: "redirect_uri is not an http(s) URL on the OAuthRedirectAllowlist", 502: "X refused the request token"}
     ),
 )
 def oauth_start(
@@ -132,7 +124,8 @@ def oauth_start(
         str | None, Query(max_length=2048, description="where the callback sends the browser afterwards")
     ] = None,
 ) -> OAuthStartOut:
-    return start(cast(APIGatewayProxyEvent, router.current_event), validated_redirect(redirect_uri), now=utc_now())
+    allowed = allowed_redirect(redirect_uri, context.settings().redirect_allowlist)
+    return start(cast(APIGatewayProxyEvent, router.current_event), allowed, now=utc_now())
 
 
 @router.get(
@@ -159,7 +152,8 @@ def oauth_callback(
         raise bad_request("oauth_callback_incomplete", "oauth_token and oauth_verifier are both required")
     account, redirect_uri = finish(oauth_token, oauth_verifier, now=now)
     logger.info("oauth callback completed", extra={"account_id": account.user_id})
-    if redirect_uri:
+    # Checked again: the allowlist may have changed since start; the callback never redirects off it.
+    if redirect_uri and is_allowed(redirect_uri, context.settings().redirect_allowlist):
         location = with_query(redirect_uri, {"user_id": account.user_id, "screen_name": account.screen_name or ""})
         return Response(status_code=HTTPStatus.FOUND, headers={"Location": location}, body="")
     return Response(status_code=HTTPStatus.OK, content_type="application/json", body=account.model_dump(mode="json"))

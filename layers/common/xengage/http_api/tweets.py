@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import AfterValidator
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.registry import TrackedPost
@@ -15,7 +16,6 @@ from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, documented_errors, not_found
 from xengage.http_api.models import (
-    TWEET_ID_PATTERN,
     USER_ID_PATTERN,
     CollectionOut,
     EndpointStatusOut,
@@ -28,13 +28,14 @@ from xengage.http_api.models import (
     TrackIn,
     TrackOut,
     UntrackOut,
+    real_user_id,
 )
+from xengage.http_api.params import CursorQuery, TweetIdPath
 from xengage.observability import logger
 from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
 
-TweetIdPath = Annotated[str, Path(pattern=TWEET_ID_PATTERN, description="the Post's numeric id")]
 NOT_TRACKED = documented_errors({404: "Post not tracked"})
 
 
@@ -145,9 +146,11 @@ def post_tweets(body: TrackIn) -> TrackOut:
 @router.get("/tweets", summary="List tracked Posts of an account (or of the app)", tags=["tweets"])
 def list_tweets(
     account_id: Annotated[
-        str | None, Query(pattern=USER_ID_PATTERN, description="omit for Posts collected with the app token only")
+        str | None,
+        AfterValidator(real_user_id),
+        Query(pattern=USER_ID_PATTERN, description="omit for Posts collected with the app token only"),
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=250)] = 50,
     order: Annotated[
         Literal["oldest", "newest"], Query(description="by creation time (the snowflake id); keep it across pages")
@@ -191,7 +194,7 @@ def delete_tweet(
 )
 def list_statuses(
     status: Annotated[StatusName, Path(description="ok or a reason code")],
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=250)] = 50,
 ) -> StatusPage:
     page = context.status_store().query_by_status(status, limit=limit, cursor=cursor)
