@@ -122,6 +122,11 @@ HOSTILE: list[Hostile] = [
     Hostile("user id 0", "GET", "/accounts/0", 422, "validation_error"),
     Hostile("user id with leading zeros", "GET", "/accounts/0006253282", 422, "validation_error"),
     Hostile("live query id 0", "POST", "/engagement/totals", 422, "validation_error", tracking(["0"]), JSON),
+    # cursors this API never issued (copied and edited ones: tests/api/test_cursors.py)
+    Hostile("made-up cursor on accounts", "GET", "/accounts?cursor=eyJwayI6IngifQ", 400, "invalid_cursor"),
+    Hostile("made-up cursor on tweets", "GET", "/tweets?cursor=e30.AAAAAAAAAAAAAAAAAAAAAA", 400, "invalid_cursor"),
+    Hostile("made-up cursor on statuses", "GET", "/statuses/ok?cursor=%00%ff", 400, "invalid_cursor"),
+    Hostile("made-up cursor on metrics", "GET", "/tweets/20/metrics?cursor=..", 400, "invalid_cursor"),
     # routing
     Hostile("unknown route", "GET", "/nope", 404, "route_not_found"),
     Hostile("wrong method", "PATCH", "/tweets", 405, "method_not_allowed", tracking(["20"]), JSON),

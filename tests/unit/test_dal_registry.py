@@ -211,3 +211,34 @@ def test_advance_due_does_not_resurrect_untracked_posts(aws):
 def test_track_post_rejects_non_numeric_ids(aws):
     with pytest.raises(ValueError, match="digits"):
         registry_dal().track_post("12a", None, now=NOW)
+
+
+def test_a_cursor_of_another_partition_is_refused_before_dynamodb_sees_it(aws):
+    # Given two accounts' Post lists, each longer than a page, and two Posts' hourly points
+    from xengage.dal import metrics_dal
+    from xengage.dal.metrics import MetricPoint
+
+    registry = registry_dal()
+    for account, first in (("7", 1861234567890123456), ("8", 1861234567890123556)):
+        registry.put_account(account, f"a{account}", now=NOW)
+        registry.write_new_posts([str(first + n) for n in range(3)], account, now=NOW)
+    points = [
+        MetricPoint(tweet_id, Endpoint.HOURLY_28HR, f"2026-11-20T0{h}:00:00Z", {"impressions": h}, NOW, "7")
+        for tweet_id in ("1861234567890123456", "1861234567890123457")
+        for h in range(3)
+    ]
+    metrics_dal().put_points(points)
+    posts_cursor = registry.list_posts("7", limit=1).cursor
+    points_cursor = metrics_dal().query_points("1861234567890123456", Endpoint.HOURLY_28HR, limit=1).cursor
+
+    # Then a cursor used on another partition, or outside the from/to it was not issued for, is InvalidCursor
+    with pytest.raises(InvalidCursor):
+        registry.list_posts("8", limit=1, cursor=posts_cursor)
+    with pytest.raises(InvalidCursor):
+        metrics_dal().query_points("1861234567890123457", Endpoint.HOURLY_28HR, limit=1, cursor=points_cursor)
+    with pytest.raises(InvalidCursor):
+        metrics_dal().query_points(
+            "1861234567890123456", Endpoint.HOURLY_28HR, start="2026-11-20T01:00:00Z", cursor=points_cursor
+        )
+    # And on its own listing it pages on
+    assert registry.list_posts("7", limit=1, cursor=posts_cursor).items

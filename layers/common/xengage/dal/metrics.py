@@ -10,7 +10,7 @@ from boto3.dynamodb.conditions import Key
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_table
-from xengage.dal.paging import Page, decode_cursor, encode_cursor, plain, query_pages
+from xengage.dal.paging import InvalidCursor, Page, decode_cursor, encode_cursor, plain, query_pages
 
 _CURSOR_KEYS: Final = frozenset({"pk", "sk"})
 
@@ -111,7 +111,12 @@ class MetricsDal:
             "Limit": limit,
             "ScanIndexForward": not descending,
         }
-        exclusive_start = decode_cursor(cursor, required_keys=_CURSOR_KEYS)
+        exclusive_start = decode_cursor(
+            cursor, required_keys=_CURSOR_KEYS, pinned={"pk": f"{tweet_id}#{endpoint.value}"}
+        )
+        if exclusive_start and not (start or "") <= exclusive_start["sk"] <= (end or "\uffff"):
+            # DynamoDB refuses a start key outside the key condition: it came from a query with other bounds.
+            raise InvalidCursor("cursor lies outside the from/to range")
         if exclusive_start:
             kwargs["ExclusiveStartKey"] = exclusive_start
         response = self.table.query(**kwargs)

@@ -30,8 +30,14 @@ def encode_cursor(last_evaluated_key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_cursor(cursor: str | None, *, required_keys: frozenset[str]) -> dict[str, Any] | None:
-    """Turn a cursor back into ExclusiveStartKey, refusing anything that is not one of ours."""
+def decode_cursor(
+    cursor: str | None, *, required_keys: frozenset[str], pinned: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """Turn a cursor back into ExclusiveStartKey, refusing anything that is not one of ours.
+
+    `pinned` names the key values the query fixes (its partition): a key from another partition would make DynamoDB
+    refuse the whole query, so it is refused here as a cursor of another listing.
+    """
     if not cursor:
         return None
     try:
@@ -40,6 +46,8 @@ def decode_cursor(cursor: str | None, *, required_keys: frozenset[str]) -> dict[
         raise InvalidCursor("cursor is not valid") from exc
     if not isinstance(key, dict) or set(key) != required_keys or not all(isinstance(v, str) for v in key.values()):
         raise InvalidCursor("cursor is not valid")
+    if any(key.get(name) != value for name, value in (pinned or {}).items()):
+        raise InvalidCursor("cursor belongs to another listing")
     return key
 
 

@@ -530,7 +530,7 @@ class RegistryDal:
             "Limit": limit,
             "ScanIndexForward": not descending,
         }
-        start = decode_cursor(cursor, required_keys=_LIST_CURSOR_KEYS)
+        start = decode_cursor(cursor, required_keys=_LIST_CURSOR_KEYS, pinned={"list_pk": list_pk})
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self.table.query(**kwargs)

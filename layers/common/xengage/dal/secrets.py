@@ -101,6 +101,11 @@ def load_app_credentials(app_secret_name: str, *, fresh: bool = False) -> AppCre
     return app
 
 
+def app_secret_text(app_secret_name: str) -> str:
+    """The app secret's value as stored (cached 5 min), placeholders or not: key material for signing cursors."""
+    return str(parameters.get_secret(app_secret_name, max_age=SECRET_MAX_AGE_SECONDS))
+
+
 def app_secret_version(app_secret_name: str) -> str | None:
     """The version id of the app secret's current value (DescribeSecret: metadata only, never the value).
 

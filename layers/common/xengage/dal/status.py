@@ -147,7 +147,7 @@ class StatusDal:
             "Limit": limit,
             "ScanIndexForward": not newest_first,
         }
-        start = decode_cursor(cursor, required_keys=_STATUS_CURSOR_KEYS)
+        start = decode_cursor(cursor, required_keys=_STATUS_CURSOR_KEYS, pinned={"status_pk": f"STATUS#{status}"})
         if start:
             kwargs["ExclusiveStartKey"] = start
         response = self.table.query(**kwargs)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from xengage.api_client.credentials import UserTokens
 from xengage.dal import secrets
 from xengage.dal.registry import Account
-from xengage.http_api import context
+from xengage.http_api import context, cursors
 from xengage.http_api.errors import documented_errors, not_found
 from xengage.http_api.models import AccountOut, AccountPage, AccountTokensIn
 from xengage.http_api.params import CursorQuery, UserIdPath
@@ -83,5 +83,8 @@ def list_accounts(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> AccountPage:
-    page = context.registry().list_accounts(limit=limit, cursor=cursor)
-    return AccountPage(accounts=[account_out(account) for account in page.items], next_cursor=page.cursor)
+    scope = cursors.listing("accounts")
+    page = context.registry().list_accounts(limit=limit, cursor=cursors.unseal(scope, cursor))
+    return AccountPage(
+        accounts=[account_out(account) for account in page.items], next_cursor=cursors.seal(scope, page.cursor)
+    )

@@ -138,7 +138,12 @@ def _register_request_errors(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(InvalidCursor)
     def _invalid_cursor(exc: InvalidCursor) -> Response:
-        return error_response(HTTPStatus.BAD_REQUEST, "invalid_cursor", "cursor: not one this API handed out")
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_cursor",
+            "cursor: not one this API issued for this listing and its filters (edited, copied from another listing, "
+            "or older than the app secret); start the listing again without it",
+        )
 
     @app.exception_handler(UserContextRequired)
     def _account_required(exc: UserContextRequired) -> Response:

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.catalog import METRICS_BY_ENDPOINT, TOTALS_METRICS, Endpoint
 from xengage.dal.registry import TrackedPost
-from xengage.http_api import context
+from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import bad_request, documented_errors, not_found
 from xengage.http_api.models import (
@@ -173,7 +173,11 @@ def get_metrics(
 ) -> Response[Any]:
     start, end = parse_range("from", from_, "to", to)
     names = metric_names(endpoint, (metrics or "").split(","), field="metrics")
-    page = stored_points(tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursor)
+    scope = cursors.listing("metrics", tweet_id, endpoint.value, from_, to)
+    page = stored_points(
+        tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursors.unseal(scope, cursor)
+    )
+    page.next_cursor = cursors.seal(scope, page.next_cursor)
     if wants_csv(format_, router.current_event.headers.get("Accept")):
         headers = {NEXT_CURSOR_HEADER: page.next_cursor} if page.next_cursor else None
         return Response(HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(page, names), headers=headers)

@@ -12,7 +12,7 @@ from pydantic import AfterValidator
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.registry import TrackedPost
 from xengage.dal.status import PostStatus
-from xengage.http_api import context
+from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, documented_errors, not_found
 from xengage.http_api.models import (
@@ -158,8 +158,11 @@ def list_tweets(
 ) -> PostPage:
     if account_id:
         require_account(account_id)
-    page = context.registry().list_posts(account_id, limit=limit, cursor=cursor, newest_first=order == "newest")
-    return PostPage(posts=[tracked_out(post) for post in page.items], next_cursor=page.cursor)
+    scope = cursors.listing("tweets", account_id, order)
+    page = context.registry().list_posts(
+        account_id, limit=limit, cursor=cursors.unseal(scope, cursor), newest_first=order == "newest"
+    )
+    return PostPage(posts=[tracked_out(post) for post in page.items], next_cursor=cursors.seal(scope, page.cursor))
 
 
 @router.get(
@@ -197,9 +200,10 @@ def list_statuses(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=250)] = 50,
 ) -> StatusPage:
-    page = context.status_store().query_by_status(status, limit=limit, cursor=cursor)
+    scope = cursors.listing("statuses", status)
+    page = context.status_store().query_by_status(status, limit=limit, cursor=cursors.unseal(scope, cursor))
     return StatusPage(
         status=status,
         posts=[StatusEntryOut(tweet_id=entry.tweet_id, **status_out(entry).model_dump()) for entry in page.items],
-        next_cursor=page.cursor,
+        next_cursor=cursors.seal(scope, page.cursor),
     )
