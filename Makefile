@@ -12,9 +12,10 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
 FUNCTION ?=
+FUZZ_EXAMPLES ?= 300
 EVENT ?=
 
-.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench openapi clean
+.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench fuzz openapi clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -80,6 +81,9 @@ invoke: venv ## run one function once against the running local stack: make invo
 
 bench: venv node-deps ## benchmarks that print figures
 	$(PY) -m bench.run
+
+fuzz: venv node-deps ## fuzz the API over HTTP on a fresh local stack (schemathesis + hostile table): FUZZ_EXAMPLES=300
+	$(PY) -m tests.integration.api_fuzz --max-examples $(FUZZ_EXAMPLES)
 
 openapi: venv ## regenerate openapi.json from the API's routes
 	$(PY) -m local.openapi --write

@@ -9,6 +9,7 @@ until Ctrl-C / SIGTERM. Every setting is an environment variable, documented in 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ class RunConfig:
     seed: bool
     run_once: bool
     first_collection_timeout: float
+    parameter_overrides: dict[str, str]  # template parameters, as `sam deploy --parameter-overrides` takes them
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunConfig:
@@ -107,7 +109,19 @@ class RunConfig:
             seed=_flag_env(env, "LOCAL_SEED", True),
             run_once=_flag_env(env, "LOCAL_RUN_ONCE", False),
             first_collection_timeout=timeout,
+            parameter_overrides=parameter_overrides(env.get("LOCAL_PARAMETER_OVERRIDES", "")),
         )
+
+
+def parameter_overrides(text: str) -> dict[str, str]:
+    """`Key=Value Key2="a value"`: space-separated, shell quoting, as `sam deploy --parameter-overrides`."""
+    overrides = {}
+    for pair in shlex.split(text):
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"LOCAL_PARAMETER_OVERRIDES: {pair!r} is not Key=Value")
+        overrides[key] = value
+    return overrides
 
 
 def app_secret_value(env: Mapping[str, str], demo_app: Any | None) -> dict[str, str] | None:
@@ -242,6 +256,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: t
                 api_port=config.api_port,
                 schedule_speed=config.schedule_speed,
                 environment_overrides={"ENGAGEMENT_API_URL": engagement_url, "X_API_URL": x_url},
+                parameter_overrides=dict(config.parameter_overrides),
                 app_secret_value=secret,
                 log_dir=config.state_dir / "logs",
             )

@@ -807,6 +807,13 @@ class ApiServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) goes to the `ANY` route too, so it meets the function's 405
+                # rather than http.server's HTML 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
+
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("api: " + format, *args)
 

@@ -8,26 +8,21 @@ body (CSV) must start with the text shown.
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from local.run import main
+from tests.integration.helpers import make_run_in_background
 
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_API = "http://127.0.0.1:3000"
-START_TIMEOUT_SECONDS = 420
 _EXPECTATION = re.compile(r"^# (?P<status>[1-5][0-9]{2}) (?P<body>.*)$")
 _STEP_MARK = "@@STEP "
 _STATUS_MARK = "@@STATUS "
@@ -83,29 +78,11 @@ def shown_keys(shown: str) -> set[str]:
 @pytest.fixture(scope="module")
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make run` (schedules off after the first collection) on ephemeral ports; yields the API's URL."""
-    state_dir = tmp_path_factory.mktemp("readme-state")
-    env = {
-        "API_PORT": "0",
-        "MOTO_PORT": "0",
-        "EMULATOR_PORT": "0",
-        "DYNAMODB_PORT": "0",
-        "LOCAL_SCHEDULES": "0",
-        "LOCAL_STATE_DIR": str(state_dir),
-        "LOCAL_FIRST_COLLECTION_TIMEOUT": "360",
-    }
-    out, stop = io.StringIO(), threading.Event()
-    thread = threading.Thread(target=main, args=(env, out, stop), name="readme-make-run", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while "Ctrl-C to stop" not in out.getvalue():
-        if not thread.is_alive() or time.monotonic() > deadline:
-            stop.set()
-            pytest.fail(f"make run did not come up; it printed:\n{out.getvalue()}")
-        time.sleep(0.5)
-    api_url = json.loads((state_dir / "stack.json").read_text(encoding="utf-8"))["api_url"]
-    yield api_url
-    stop.set()
-    thread.join(timeout=60)
+    try:
+        with make_run_in_background(tmp_path_factory.mktemp("readme-state")) as api_url:
+            yield api_url
+    except RuntimeError as failed:
+        pytest.fail(str(failed))
 
 
 def test_the_readme_parser_finds_every_documented_route() -> None:

@@ -11,7 +11,7 @@ from xengage.api_client.credentials import UserTokens
 from xengage.dal import secrets
 from xengage.dal.registry import Account
 from xengage.http_api import context, cursors
-from xengage.http_api.errors import documented_errors, not_found
+from xengage.http_api.errors import answers, not_found
 from xengage.http_api.models import AccountOut, AccountPage, AccountTokensIn
 from xengage.http_api.params import CursorQuery, UserIdPath
 from xengage.observability import logger
@@ -19,7 +19,7 @@ from xengage.timeutil import to_iso, utc_now
 
 router = Router()
 
-ERRORS = documented_errors({404: "account not registered"})
+ERRORS = answers({404: "account not registered (account_not_found)"})
 
 
 def account_out(account: Account) -> AccountOut:
@@ -51,7 +51,12 @@ def require_account(user_id: str) -> Account:
     return account
 
 
-@router.put("/accounts/<user_id>", summary="Register or update an account's OAuth tokens", tags=["accounts"])
+@router.put(
+    "/accounts/<user_id>",
+    summary="Register or update an account's OAuth tokens",
+    tags=["accounts"],
+    responses=answers(ok="the account, active", with_body=True),
+)
 def put_account(user_id: UserIdPath, body: AccountTokensIn) -> AccountOut:
     tokens = UserTokens(
         access_token=body.access_token.get_secret_value(),
@@ -78,7 +83,12 @@ def delete_account(user_id: UserIdPath) -> AccountOut:
     return account_out(account)
 
 
-@router.get("/accounts", summary="List registered accounts", tags=["accounts"])
+@router.get(
+    "/accounts",
+    summary="List registered accounts",
+    tags=["accounts"],
+    responses=answers({400: "a cursor this API did not issue for this listing (invalid_cursor)"}),
+)
 def list_accounts(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,

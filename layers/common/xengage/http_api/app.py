@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from xengage.http_api import accounts, app_status, engagement, metrics, oauth, tweets
 from xengage.http_api.boundary import BoundedResolver
 from xengage.http_api.errors import register_error_handlers
+from xengage.http_api.models import ValidationErrorResponse
 
 TITLE: Final = "xengage API"
 VERSION: Final = "0.1.0"
@@ -33,12 +34,21 @@ def build_app() -> BoundedResolver:
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
-    return app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION)
+    return json.dumps(openapi_dict(app), indent=4)
 
 
 def openapi_dict(app: APIGatewayRestResolver) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(openapi_json(app))
-    return loaded
+    """Powertools' document, with its 422 schema replaced by the one this API answers (the project's error shape)."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION)
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    answered = ValidationErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in answered.pop("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    schemas["HTTPValidationError"] = answered
+    schemas.pop("ValidationError", None)  # Powertools' item schema, referenced only by its HTTPValidationError
+    return document
 
 
 app = build_app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from xengage.http_api import context
+from xengage.http_api.errors import answers
 from xengage.http_api.models import AppCredentialsOut, AppStatusOut
 
 router = Router()
@@ -16,6 +17,7 @@ router = Router()
     description="`credentials.status` is `needs_credentials` when X refused the app's bearer token or consumer "
     "key: planning and collection pause until the app secret is replaced (no account is blamed).",
     tags=["app"],
+    responses=answers(),
 )
 def get_app_status() -> AppStatusOut:
     state = context.app_state().get()

@@ -26,8 +26,9 @@ from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import ApiError, Incomplete, bad_request, documented_errors
+from xengage.http_api.errors import ApiError, Incomplete, answers, bad_request
 from xengage.http_api.models import (
+    AccountErrorResponse,
     LivePostResult,
     LiveQueryIn,
     LiveQueryIncomplete,
@@ -55,6 +56,7 @@ def account_tokens(account_id: str) -> UserTokens:
             HTTPStatus.CONFLICT,
             "account_needs_reauth",
             f"account {account_id} has no stored tokens; register them again",
+            account_id=account_id,
         ) from None
 
 
@@ -236,24 +238,38 @@ def incomplete(
     "Gateway's 29 s cannot finish stores what it got and answers 429 or 503 with Retry-After, naming the Posts "
     "not fetched.",
     tags=["engagement"],
-    responses={
-        **documented_errors(
-            {
-                400: "bad ids, metrics or window; user context required",
-                404: "unknown account",
-                409: "the account's tokens were rejected: it is marked needs_reauth",
-            }
-        ),
-        429: {
-            "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After",
-            "content": {"application/json": {"model": LiveQueryIncomplete}},
+    responses=answers(
+        {
+            400: "bad ids, metrics or window; user context required",
+            404: "unknown account",
+            502: "the Engagement API failed or answered what cannot be read",
         },
-        503: {
-            "description": "out of time or transient API errors (what was fetched is stored; see Retry-After), or "
-            "the app's credentials are refused (app_credentials_refused)",
-            "content": {"application/json": {"model": LiveQueryIncomplete}},
+        with_body=True,
+        custom={
+            409: {
+                "description": "the account's tokens were rejected or are missing: it needs re-authorization",
+                "content": {"application/json": {"model": AccountErrorResponse}},
+            },
+            429: {
+                "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After",
+                "content": {"application/json": {"model": LiveQueryIncomplete}},
+            },
+            503: {
+                "description": "out of time or transient API errors (what was fetched is stored; see Retry-After: "
+                "LiveQueryIncomplete), or the app's credentials are refused or missing (ErrorResponse)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/LiveQueryIncomplete"},
+                                {"$ref": "#/components/schemas/ErrorResponse"},
+                            ]
+                        }
+                    }
+                },
+            },
         },
-    },
+    ),
 )
 def post_engagement(endpoint: Annotated[Endpoint, Path()], body: LiveQueryIn) -> LiveQueryOut:
     return live_query(endpoint, body)

@@ -33,11 +33,12 @@ if TYPE_CHECKING:
 class ApiError(Exception):
     """An answer other than success, with the HTTP status and a machine-readable code."""
 
-    def __init__(self, status: HTTPStatus, code: str, message: str) -> None:
+    def __init__(self, status: HTTPStatus, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.extra = extra  # documented fields beside `error` (e.g. account_id of AccountErrorResponse)
 
 
 class Incomplete(Exception):
@@ -121,7 +122,7 @@ def _register_request_errors(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response:
@@ -208,11 +209,39 @@ def _register_upstream_errors(app: APIGatewayRestResolver) -> None:
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "secret_invalid", str(exc))
 
 
-def documented_errors(descriptions: dict[int, str]) -> dict[int, Any]:
-    """OpenAPI `responses` entries for error statuses, each with the ErrorResponse body."""
+# Answers any route can give: the boundary's refusals of a body, and the catch-all.
+_BODY_ERRORS: dict[int, str] = {
+    400: "the body is not UTF-8 JSON (invalid_body, invalid_json)",
+    413: "the body is larger than 256 KiB (body_too_large)",
+    415: "not application/json in UTF-8, or a Content-Encoding (unsupported_media_type, unsupported_charset, "
+    "unsupported_content_encoding)",
+    422: "the body nests deeper than 32 levels (body_too_deep)",
+}
+_ANY_ROUTE: dict[int, str] = {500: "an unexpected failure, logged with the request id the message names"}
+
+
+def answers(
+    errors: dict[int, str] | None = None,
+    *,
+    ok: str = "success",
+    with_body: bool = False,
+    custom: dict[int, Any] | None = None,
+) -> dict[int, Any]:
+    """OpenAPI `responses` of a route: its 200 (schema from the return type), its errors with the ErrorResponse body
+    (descriptions merged with the boundary's own when a route takes a body), and `custom` entries given whole."""
     from xengage.http_api.models import ErrorResponse  # models import nothing from here: no cycle, kept local anyway
 
-    return {
-        status: {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
-        for status, description in descriptions.items()
-    }
+    merged: dict[int, list[str]] = {}
+    for source in (errors or {}, _BODY_ERRORS if with_body else {}, _ANY_ROUTE):
+        for status, description in source.items():
+            merged.setdefault(status, []).append(description)
+    documented: dict[int, Any] = {200: {"description": ok}}
+    for status, descriptions in sorted(merged.items()):
+        if status == 422:
+            continue  # Powertools documents 422 itself; app.openapi_json gives it the project's shape
+        documented[status] = {
+            "description": "; ".join(descriptions),
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+    documented.update(custom or {})
+    return documented

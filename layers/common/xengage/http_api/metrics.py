@@ -17,7 +17,7 @@ from xengage.api_client.catalog import METRICS_BY_ENDPOINT, TOTALS_METRICS, Endp
 from xengage.dal.registry import TrackedPost
 from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import bad_request, documented_errors, not_found
+from xengage.http_api.errors import answers, bad_request, not_found
 from xengage.http_api.models import (
     MetricPoint,
     MetricsPage,
@@ -151,15 +151,18 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
     "`Accept: text/csv` or `?format=csv`. /totals points are snapshots (at = collection time); "
     "/28hr and /historical points are hour buckets (at = hour start).",
     tags=["metrics"],
-    responses={
-        200: {
-            "description": "one page of points",
-            "content": {"application/json": {"model": MetricsPage}, CSV_CONTENT_TYPE: {"schema": {"type": "string"}}},
+    responses=answers(
+        {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"},
+        custom={
+            200: {
+                "description": "one page of points",
+                "content": {
+                    "application/json": {"model": MetricsPage},
+                    CSV_CONTENT_TYPE: {"schema": {"type": "string"}},
+                },
+            }
         },
-        **documented_errors(
-            {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"}
-        ),
-    },
+    ),
 )
 def get_metrics(
     tweet_id: TweetIdPath,
@@ -190,7 +193,7 @@ def get_metrics(
     description="Without from/to, a /totals metric ranks by each Post's latest totals (source latest_totals); "
     "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum).",
     tags=["metrics"],
-    responses=documented_errors({400: "unknown metric or bad time", 404: "account not registered"}),
+    responses=answers({400: "unknown metric or bad time", 404: "account not registered"}),
 )
 def get_top(
     user_id: UserIdPath,

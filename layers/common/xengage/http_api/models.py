@@ -67,6 +67,24 @@ class ErrorResponse(_Model):
     error: ErrorDetail
 
 
+class AccountErrorResponse(ErrorResponse):
+    """An account's tokens were refused or are missing: the account to re-authorize is named."""
+
+    account_id: StoredUserId | None = Field(default=None, description="the account that needs re-authorization")
+
+
+class ValidationIssue(_Model):
+    loc: list[str | int] = Field(description="where: body, query, path, then the field and index")
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(ErrorResponse):
+    """A request the schema refuses (422): `error` as everywhere, plus each problem found."""
+
+    detail: list[ValidationIssue] = Field(default_factory=list)
+
+
 # --- accounts -------------------------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from xengage.dal import secrets
 from xengage.dal.secrets import PendingAuthorization, SecretNotFoundError
 from xengage.http_api import context
 from xengage.http_api.accounts import account_out, register_account
-from xengage.http_api.errors import ApiError, bad_request, documented_errors
+from xengage.http_api.errors import ApiError, answers, bad_request
 from xengage.http_api.models import AccountOut, OAuthStartOut
 from xengage.http_api.redirects import allowed_redirect, is_allowed
 from xengage.observability import logger
@@ -115,8 +115,12 @@ def with_query(url: str, params: dict[str, str]) -> str:
     "/oauth/start",
     summary="Begin 3-legged OAuth: get the URL the account owner approves at",
     tags=["oauth"],
-    responses=documented_errors(
-        {400: "redirect_uri is not an http(s) URL on the OAuthRedirectAllowlist", 502: "X refused the request token"}
+    responses=answers(
+        {
+            400: "redirect_uri is not an http(s) URL on the OAuthRedirectAllowlist",
+            502: "X refused the request token",
+            503: "the app secret still holds the template's placeholders (app_credentials_missing)",
+        }
     ),
 )
 def oauth_start(
@@ -132,11 +136,20 @@ def oauth_start(
     "/oauth/callback",
     summary="X redirects here after approval; stores the account's tokens",
     tags=["oauth"],
-    responses={
-        200: {"description": "the registered account", "content": {"application/json": {"model": AccountOut}}},
-        302: {"description": "redirect to the redirect_uri given at start, with user_id and screen_name"},
-        **documented_errors({400: "unknown, expired or denied oauth_token", 502: "X refused the token exchange"}),
-    },
+    responses=answers(
+        {
+            400: "unknown, expired or denied oauth_token",
+            502: "X refused the token exchange",
+            503: "the app secret still holds the template's placeholders (app_credentials_missing)",
+        },
+        custom={
+            200: {"description": "the registered account", "content": {"application/json": {"model": AccountOut}}},
+            302: {
+                "description": "redirect to the redirect_uri given at start (on the OAuthRedirectAllowlist), with "
+                "user_id and screen_name"
+            },
+        },
+    ),
 )
 def oauth_callback(
     oauth_token: Annotated[str | None, Query(pattern=OAUTH_TOKEN_PATTERN)] = None,

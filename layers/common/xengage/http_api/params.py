@@ -7,19 +7,14 @@ from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import AfterValidator
 
 from xengage.api_client.catalog import HISTORICAL_LOOKBACK, HISTORICAL_MAX_WINDOW, METRICS_BY_ENDPOINT, Endpoint
 from xengage.http_api.errors import bad_request
-from xengage.http_api.models import TWEET_ID_PATTERN, USER_ID_PATTERN, real_post_id, real_user_id
+from xengage.http_api.models import TWEET_ID_PATTERN, USER_ID_PATTERN, TweetId, UserId
 from xengage.timeutil import parse_iso
 
-TweetIdPath = Annotated[
-    str, AfterValidator(real_post_id), Path(pattern=TWEET_ID_PATTERN, description="the Post's numeric id")
-]
-UserIdPath = Annotated[
-    str, AfterValidator(real_user_id), Path(pattern=USER_ID_PATTERN, description="the account's numeric X user id")
-]
+TweetIdPath = Annotated[TweetId, Path(pattern=TWEET_ID_PATTERN, description="the Post's numeric id")]
+UserIdPath = Annotated[UserId, Path(pattern=USER_ID_PATTERN, description="the account's numeric X user id")]
 # Cursors are a few hundred characters; anything far longer never came from this API.
 CursorQuery = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
 

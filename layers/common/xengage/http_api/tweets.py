@@ -7,14 +7,13 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import AfterValidator
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.registry import TrackedPost
 from xengage.dal.status import PostStatus
 from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import ApiError, documented_errors, not_found
+from xengage.http_api.errors import ApiError, answers, not_found
 from xengage.http_api.models import (
     USER_ID_PATTERN,
     CollectionOut,
@@ -28,7 +27,7 @@ from xengage.http_api.models import (
     TrackIn,
     TrackOut,
     UntrackOut,
-    real_user_id,
+    UserId,
 )
 from xengage.http_api.params import CursorQuery, TweetIdPath
 from xengage.observability import logger
@@ -36,7 +35,8 @@ from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
 
-NOT_TRACKED = documented_errors({404: "Post not tracked"})
+NOT_TRACKED = answers({404: "Post not tracked (post_not_found)"})
+BAD_CURSOR = "a cursor this API did not issue for this listing (invalid_cursor)"
 
 
 def tracked_out(post: TrackedPost) -> TrackedPostOut:
@@ -137,17 +137,23 @@ def untrack(tweet_id: str, *, purge: bool) -> UntrackOut:
     "/tweets",
     summary="Track Posts (idempotent)",
     tags=["tweets"],
-    responses=documented_errors({404: "unknown account", 409: "a Post is tracked under another account"}),
+    responses=answers(
+        {404: "unknown account (account_not_found)", 409: "a Post is tracked under another account"}, with_body=True
+    ),
 )
 def post_tweets(body: TrackIn) -> TrackOut:
     return track(body.tweet_ids, body.account_id)
 
 
-@router.get("/tweets", summary="List tracked Posts of an account (or of the app)", tags=["tweets"])
+@router.get(
+    "/tweets",
+    summary="List tracked Posts of an account (or of the app)",
+    tags=["tweets"],
+    responses=answers({400: BAD_CURSOR, 404: "unknown account (account_not_found)"}),
+)
 def list_tweets(
     account_id: Annotated[
-        str | None,
-        AfterValidator(real_user_id),
+        UserId | None,
         Query(pattern=USER_ID_PATTERN, description="omit for Posts collected with the app token only"),
     ] = None,
     cursor: CursorQuery = None,
@@ -194,6 +200,7 @@ def delete_tweet(
     description="One entry per Post and endpoint, from the StatusIndex: what needs attention after a run "
     "(`unavailable`, `protected`, `not_owned`, `unsupported_metric`, `auth_failed`, `failed`), or `ok`.",
     tags=["tweets"],
+    responses=answers({400: BAD_CURSOR}),
 )
 def list_statuses(
     status: Annotated[StatusName, Path(description="ok or a reason code")],
