@@ -44,8 +44,10 @@ def test_every_route_is_documented_with_its_models() -> None:
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
     assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[1-9][0-9]{0,18}$"
     live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
-    for status in ("429", "503"):
-        assert live[status]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryIncomplete")
+    assert live["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryIncomplete")
+    refs = [one["$ref"] for one in live["503"]["content"]["application/json"]["schema"]["oneOf"]]
+    assert [ref.rsplit("/", 1)[1] for ref in refs] == ["LiveQueryIncomplete", "ErrorResponse"]
+    assert live["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/AccountErrorResponse")
     token = document["components"]["schemas"]["AccountTokensIn"]["properties"]["access_token"]
     assert token.get("format") == "password" and token.get("writeOnly") is True
 
@@ -67,3 +69,19 @@ def test_unknown_route_is_a_json_404_and_a_known_path_with_another_method_a_405(
     assert missing.json()["error"]["message"] == "no route GET /nothing/here"
     assert wrong_method.status == 405 and wrong_method.error_code == "method_not_allowed"
     assert wrong_method.headers["Allow"] == "GET"
+
+
+def test_every_operation_documents_its_success_the_boundarys_answers_and_errors_in_the_project_shape() -> None:
+    document = json.loads(render())
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answers = operation["responses"]
+            # Then each has its 200, the catch-all 500, and the 422 of validation
+            assert {"200", "422", "500"} <= set(answers), (method, path)
+            # And a route with a body also documents the boundary's refusals of it
+            if "requestBody" in operation:
+                assert {"400", "413", "415"} <= set(answers), (method, path)
+    # And the 422 Powertools documents has the shape the API answers: error, plus detail
+    validation = document["components"]["schemas"]["HTTPValidationError"]
+    assert validation["required"] == ["error"] and set(validation["properties"]) == {"error", "detail"}
+    assert "ValidationIssue" in document["components"]["schemas"]
