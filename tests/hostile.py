@@ -122,6 +122,18 @@ HOSTILE: list[Hostile] = [
     Hostile("user id 0", "GET", "/accounts/0", 422, "validation_error"),
     Hostile("user id with leading zeros", "GET", "/accounts/0006253282", 422, "validation_error"),
     Hostile("live query id 0", "POST", "/engagement/totals", 422, "validation_error", tracking(["0"]), JSON),
+    # strings far longer than any valid value
+    Hostile(
+        "a 10,000-character metric name",
+        "POST",
+        "/engagement/totals",
+        422,
+        "validation_error",
+        json.dumps({"tweet_ids": ["20"], "engagement_types": ["x" * 10_000]}).encode(),
+        JSON,
+    ),
+    Hostile("a 1,000-character timestamp", "GET", "/tweets/20/metrics?from=" + "1" * 1000, 422, "validation_error"),
+    Hostile("a 5,000-character cursor", "GET", "/accounts?cursor=" + "A" * 5000, 422, "validation_error"),
     # cursors this API never issued (copied and edited ones: tests/api/test_cursors.py)
     Hostile("made-up cursor on accounts", "GET", "/accounts?cursor=eyJwayI6IngifQ", 400, "invalid_cursor"),
     Hostile("made-up cursor on tweets", "GET", "/tweets?cursor=e30.AAAAAAAAAAAAAAAAAAAAAA", 400, "invalid_cursor"),

@@ -24,7 +24,7 @@ from xengage.dal.paging import InvalidCursor
 from xengage.dal.registry import NotFound
 from xengage.dal.secrets import AppSecretPlaceholder, SecretContentError
 from xengage.oauth_flow import OAuthFlowError
-from xengage.observability import logger
+from xengage.observability import count, logger
 
 if TYPE_CHECKING:
     from xengage.http_api.boundary import BoundedResolver
@@ -114,6 +114,7 @@ def _register_routing_errors(app: BoundedResolver) -> None:
 
         event = app.current_event.raw_event
         logger.exception("unexpected failure", extra={"request_id": request_id(event)})
+        count("ApiUnexpectedErrors")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", internal_error_message(event))
 
 

@@ -24,7 +24,15 @@ from xengage.http_api.models import (
     TopOut,
     TopPost,
 )
-from xengage.http_api.params import ALL_METRICS, CursorQuery, TweetIdPath, UserIdPath, metric_names, parse_range
+from xengage.http_api.params import (
+    ALL_METRICS,
+    TIMESTAMP_MAX,
+    CursorQuery,
+    TweetIdPath,
+    UserIdPath,
+    metric_names,
+    parse_range,
+)
 from xengage.timeutil import to_iso
 
 router = Router()
@@ -167,8 +175,10 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
 def get_metrics(
     tweet_id: TweetIdPath,
     endpoint: Annotated[Endpoint, Query()] = Endpoint.TOTALS,
-    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 UTC, inclusive")] = None,
-    to: Annotated[str | None, Query(description="ISO-8601 UTC, inclusive")] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=TIMESTAMP_MAX, description="ISO-8601 UTC, inclusive")
+    ] = None,
+    to: Annotated[str | None, Query(max_length=TIMESTAMP_MAX, description="ISO-8601 UTC, inclusive")] = None,
     metrics: Annotated[str | None, Query(description="comma-separated metric names", max_length=1000)] = None,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -198,8 +208,8 @@ def get_metrics(
 def get_top(
     user_id: UserIdPath,
     metric: Annotated[str, Query(max_length=64)],
-    from_: Annotated[str | None, Query(alias="from")] = None,
-    to: Annotated[str | None, Query()] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=TIMESTAMP_MAX)] = None,
+    to: Annotated[str | None, Query(max_length=TIMESTAMP_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> TopOut:
     start, end = parse_range("from", from_, "to", to)

@@ -243,10 +243,12 @@ class TopOut(_Model):
 
 class LiveQueryIn(_Model):
     tweet_ids: list[TweetId] = Field(min_length=1, max_length=MAX_TRACK_BATCH)
-    engagement_types: list[str] | None = Field(default=None, min_length=1)
+    engagement_types: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None, min_length=1, max_length=32
+    )
     account_id: UserId | None = Field(default=None, description="whose tokens sign the call (needed off /totals)")
-    start: str | None = Field(default=None, description="/historical only: ISO-8601 UTC start")
-    end: str | None = Field(default=None, description="/historical only: ISO-8601 UTC end")
+    start: str | None = Field(default=None, max_length=40, description="/historical only: ISO-8601 UTC start")
+    end: str | None = Field(default=None, max_length=40, description="/historical only: ISO-8601 UTC end")
 
 
 class LivePostResult(_Model):

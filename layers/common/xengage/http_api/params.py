@@ -15,6 +15,8 @@ from xengage.timeutil import parse_iso
 
 TweetIdPath = Annotated[TweetId, Path(pattern=TWEET_ID_PATTERN, description="the Post's numeric id")]
 UserIdPath = Annotated[UserId, Path(pattern=USER_ID_PATTERN, description="the account's numeric X user id")]
+# `2026-11-25T18:00:00.000000+00:00` is 32 characters; longer is no timestamp.
+TIMESTAMP_MAX = 40
 # Cursors are a few hundred characters; anything far longer never came from this API.
 CursorQuery = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
 
