@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from xengage.http_api.errors import ApiError
+from xengage.http_api.errors import ApiError, internal_error_message, request_id
 from xengage.observability import logger
 
 # Far above any valid body (250 ids are ~6 KiB) and far below Lambda's 6 MB payload.
@@ -31,7 +31,7 @@ BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPE: Final = "application/json"
 
 
-def _media_type(event: Mapping[str, Any], name: str) -> str | None:
+def _header(event: Mapping[str, Any], name: str) -> str | None:
     headers = event.get("headers") or {}
     return next((str(value) for key, value in headers.items() if key.lower() == name), None)
 
@@ -115,7 +115,7 @@ def check_request(event: Mapping[str, Any]) -> None:
     """Refuse, with an ApiError, a body no route could read; a request without a body passes untouched."""
     if str(event.get("httpMethod") or "").upper() not in BODY_METHODS or not event.get("body"):
         return
-    check_content_encoding(_media_type(event, "content-encoding"))
+    check_content_encoding(_header(event, "content-encoding"))
     raw = _body_bytes(event)
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(
@@ -123,27 +123,19 @@ def check_request(event: Mapping[str, Any]) -> None:
             "body_too_large",
             f"body: {len(raw)} bytes, at most {MAX_BODY_BYTES} are accepted",
         )
-    check_content_type(_media_type(event, "content-type"))
+    check_content_type(_header(event, "content-type"))
     if json_depth(parse_json_text(raw)) > MAX_JSON_DEPTH:
         raise _too_deep()
 
 
-def request_id(event: Mapping[str, Any]) -> str:
-    return str((event.get("requestContext") or {}).get("requestId") or "unknown")
-
-
-def error_payload(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def error_payload(status: int, code: str, message: str) -> dict[str, Any]:
     """An API Gateway proxy answer in the project's error shape, built without the resolver (it may be the failure)."""
     return {
         "statusCode": status,
-        "headers": {"Content-Type": JSON_MEDIA_TYPE, **(headers or {})},
+        "headers": {"Content-Type": JSON_MEDIA_TYPE},
         "body": json.dumps({"error": {"code": code, "message": message}}),
         "isBase64Encoded": False,
     }
-
-
-def internal_error_message(event: Mapping[str, Any]) -> str:
-    return f"unexpected failure; quote request id {request_id(event)} to the operator"
 
 
 class BoundedResolver(APIGatewayRestResolver):

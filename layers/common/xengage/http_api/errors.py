@@ -6,6 +6,7 @@ object, so a client can always read `error.code` / `error.message` whatever went
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +60,23 @@ def not_found(what: str, ident: str) -> ApiError:
     return ApiError(HTTPStatus.NOT_FOUND, f"{what}_not_found", f"{what} {ident} is not registered")
 
 
-def error_response(status: HTTPStatus | int, code: str, message: str, **extra: Any) -> Response:
+def error_response(
+    status: HTTPStatus | int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     return Response(
         status_code=int(status),
         content_type=content_types.APPLICATION_JSON,
         body={"error": {"code": code, "message": message}, **extra},
+        headers=headers,
     )
+
+
+def request_id(event: Mapping[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId") or "unknown")
+
+
+def internal_error_message(event: Mapping[str, Any]) -> str:
+    return f"unexpected failure; quote request id {request_id(event)} to the operator"
 
 
 def _field_name(loc: Any) -> str:
@@ -95,23 +107,16 @@ def _register_routing_errors(app: BoundedResolver) -> None:
         event = app.current_event
         allowed = app.allowed_methods(event.path)
         if allowed:
-            return Response(
-                status_code=HTTPStatus.METHOD_NOT_ALLOWED,
-                content_type=content_types.APPLICATION_JSON,
-                body={
-                    "error": {
-                        "code": "method_not_allowed",
-                        "message": f"{event.path} answers {', '.join(sorted(allowed))}, not {event.http_method}",
-                    }
-                },
+            return error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{event.path} answers {', '.join(sorted(allowed))}, not {event.http_method}",
                 headers={"Allow": ", ".join(sorted(allowed))},
             )
         return error_response(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {event.http_method} {event.path}")
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        from xengage.http_api.boundary import internal_error_message, request_id
-
         event = app.current_event.raw_event
         logger.exception("unexpected failure", extra={"request_id": request_id(event)})
         count("ApiUnexpectedErrors")
@@ -216,7 +221,6 @@ _BODY_ERRORS: dict[int, str] = {
     413: "the body is larger than 256 KiB (body_too_large)",
     415: "not application/json in UTF-8, or a Content-Encoding (unsupported_media_type, unsupported_charset, "
     "unsupported_content_encoding)",
-    422: "the body nests deeper than 32 levels (body_too_deep)",
 }
 _ANY_ROUTE: dict[int, str] = {500: "an unexpected failure, logged with the request id the message names"}
 
@@ -237,9 +241,8 @@ def answers(
         for status, description in source.items():
             merged.setdefault(status, []).append(description)
     documented: dict[int, Any] = {200: {"description": ok}}
+    # 422 is not listed: Powertools documents it on every route, and app.openapi_dict gives it the project's shape.
     for status, descriptions in sorted(merged.items()):
-        if status == 422:
-            continue  # Powertools documents 422 itself; app.openapi_json gives it the project's shape
         documented[status] = {
             "description": "; ".join(descriptions),
             "content": {"application/json": {"model": ErrorResponse}},

@@ -80,7 +80,8 @@ class ValidationIssue(_Model):
 
 
 class ValidationErrorResponse(ErrorResponse):
-    """A request the schema refuses (422): `error` as everywhere, plus each problem found."""
+    """A request the schema refuses (422 `validation_error`: `error` as everywhere, plus each problem found in
+    `detail`), or a body nested deeper than 32 levels (422 `body_too_deep`, without `detail`)."""
 
     detail: list[ValidationIssue] = Field(default_factory=list)
 
