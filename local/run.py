@@ -215,6 +215,60 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
     return "\n".join(lines)
 
 
+def _start_emulator(config: RunConfig, out: TextIO) -> tuple[Any | None, str, str, Any | None]:
+    """The emulator unless ENGAGEMENT_API_URL points elsewhere: (emulator, engagement URL, X URL, its demo app)."""
+    if config.engagement_api_url is not None:
+        return None, config.engagement_api_url, config.x_api_url or DEFAULT_X_API_URL, None
+    from local.emulator import EmulatorServer
+
+    emulator = EmulatorServer(port=config.emulator_port).start()
+    print(f"emulator: {emulator.url}", file=out, flush=True)
+    # The emulator plays both the Engagement API and X's OAuth endpoints.
+    return emulator, emulator.url, emulator.url, emulator.world.app
+
+
+def _stack_settings(
+    config: RunConfig, env: Mapping[str, str], engagement_url: str, x_url: str, demo_app: Any | None, out: TextIO
+) -> StackSettings:
+    secret = app_secret_value(env, demo_app)
+    if secret is None:
+        print(
+            "warning: no X_CONSUMER_KEY/X_CONSUMER_SECRET/X_BEARER_TOKEN; the app secret keeps its placeholder",
+            file=out,
+        )
+    return StackSettings(
+        template_path=config.template,
+        moto_port=config.moto_port,
+        dynamodb=config.dynamodb,
+        dynamodb_port=config.dynamodb_port,
+        api_port=config.api_port,
+        schedule_speed=config.schedule_speed,
+        environment_overrides={"ENGAGEMENT_API_URL": engagement_url, "X_API_URL": x_url},
+        parameter_overrides=dict(config.parameter_overrides),
+        app_secret_value=secret,
+        log_dir=config.state_dir / "logs",
+    )
+
+
+def _run_after_first_collection(
+    config: RunConfig, stack: LocalStack, landed: bool, stopping: threading.Event, out: TextIO
+) -> int:
+    """Exit at once (LOCAL_RUN_ONCE), or start the schedules (unless off) and wait for Ctrl-C / `stopping`."""
+    if config.run_once:
+        print(f"\nfirst collection {'landed' if landed else 'did NOT land'}", file=out, flush=True)
+        return 0 if landed else 1
+    if config.run_schedules:
+        assert stack.schedules is not None
+        stack.schedules.start()
+        print(f"\nschedules running (speed x{config.schedule_speed:g}); Ctrl-C to stop", file=out, flush=True)
+    else:
+        print("\nschedules off (LOCAL_SCHEDULES=0); Ctrl-C to stop", file=out, flush=True)
+    while not stopping.wait(0.5):
+        pass
+    print("\nstopping ...", file=out, flush=True)
+    return 0
+
+
 def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
     """Run until Ctrl-C / SIGTERM, or until `stop` is set (how tests and embedders end a running stack)."""
     env = dict(os.environ if env is None else env)
@@ -232,66 +286,23 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: t
     stack: LocalStack | None = None
     state_file = config.state_dir / "stack.json"
     try:
-        engagement_url, x_url, demo_app = config.engagement_api_url, config.x_api_url, None
-        if engagement_url is None:
-            from local.emulator import EmulatorServer
-
-            emulator = EmulatorServer(port=config.emulator_port).start()
-            engagement_url = x_url = emulator.url
-            demo_app = emulator.world.app
-            print(f"emulator: {emulator.url}", file=out, flush=True)
-        x_url = x_url or DEFAULT_X_API_URL
-        secret = app_secret_value(env, demo_app)
-        if secret is None:
-            print(
-                "warning: no X_CONSUMER_KEY/X_CONSUMER_SECRET/X_BEARER_TOKEN; the app secret keeps its placeholder",
-                file=out,
-            )
-        stack = LocalStack(
-            StackSettings(
-                template_path=config.template,
-                moto_port=config.moto_port,
-                dynamodb=config.dynamodb,
-                dynamodb_port=config.dynamodb_port,
-                api_port=config.api_port,
-                schedule_speed=config.schedule_speed,
-                environment_overrides={"ENGAGEMENT_API_URL": engagement_url, "X_API_URL": x_url},
-                parameter_overrides=dict(config.parameter_overrides),
-                app_secret_value=secret,
-                log_dir=config.state_dir / "logs",
-            )
-        )
+        emulator, engagement_url, x_url, demo_app = _start_emulator(config, out)
+        stack = LocalStack(_stack_settings(config, env, engagement_url, x_url, demo_app, out))
         print("starting moto server, DynamoDB, resources and function workers ...", file=out, flush=True)
         stack.start()
         if config.seed and emulator is not None:
             now = iso_utc(datetime.now(UTC).replace(second=0))
             counts = seed_stack(stack.specs[SEED_FUNCTION], demo_seed_plan(emulator.world, now))
             print(f"seeded {counts['accounts']} account(s) and {counts['posts']} tracked Posts", file=out, flush=True)
+        emulator_url = emulator.url if emulator else None
         stack.write_state(
-            state_file,
-            {
-                "pid": os.getpid(),
-                "emulator_url": emulator.url if emulator else None,
-                "engagement_api_url": engagement_url,
-            },
+            state_file, {"pid": os.getpid(), "emulator_url": emulator_url, "engagement_api_url": engagement_url}
         )
-        print(endpoints_text(stack, emulator.url if emulator else None, state_file), file=out, flush=True)
+        print(endpoints_text(stack, emulator_url, state_file), file=out, flush=True)
         print("\nfirst collection:", file=out, flush=True)
         summary = collect_once(stack, out, timeout=config.first_collection_timeout)
         print(format_summary(summary), file=out, flush=True)
-        if config.run_once:
-            print(f"\nfirst collection {'landed' if summary.landed else 'did NOT land'}", file=out, flush=True)
-            return 0 if summary.landed else 1
-        if config.run_schedules:
-            assert stack.schedules is not None
-            stack.schedules.start()
-            print(f"\nschedules running (speed x{config.schedule_speed:g}); Ctrl-C to stop", file=out, flush=True)
-        else:
-            print("\nschedules off (LOCAL_SCHEDULES=0); Ctrl-C to stop", file=out, flush=True)
-        while not stopping.wait(0.5):
-            pass
-        print("\nstopping ...", file=out, flush=True)
-        return 0
+        return _run_after_first_collection(config, stack, summary.landed, stopping, out)
     except OSError as error:
         print(f"local.run: {error} (is a port in use? set API_PORT/MOTO_PORT/EMULATOR_PORT)", file=sys.stderr)
         return 2

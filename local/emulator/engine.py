@@ -34,8 +34,39 @@ class Caller:
     user: User | None = None  # the access token's owner for oauth1
 
 
+@dataclass(slots=True)
+class _Series:
+    """Every (tweet id, metric, values) the answer groups, and the Posts refused a metric for their age."""
+
+    rows: list[tuple[str, str, list[int]]]
+    too_old_for_impressions: list[str]
+    too_old_for_video: list[str]
+
+
 def answer(world: World, query: Query, caller: Caller, now: datetime, bare_number_share: float = 0.0) -> dict[str, Any]:
     """The 200 body for `query`, or ApiError for the whole-request failures (403 / 400)."""
+    unavailable, live = _readable_posts(world, query, caller)
+    body: dict[str, Any] = {}
+    if query.start is not None and query.end is not None:
+        body["start"] = iso_utc(query.start)
+        body["end"] = iso_utc(query.end)
+    series = _series(live, query, now)
+    labels = _bucket_labels(query.start, query.end) if query.start is not None else None
+    render = _renderer(bare_number_share)
+    for name, group_by in query.groupings.items():
+        levels = _levels(group_by, labels is not None)
+        if bare_number_share == 0 and _one_series_per_leaf(levels):
+            body[name] = build_grouping(levels, series.rows, labels, text_leaves=True)  # skips a second pass
+        else:
+            body[name] = render(build_grouping(levels, series.rows, labels), name)
+    if unavailable:
+        body["unavailable_tweet_ids"] = unavailable
+    _add_unsupported(body, series, now)
+    return body
+
+
+def _readable_posts(world: World, query: Query, caller: Caller) -> tuple[list[str], list[Post]]:
+    """(ids unavailable, Posts to answer for), or the 403 / 400 that refuses the whole request."""
     if caller.kind == "bearer":
         private = [m for m in query.engagement_types if m not in PUBLIC_TOTALS_METRICS]
         if private:
@@ -49,49 +80,38 @@ def answer(world: World, query: Query, caller: Caller, now: datetime, bare_numbe
             raise ApiError(403, f"Forbidden to access tweets: {', '.join(foreign)}")
     if any(post.state is PostState.PROTECTED for post in live):
         raise ApiError(400, "Tweet ID(s) are unavailable")  # deliberately names no id: the client must bisect
+    return unavailable, live
 
-    body: dict[str, Any] = {}
-    if query.start is not None and query.end is not None:
-        body["start"] = iso_utc(query.start)
-        body["end"] = iso_utc(query.end)
-    too_old_for_impressions: list[str] = []
-    too_old_for_video: list[str] = []
-    series: list[tuple[str, str, list[int]]] = []
+
+def _series(live: list[Post], query: Query, now: datetime) -> _Series:
+    series = _Series(rows=[], too_old_for_impressions=[], too_old_for_video=[])
     for post in live:
         age = now - post.created_at
         metrics = list(query.engagement_types)
         limited = [m for m in metrics if m in _AGE_LIMITED_ON_TOTALS]
         if query.endpoint is Endpoint.TOTALS and age > IMPRESSIONS_MAX_AGE and limited:
-            too_old_for_impressions.append(post.tweet_id)
+            series.too_old_for_impressions.append(post.tweet_id)
             metrics = [m for m in metrics if m not in _AGE_LIMITED_ON_TOTALS]
         video_too_old = age > VIDEO_VIEWS_MAX_AGE and "video_views" in metrics
         if video_too_old:
-            too_old_for_video.append(post.tweet_id)
+            series.too_old_for_video.append(post.tweet_id)
         values = _values(post, metrics, query, now)
         if video_too_old:
             # Listed as unsupported but still present as "0", exactly like the documented example.
             values["video_views"] = [0] * len(values["video_views"])
-        series.extend((post.tweet_id, metric, values[metric]) for metric in metrics)
+        series.rows.extend((post.tweet_id, metric, values[metric]) for metric in metrics)
+    return series
 
-    labels = _bucket_labels(query.start, query.end) if query.start is not None else None
-    render = _renderer(bare_number_share)
-    for name, group_by in query.groupings.items():
-        levels = _levels(group_by, labels is not None)
-        if bare_number_share == 0 and _one_series_per_leaf(levels):
-            body[name] = build_grouping(levels, series, labels, text_leaves=True)  # skips a second pass
-        else:
-            body[name] = render(build_grouping(levels, series, labels), name)
-    if unavailable:
-        body["unavailable_tweet_ids"] = unavailable
-    if too_old_for_video:
-        body["unsupported_for_video_views_tweet_ids"] = too_old_for_video
-    if too_old_for_impressions:
+
+def _add_unsupported(body: dict[str, Any], series: _Series, now: datetime) -> None:
+    if series.too_old_for_video:
+        body["unsupported_for_video_views_tweet_ids"] = series.too_old_for_video
+    if series.too_old_for_impressions:
         cutoff = iso_utc(now - IMPRESSIONS_MAX_AGE)
         body["errors"] = [
             f"Impressions & engagements for tweets older than 90 days (created before {cutoff}) are not supported"
         ]
-        body["unsupported_for_impressions_engagements_tweet_ids"] = too_old_for_impressions
-    return body
+        body["unsupported_for_impressions_engagements_tweet_ids"] = series.too_old_for_impressions
 
 
 def _is_gone(post: Post | None) -> bool:

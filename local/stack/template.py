@@ -11,7 +11,7 @@ import base64
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,50 +359,80 @@ class IntrinsicResolver:
         return _SUB_VARIABLE.sub(replace, text)
 
     def _function(self, key: str, argument: Any) -> Any:
-        if key == "Fn::GetAtt":
-            return self._get_att(argument)
-        if key == "Fn::Sub":
-            return self._sub(argument)
-        if key == "Fn::If":
-            if not (isinstance(argument, list) and len(argument) == 3):
-                raise TemplateError("Fn::If needs [condition, value_if_true, value_if_false]")
-            return self.resolve(argument[1] if self.condition(argument[0]) else argument[2])
-        if key == "Fn::Equals":
-            left, right = self.resolve(argument)
-            return _as_text(left) == _as_text(right)
-        if key == "Fn::Not":
-            (inner,) = self.resolve(argument)
-            return not inner
-        if key == "Fn::And":
-            return all(self.resolve(argument))
-        if key == "Fn::Or":
-            return any(self.resolve(argument))
-        if key == "Fn::Join":
-            delimiter, items = self.resolve(argument)
-            return str(delimiter).join(_as_text(item) for item in items)
-        if key == "Fn::Select":
-            index, items = self.resolve(argument)
-            try:
-                return items[int(index)]
-            except (IndexError, ValueError) as error:
-                raise TemplateError(f"Fn::Select index {index!r} out of range for {items!r}") from error
-        if key == "Fn::Split":
-            delimiter, text = self.resolve(argument)
-            return str(text).split(str(delimiter))
-        if key == "Fn::FindInMap":
-            map_name, top_key, second_key = self.resolve(argument)[:3]
-            try:
-                return self.template.document["Mappings"][map_name][top_key][second_key]
-            except (KeyError, TypeError) as error:
-                raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from error
-        if key == "Fn::Base64":
-            return base64.b64encode(_as_text(self.resolve(argument)).encode()).decode()
-        if key == "Fn::GetAZs":
-            region = self.resolve(argument) or self.template.region
-            return [f"{region}{suffix}" for suffix in "abc"]
-        if key == "Fn::ToJsonString":
-            return json.dumps(self.resolve(argument), separators=(",", ":"))
-        raise TemplateError(f"{key} is not supported by the local stack")
+        intrinsic = _INTRINSICS.get(key)
+        if intrinsic is None:
+            raise TemplateError(f"{key} is not supported by the local stack")
+        return intrinsic(self, argument)
+
+    def _if(self, argument: Any) -> Any:
+        if not (isinstance(argument, list) and len(argument) == 3):
+            raise TemplateError("Fn::If needs [condition, value_if_true, value_if_false]")
+        return self.resolve(argument[1] if self.condition(argument[0]) else argument[2])
+
+    def _equals(self, argument: Any) -> bool:
+        left, right = self.resolve(argument)
+        return _as_text(left) == _as_text(right)
+
+    def _not(self, argument: Any) -> bool:
+        (inner,) = self.resolve(argument)
+        return not inner
+
+    def _and(self, argument: Any) -> bool:
+        return all(self.resolve(argument))
+
+    def _or(self, argument: Any) -> bool:
+        return any(self.resolve(argument))
+
+    def _join(self, argument: Any) -> str:
+        delimiter, items = self.resolve(argument)
+        return str(delimiter).join(_as_text(item) for item in items)
+
+    def _select(self, argument: Any) -> Any:
+        index, items = self.resolve(argument)
+        try:
+            return items[int(index)]
+        except (IndexError, ValueError) as error:
+            raise TemplateError(f"Fn::Select index {index!r} out of range for {items!r}") from error
+
+    def _split(self, argument: Any) -> list[str]:
+        delimiter, text = self.resolve(argument)
+        return str(text).split(str(delimiter))
+
+    def _find_in_map(self, argument: Any) -> Any:
+        map_name, top_key, second_key = self.resolve(argument)[:3]
+        try:
+            return self.template.document["Mappings"][map_name][top_key][second_key]
+        except (KeyError, TypeError) as error:
+            raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from error
+
+    def _base64(self, argument: Any) -> str:
+        return base64.b64encode(_as_text(self.resolve(argument)).encode()).decode()
+
+    def _get_azs(self, argument: Any) -> list[str]:
+        region = self.resolve(argument) or self.template.region
+        return [f"{region}{suffix}" for suffix in "abc"]
+
+    def _to_json_string(self, argument: Any) -> str:
+        return json.dumps(self.resolve(argument), separators=(",", ":"))
+
+
+# Each intrinsic function the local stack resolves, by its key in the template.
+_INTRINSICS: dict[str, Callable[[IntrinsicResolver, Any], Any]] = {
+    "Fn::GetAtt": IntrinsicResolver._get_att,
+    "Fn::Sub": IntrinsicResolver._sub,
+    "Fn::If": IntrinsicResolver._if,
+    "Fn::Equals": IntrinsicResolver._equals,
+    "Fn::Not": IntrinsicResolver._not,
+    "Fn::And": IntrinsicResolver._and,
+    "Fn::Or": IntrinsicResolver._or,
+    "Fn::Join": IntrinsicResolver._join,
+    "Fn::Select": IntrinsicResolver._select,
+    "Fn::Split": IntrinsicResolver._split,
+    "Fn::FindInMap": IntrinsicResolver._find_in_map,
+    "Fn::Base64": IntrinsicResolver._base64,
+    "Fn::GetAZs": IntrinsicResolver._get_azs,
+    "Fn::ToJsonString": IntrinsicResolver._to_json_string,
+}
 
 
 def _as_text(value: Any) -> str:

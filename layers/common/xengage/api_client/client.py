@@ -298,45 +298,49 @@ class EngagementClient:
         while queue:
             job = queue.popleft()
             job.ids = [i for i in job.ids if run.result.posts[i].ok]
-            if job.known_bad and len(job.ids) == 1:
-                self._mark(run, job.ids, Reason.PROTECTED, "Tweet ID(s) are unavailable (protected Post)")
-                if job.deferred:
-                    queue.append(_Job(job.deferred))
-                continue
-            if not job.ids:
-                if job.deferred:
-                    queue.append(_Job(job.deferred))
-                continue
+            if not self._settled_without_a_call(run, job, queue):
+                self._probe(run, job, window, queue)
+
+    def _settled_without_a_call(self, run: _Run, job: _Job, queue: deque[_Job]) -> bool:
+        """A lone id of a job known to hold a protected one is that one; an empty job only hands its deferred ids on.
+        True when the job needed no call."""
+        if job.known_bad and len(job.ids) == 1:
+            self._mark(run, job.ids, Reason.PROTECTED, "Tweet ID(s) are unavailable (protected Post)")
+        elif job.ids:
+            return False
+        if job.deferred:
+            queue.append(_Job(job.deferred))
+        return True
+
+    def _probe(self, run: _Run, job: _Job, window: tuple[datetime, datetime] | None, queue: deque[_Job]) -> None:
+        """One call for the job (only its first half when it is known to hold a protected id); queue what follows."""
+        middle = (len(job.ids) + 1) // 2 if job.known_bad else len(job.ids)
+        probe, suspects = job.ids[:middle], job.ids[middle:]
+        try:
+            answer = self._send(run, probe, window)
+        except RetriesExhausted as exc:  # transient: the batch is handed on, the run goes on with the others
+            retry_at = self._now() + timedelta(seconds=exc.retry_after)
+            self._defer(run, probe, Reason.DEFERRED, str(exc), retry_at)
+            if suspects or job.deferred:
+                queue.append(_Job(suspects + job.deferred))
+            return
+        metrics_before = list(run.metrics)
+        verdict, rest = self._apply(run, probe, answer)
+        if verdict is _Verdict.DONE:
             if job.known_bad:
-                middle = (len(job.ids) + 1) // 2
-                probe, suspects = job.ids[:middle], job.ids[middle:]
-            else:
-                probe, suspects = job.ids, []
-            try:
-                answer = self._send(run, probe, window)
-            except RetriesExhausted as exc:  # transient: the batch is handed on, the run goes on with the others
-                retry_at = self._now() + timedelta(seconds=exc.retry_after)
-                self._defer(run, probe, Reason.DEFERRED, str(exc), retry_at)
-                if suspects or job.deferred:
-                    queue.append(_Job(suspects + job.deferred))
-                continue
-            metrics_before = list(run.metrics)
-            verdict, rest = self._apply(run, probe, answer)
-            if verdict is _Verdict.DONE:
-                if job.known_bad:
-                    queue.appendleft(_Job(suspects, known_bad=True, deferred=job.deferred))
-                continue
-            if verdict is _Verdict.UNLISTED_UNAVAILABLE:
-                logger.info("/%s: %d ids hold an unlisted unavailable Post; bisecting", run.endpoint.value, len(probe))
-                queue.appendleft(_Job(probe, known_bad=True, deferred=suspects + job.deferred))
-                continue
-            # Some ids got their fate from the error; the others are sent again (the suspects lose their
-            # conviction: the error may have come from an id that is now removed).
-            if len(rest) >= len(probe) and run.metrics == metrics_before:  # no progress: do not loop
-                self._mark(run, probe, Reason.FAILED, f"HTTP {answer.status}: {answer.text}")
-                rest = []
-            if rest or suspects or job.deferred:
-                queue.append(_Job(rest + suspects + job.deferred))
+                queue.appendleft(_Job(suspects, known_bad=True, deferred=job.deferred))
+            return
+        if verdict is _Verdict.UNLISTED_UNAVAILABLE:
+            logger.info("/%s: %d ids hold an unlisted unavailable Post; bisecting", run.endpoint.value, len(probe))
+            queue.appendleft(_Job(probe, known_bad=True, deferred=suspects + job.deferred))
+            return
+        # Some ids got their fate from the error; the others are sent again (the suspects lose their
+        # conviction: the error may have come from an id that is now removed).
+        if len(rest) >= len(probe) and run.metrics == metrics_before:  # no progress: do not loop
+            self._mark(run, probe, Reason.FAILED, f"HTTP {answer.status}: {answer.text}")
+            rest = []
+        if rest or suspects or job.deferred:
+            queue.append(_Job(rest + suspects + job.deferred))
 
     def _apply(self, run: _Run, probe: list[str], answer: _Answer) -> tuple[_Verdict, list[str]]:
         """Give the ids of one call their metrics or Reason from its answer; say what is left to do."""
