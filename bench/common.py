@@ -33,6 +33,33 @@ FAKE_AWS_ENV: Final[dict[str, str]] = {
 ENDPOINT_VARIABLES: Final = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS")
 
 
+def _no_dynalite(bench: str, why: str, reason: str) -> SystemExit:
+    return SystemExit(
+        f"{bench}: dynalite cannot run here: {reason}.\n"
+        f"This benchmark needs dynalite as its DynamoDB: {why}. "
+        "Fix: install Node.js, then `make node-deps` (npm ci in local/dynamodb)."
+    )
+
+
+@contextmanager
+def dynalite(bench: str, why: str) -> Iterator[str]:
+    """dynalite (its own Node.js process) on a free port; yields its URL. SystemExit, naming `bench`, when it cannot
+    run: the benchmarks that need it do not fall back to moto, and `why` says so."""
+    from local.stack.dynamodb import DynaliteUnavailable, dynalite_missing, start_dynalite
+
+    missing = dynalite_missing()
+    if missing:
+        raise _no_dynalite(bench, why, missing)
+    try:
+        server = start_dynalite()
+    except DynaliteUnavailable as exc:
+        raise _no_dynalite(bench, why, str(exc)) from exc
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 def clear_library_caches() -> None:
     """Forget parsed settings, DAL objects, boto3 clients and cached secrets (after the environment changes)."""
     from aws_lambda_powertools.utilities import parameters

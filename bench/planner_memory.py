@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bench.common import (
     CallCounter,
     ceil_div,
+    dynalite,
     fake_aws_env,
     header,
     mib,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from xengage.dal import CollectQueue, RegistryDal
     from xengage.pipeline.planner import PlannerDeps, PlanSummary
 
+WHY_DYNALITE: Final = "it does not fall back to moto (moto's Query reads the whole table, ~1 ms an item)"
 TITLE: Final = "planner peak memory: plan() over 100,000 /totals due markers (dynalite + moto SQS)"
 SIZES: Final = (1_000, 10_000, 100_000)
 LEASE_SIZES: Final = (1_000, 10_000)  # plan() with real leases (one UpdateItem a Post), each in its own table
@@ -147,36 +149,10 @@ def moto_server() -> Iterator[str]:
             process.join()
 
 
-def _no_dynalite(reason: str) -> SystemExit:
-    return SystemExit(
-        f"planner_memory: dynalite cannot run here: {reason}.\n"
-        "This benchmark needs dynalite as its DynamoDB and does not fall back to moto (moto's Query reads the "
-        "whole table, ~1 ms an item). Fix: install Node.js, then `make node-deps` (npm ci in local/dynamodb)."
-    )
-
-
-@contextmanager
-def dynalite() -> Iterator[str]:
-    """dynalite (its own Node.js process) on a free port; yields its URL. SystemExit when it cannot run."""
-    from local.stack.dynamodb import DynaliteUnavailable, dynalite_missing, start_dynalite
-
-    missing = dynalite_missing()
-    if missing:
-        raise _no_dynalite(missing)
-    try:
-        server = start_dynalite()
-    except DynaliteUnavailable as exc:
-        raise _no_dynalite(str(exc)) from exc
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
 def main() -> None:
     quiet_library_output()
     with (
-        dynalite() as dynamodb_url,
+        dynalite("planner_memory", WHY_DYNALITE) as dynamodb_url,
         moto_server() as moto_url,
         scoped_env(fake_aws_env(AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_url)),
     ):

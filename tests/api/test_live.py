@@ -10,6 +10,7 @@ import pytest
 from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID, EmulatorServer, FaultConfig, PostState
 from tests.api.conftest import ApiCaller
 from xengage.dal import registry_dal, status_dal
+from xengage.dal.rate_budget import SharedRateBudget
 from xengage.timeutil import to_iso
 
 pytestmark = pytest.mark.integration
@@ -140,6 +141,30 @@ def test_a_live_query_out_of_allowance_stores_nothing_lost_and_answers_429_with_
     # And each Post's stored status says rate_limited with its next attempt
     status = status_dal().get_statuses(public[0])[0]
     assert status.status == "rate_limited" and status.next_attempt_at is not None
+
+
+def test_a_live_query_spends_the_allowance_the_collectors_share_and_waits_its_turn(
+    live_api: ApiCaller, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a collector of the deployment that spent this window's allowance (a window of ~11 days, so the test
+    # cannot straddle two), and public Posts
+    window = 1_000_000
+    monkeypatch.setenv("RATE_WINDOW_SECONDS", str(window))
+    collector = SharedRateBudget(live_api.resources.registry_table, window_seconds=window)
+    assert collector.delay_before_call("totals") == 0.0
+    collector.record_response("totals", {"x-per-minute-limit": "1", "x-per-minute-remaining": "0"})
+    public = brand_posts(emulator)[:2]
+    emulator.clear_log()
+
+    # When /totals is queried live
+    reply = live_api("POST", "/engagement/totals", body={"tweet_ids": public})
+
+    # Then X is not called at all: the query answers 429 with Retry-After, naming the Posts not fetched
+    assert emulator.log == []
+    assert reply.status == 429, reply.text
+    body = reply.json()
+    assert body["error"]["code"] == "rate_limited" and sorted(body["not_fetched"]) == sorted(public)
+    assert 1 <= body["retry_after_seconds"] <= window + 1
 
 
 def test_a_live_query_the_api_cannot_answer_in_time_answers_503_before_the_gateway_gives_up(

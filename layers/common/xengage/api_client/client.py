@@ -45,7 +45,7 @@ from xengage.api_client.errors import (
     UserAuthError,
 )
 from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, EngagementResult, ParsedResponse, PostMetrics
-from xengage.api_client.pacing import RATE_WINDOW_SECONDS, Pacer, utc_now
+from xengage.api_client.pacing import RATE_WINDOW_SECONDS, Pacer, RateGate, utc_now
 from xengage.api_client.parsing import parse_response
 from xengage.api_client.retry import RetryPolicy, Transient, classify_status
 
@@ -72,6 +72,9 @@ _NOT_AUTHENTICATED = re.compile(r"could not be authenticated|not authorized", re
 _BLAMES_APP = re.compile(r"consumer|bearer|application", re.IGNORECASE)
 _BLAMES_ACCOUNT = re.compile(r"access token|invalid or expired token|token (?:not found|revoked)", re.IGNORECASE)
 APP_CHECK_TTL_SECONDS: Final = 300.0
+# How often the client asks the rate gate again after waiting: a shared budget may hand a renewed allowance to
+# other callers first; past this (or the throttle wait) the Posts end `rate_limited`.
+MAX_PACING_ROUNDS: Final = 8
 # The least a request needs to be worth sending before a deadline (connect, send, a short answer).
 MIN_CALL_SECONDS: Final = 2.0
 RECENT_CALLS: Final = 5  # the answered calls whose duration predicts the next one's
@@ -150,9 +153,11 @@ class EngagementClient:
         pool_size: int = 8,
         oauth_base_url: str | None = None,
         rate_window_seconds: float = RATE_WINDOW_SECONDS,
+        rate_gate: RateGate | None = None,
     ) -> None:
         """`oauth_base_url` (X's api.x.com) lets an ambiguous 401 be checked against the app's own credentials;
         without it such a 401 is blamed on the account. `rate_window_seconds` is the API's minute (tests shorten it).
+        `rate_gate` paces the calls: the deployment's shared budget; by default a `Pacer` of this client alone.
         """
         self.app = app
         self.base_url = base_url.rstrip("/")
@@ -162,7 +167,7 @@ class EngagementClient:
         self._sleep = sleep
         self._now = now
         self._rng = rng or random.Random()
-        self._pacer = Pacer(now=now, window_seconds=rate_window_seconds)
+        self._pacer: RateGate = rate_gate or Pacer(now=now, window_seconds=rate_window_seconds)
         self._app_check: tuple[float, bool | None] | None = None  # (monotonic time, verdict)
         # How long the last answered calls took: a call the deadline cannot wait for is not started.
         self._call_seconds: deque[float] = deque(maxlen=RECENT_CALLS)
@@ -504,20 +509,24 @@ class EngagementClient:
             self._sleep(delay)
 
     def _pace(self, run: _Run) -> None:
-        """Wait out the pacer's spacing, or stop when the allowance renews too late for the deadline."""
-        delay = self._pacer.delay_before_call(run.endpoint.value)
-        if delay <= 0:
-            return
-        if delay > self.retry.max_throttle_wait or not self._fits(run, delay):
-            retry_at = self._now() + timedelta(seconds=delay)
-            raise _Stop(
-                Reason.RATE_LIMITED,
-                f"the per-minute limit of /{run.endpoint.value} is spent; next call at {_iso(retry_at)}",
-                retry_at,
-                cause=RATE_LIMIT,
-            )
-        logger.debug("pacing /%s: waiting %.2fs to stay within the per-minute limit", run.endpoint.value, delay)
-        self._sleep(delay)
+        """Wait until the gate lets the call go, or stop when the allowance renews too late for the deadline."""
+        waited = delay = 0.0
+        for _ in range(MAX_PACING_ROUNDS):
+            delay = self._pacer.delay_before_call(run.endpoint.value)
+            if delay <= 0:
+                return
+            if waited + delay > self.retry.max_throttle_wait or not self._fits(run, delay):
+                break
+            logger.debug("pacing /%s: waiting %.2fs to stay within the per-minute limit", run.endpoint.value, delay)
+            self._sleep(delay)
+            waited += delay
+        retry_at = self._now() + timedelta(seconds=max(delay, 0.0))
+        raise _Stop(
+            Reason.RATE_LIMITED,
+            f"the per-minute limit of /{run.endpoint.value} is spent; next call at {_iso(retry_at)}",
+            retry_at,
+            cause=RATE_LIMIT,
+        )
 
     def _attempt(
         self, run: _Run, url: str, body: dict[str, Any], group_by: dict[str, list[str]]

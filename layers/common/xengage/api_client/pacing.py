@@ -14,19 +14,37 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 LIMIT_HEADER: Final = "x-per-minute-limit"
 REMAINING_HEADER: Final = "x-per-minute-remaining"
 # A little past the boundary, so a slightly fast local clock does not land just before it.
 BOUNDARY_MARGIN_SECONDS: Final = 0.25
 RATE_WINDOW_SECONDS: Final = 60.0
+# Shorter waits are not worth a sleep (and a clock of microseconds may not even move for them).
+MIN_DELAY_SECONDS: Final = 0.001
 
 logger = logging.getLogger("xengage.api_client")
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class RateGate(Protocol):
+    """What the client asks before each call and tells after it: `Pacer` (this process) or a shared budget.
+
+    `delay_before_call` answers 0 when the call may go now (a shared budget has then reserved it), or the seconds to
+    wait before asking again. The client asks again after waiting, so a gate may answer 0 only once per call.
+    """
+
+    def delay_before_call(self, endpoint: str) -> float: ...
+
+    def record_response(self, endpoint: str, headers: Mapping[str, str]) -> None: ...
+
+    def record_throttled(self, endpoint: str) -> float: ...
+
+    def limit(self, endpoint: str) -> int | None: ...
 
 
 @dataclass(slots=True)
@@ -69,8 +87,8 @@ class Pacer:
             return 0.0
         # r calls left: r + 1 equal gaps up to the boundary, so the last one still lands in this minute.
         spacing = until_boundary / (allowance.remaining + 1)
-        due = allowance.last_call.timestamp() + spacing
-        return max(0.0, due - now.timestamp())
+        delay = allowance.last_call.timestamp() + spacing - now.timestamp()
+        return delay if delay >= MIN_DELAY_SECONDS else 0.0
 
     def wait_before_call(self, endpoint: str) -> float:
         delay = self.delay_before_call(endpoint)
@@ -82,13 +100,13 @@ class Pacer:
     def record_response(self, endpoint: str, headers: Mapping[str, str]) -> None:
         """Remember the allowance an answer reported; answers without the headers change nothing."""
         now = self._now()
-        remaining = _header_int(headers, REMAINING_HEADER)
+        remaining = header_int(headers, REMAINING_HEADER)
         previous = self._allowance.get(endpoint)
         if remaining is None:
             if previous is not None:
                 previous.last_call = now
             return
-        limit = _header_int(headers, LIMIT_HEADER)
+        limit = header_int(headers, LIMIT_HEADER)
         self._allowance[endpoint] = _Allowance(
             limit=limit, remaining=remaining, window=self._window_of(now), last_call=now
         )
@@ -127,7 +145,7 @@ def seconds_until_next_minute(now: datetime) -> float:
     return seconds_until_next_window(now, RATE_WINDOW_SECONDS)
 
 
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None

@@ -1,7 +1,7 @@
 """The only modules that touch boto3: RegistryTable, MetricsTable, StatusTable, CollectQueue, Secrets Manager.
 
-`registry_dal()`, `metrics_dal()`, `status_dal()` and `collect_queue()` build DAL objects from the parsed
-environment, once per cold start.
+`registry_dal()`, `metrics_dal()`, `status_dal()`, `rate_budget()` and `collect_queue()` build DAL objects from the
+parsed environment, once per cold start.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from xengage.dal.app_state import AppState, AppStateDal
 from xengage.dal.metrics import MetricPoint, MetricsDal, WriteStats
 from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
+from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
 from xengage.dal.status import PostStatus, StatusDal
 from xengage.settings import queue_settings, shared_settings
@@ -38,6 +39,12 @@ def status_dal() -> StatusDal:
 
 
 @functools.cache
+def rate_budget(window_seconds: float) -> SharedRateBudget:
+    """The deployment's shared rate budget, one per process so the limits it learned outlive a request."""
+    return SharedRateBudget(shared_settings().registry_table, window_seconds=window_seconds)
+
+
+@functools.cache
 def collect_queue() -> CollectQueue:
     """The planner's queue, which the collector also sends its continuations to."""
     return CollectQueue(queue_settings().collect_queue_url)
@@ -46,7 +53,7 @@ def collect_queue() -> CollectQueue:
 def clear_dal_cache() -> None:
     from xengage.dal.aws import clear_clients
 
-    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, collect_queue):
+    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, rate_budget, collect_queue):
         factory.cache_clear()
     clear_clients()
 
@@ -66,6 +73,7 @@ __all__ = [
     "RegistryDal",
     "SendFailed",
     "SendStats",
+    "SharedRateBudget",
     "StatusDal",
     "TrackedPost",
     "WriteStats",
@@ -73,6 +81,7 @@ __all__ = [
     "clear_dal_cache",
     "collect_queue",
     "metrics_dal",
+    "rate_budget",
     "registry_dal",
     "status_dal",
 ]

@@ -3,7 +3,8 @@
 - `sk=CREDENTIALS`: whether X refuses the app's credentials (bearer token, consumer key/secret), why, since when and
   for which version of the app secret. Planning pauses while it is set and the secret has not changed.
 - `sk=METRICS#{endpoint}`: engagement types the API refused on that endpoint, with its words: no longer asked.
-- `sk=RATE#{endpoint}`: the per-minute limit the API last reported (`x-per-minute-limit`), for the planner's capacity.
+- `sk=RATE#{endpoint}`: the per-minute limit the API last reported (`x-per-minute-limit`), for the planner's capacity,
+  and this minute's count of the shared rate budget (`xengage.dal.rate_budget`).
 
 One Query on `pk=APP` reads all of it.
 """
@@ -56,7 +57,7 @@ def app_state_from(items: list[Mapping[str, Any]]) -> AppState:
             credentials = item
         elif kind == "METRICS" and endpoint is not None:
             refused[endpoint] = {str(k): str(v) for k, v in (item.get("refused") or {}).items()}
-        elif kind == "RATE" and endpoint is not None:
+        elif kind == "RATE" and endpoint is not None and "limit" in item:  # the budget counts before it knows
             limits[endpoint] = int(plain(item["limit"]))
     return AppState(
         credentials=str(credentials.get("status", CREDENTIALS_OK)),
@@ -94,7 +95,17 @@ class AppStateDal:
     def add_refused_metrics(self, endpoint: Endpoint, refused: Mapping[str, str], *, known: Mapping[str, str]) -> None:
         """Remember engagement types the API refused on `endpoint` (merged with those already `known`)."""
         merged = {**known, **{metric: message[:300] for metric, message in refused.items()}}
-        self.table.put_item(Item={"pk": APP_PK, "sk": f"METRICS#{endpoint.value}", "refused": merged})
+        self.table.update_item(
+            Key={"pk": APP_PK, "sk": f"METRICS#{endpoint.value}"},
+            UpdateExpression="SET refused = :refused",
+            ExpressionAttributeValues={":refused": merged},
+        )
 
     def record_rate_limit(self, endpoint: Endpoint, limit: int, *, now: str) -> None:
-        self.table.put_item(Item={"pk": APP_PK, "sk": f"RATE#{endpoint.value}", "limit": limit, "observed_at": now})
+        """Set the limit on the endpoint's rate item, keeping the shared budget's count (`xengage.dal.rate_budget`)."""
+        self.table.update_item(
+            Key={"pk": APP_PK, "sk": f"RATE#{endpoint.value}"},
+            UpdateExpression="SET #limit = :limit, observed_at = :now",
+            ExpressionAttributeNames={"#limit": "limit"},
+            ExpressionAttributeValues={":limit": limit, ":now": now},
+        )

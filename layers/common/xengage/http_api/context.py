@@ -10,6 +10,7 @@ from pydantic import Field
 from xengage import dal
 from xengage.dal.app_state import AppStateDal
 from xengage.dal.metrics import MetricsDal
+from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import RegistryDal
 from xengage.dal.status import StatusDal
 from xengage.settings import ApiSettings, clear_settings_cache
@@ -45,6 +46,10 @@ def metrics_store() -> MetricsDal:
 
 def status_store() -> StatusDal:
     return dal.status_dal()
+
+
+def rate_budget(window_seconds: float) -> SharedRateBudget:
+    return dal.rate_budget(window_seconds)
 
 
 def reset() -> None:

@@ -161,6 +161,7 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
         base_url=settings.engagement_api_url or DEFAULT_BASE_URL,
         oauth_base_url=settings.x_api_url,
         rate_window_seconds=settings.rate_window_seconds,
+        rate_gate=context.rate_budget(settings.rate_window_seconds),
     )
     with client:
         try:

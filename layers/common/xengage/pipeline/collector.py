@@ -37,6 +37,7 @@ from xengage.dal import (
     app_state_dal,
     collect_queue,
     metrics_dal,
+    rate_budget,
     registry_dal,
     status_dal,
 )
@@ -161,6 +162,7 @@ def _engagement_client(app: AppCredentials, base_url: str, oauth_base_url: str |
         oauth_base_url=oauth_base_url,
         rate_window_seconds=window,
         retry=RetryPolicy(max_throttle_wait=MAX_INLINE_THROTTLE_WAIT),
+        rate_gate=rate_budget(window),  # every collector and live query of the deployment spends one allowance
     )
 
 

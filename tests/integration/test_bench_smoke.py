@@ -1,0 +1,21 @@
+"""Each benchmark run small, so none rots: the figures they print come from code that still runs and still means
+what it says. Sizes here are the smallest that exercise every path; `make bench` runs the real ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import rate_budget
+
+pytestmark = pytest.mark.integration
+
+
+def test_rate_budget_collectors_sharing_the_budget_draw_no_429_where_pacing_alone_does() -> None:
+    setup = rate_budget.Setup(limit=3, window_seconds=1.0, windows=2, concurrency=(4,))
+    alone, shared = rate_budget.run(setup)
+    # Four collectors pacing alone on a limit of three overdraw it at once; sharing the budget, they never do
+    assert alone.mode == "alone" and alone.throttled > 0
+    assert shared.mode == "shared" and shared.throttled == 0
+    # And the shared budget still lets calls through, each window at most the limit
+    assert 0 < shared.calls <= setup.limit * setup.windows
+    assert shared.budget_calls >= shared.calls
