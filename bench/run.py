@@ -14,12 +14,13 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from bench import api_latency, fault_matrix, pipeline_writes, planner_memory, rate_budget
+from bench import api_latency, cold_start, fault_matrix, pipeline_writes, planner_memory, rate_budget
 from bench.common import header
 
 BENCHMARKS: Final[dict[str, str]] = {
     "client_calls": "client calls: HTTP calls made vs the minimum, 1,000 ids per endpoint (emulator, virtual time)",
     "rate_budget": rate_budget.TITLE,
+    "cold_start": cold_start.TITLE,
     "pipeline_writes": pipeline_writes.TITLE,
     "planner_memory": planner_memory.TITLE,
     "api_latency": api_latency.TITLE,

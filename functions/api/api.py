@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
+# Cold start: the imports below allocate objects that live as long as the process; collecting garbage among them
+# while they load only costs time (~10% of the import). Frozen afterwards, later collections skip them too.
+gc.disable()
+
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -9,6 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xengage.http_api.app import app
 from xengage.observability import logger, metrics, tracer
+
+gc.freeze()
+gc.enable()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

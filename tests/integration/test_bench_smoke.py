@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import rate_budget
+from bench import cold_start, rate_budget
 
 pytestmark = pytest.mark.integration
 
@@ -19,3 +19,12 @@ def test_rate_budget_collectors_sharing_the_budget_draw_no_429_where_pacing_alon
     # And the shared budget still lets calls through, each window at most the limit
     assert 0 < shared.calls <= setup.limit * setup.windows
     assert shared.budget_calls >= shared.calls
+
+
+def test_cold_start_handlers_import_and_the_xray_sdk_loads_only_with_tracing_active() -> None:
+    assert cold_start.import_seconds("collector") > 0
+    # With the template's default (Tracing=PassThrough) neither the X-Ray SDK's recorder nor requests load
+    quiet = cold_start.import_profile("collector", tracing=False)
+    assert "aws_xray_sdk.core" not in quiet and "requests" not in quiet and "xengage.pipeline.collector" in quiet
+    # With Tracing=Active the SDK loads
+    assert "aws_xray_sdk.core" in cold_start.import_profile("collector", tracing=True)

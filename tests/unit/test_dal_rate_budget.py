@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.pacing import BOUNDARY_MARGIN_SECONDS
 from xengage.dal import app_state_dal
-from xengage.dal.rate_budget import PROBE_RETRY_SECONDS, SharedRateBudget
+from xengage.dal.rate_budget import PROBE_RETRY_SECONDS, SharedRateBudget, rate_key
 
 START = datetime(2026, 12, 3, 9, 0, 10, tzinfo=UTC)  # 10 s into a minute
 TOTALS = Endpoint.TOTALS.value
@@ -128,3 +129,17 @@ def test_an_unreachable_table_falls_back_to_pacing_on_the_answers(aws, clock) ->
     _answered(budget, limit=3, remaining=0)
     assert budget.delay_before_call(TOTALS) == pytest.approx(50 + BOUNDARY_MARGIN_SECONDS)
     assert budget.stats.fallbacks == 2
+
+
+def test_a_budget_item_deleted_under_running_callers_is_rebuilt_with_its_limit(aws, budgets, clock) -> None:
+    first, second = budgets
+    assert _takes(first)
+    _answered(first, limit=100, remaining=99)
+    assert _takes(second)
+    # When the item is deleted while both callers remember the limit (a table emptied or restored)
+    boto3.client("dynamodb").delete_item(TableName=aws.registry_table, Key=rate_key(TOTALS))
+    clock.advance(50 + BOUNDARY_MARGIN_SECONDS)
+    # Then the next call's answer writes the limit again, and the other caller is not held to one call a minute
+    assert _takes(first)
+    _answered(first, limit=100, remaining=99)
+    assert [_takes(second), _takes(second), _takes(first)] == [True, True, True]

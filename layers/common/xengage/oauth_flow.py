@@ -7,15 +7,15 @@ request and parses the form-encoded answers; this module only names the steps an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
-
-import requests
-from requests_oauthlib import OAuth1Session
-from requests_oauthlib.oauth1_session import TokenMissing, TokenRequestDenied
+from typing import TYPE_CHECKING, Any, Final
 
 from xengage.api_client.catalog import DEFAULT_OAUTH_BASE_URL
 from xengage.api_client.credentials import AppCredentials, UserTokens
+
+if TYPE_CHECKING:
+    from requests_oauthlib import OAuth1Session
 
 REQUEST_TOKEN_PATH: Final = "/oauth/request_token"
 AUTHORIZE_PATH: Final = "/oauth/authorize"
@@ -46,9 +46,28 @@ class AuthorizationStart:
     authorize_url: str
 
 
-def _denied_message(exc: TokenRequestDenied) -> str:
-    # The body of a denial is X's error text (no credentials in it); keep it short.
-    return f"HTTP {exc.status_code}: {exc.response.text[:200].strip()}"
+def _session(app: AppCredentials, **tokens: Any) -> OAuth1Session:
+    # Imported here: only the two OAuth routes need requests-oauthlib, and every cold start of the API would pay it.
+    from requests_oauthlib import OAuth1Session
+
+    return OAuth1Session(app.consumer_key, client_secret=app.consumer_secret, **tokens)
+
+
+def _fetch(step: str, base: str, fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one token request, turning each way it fails into OAuthFlowError (X's words, never a secret)."""
+    import requests
+    from requests_oauthlib.oauth1_session import TokenMissing, TokenRequestDenied
+
+    try:
+        return fetch()
+    except TokenRequestDenied as exc:
+        # The body of a denial is X's error text (no credentials in it); keep it short.
+        message = f"HTTP {exc.status_code}: {exc.response.text[:200].strip()}"
+        raise OAuthFlowError(step, message, status_code=exc.status_code) from None
+    except (TokenMissing, ValueError) as exc:
+        raise OAuthFlowError(step, f"unexpected answer ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        raise OAuthFlowError(step, f"no answer from {base} ({type(exc).__name__})") from None
 
 
 def start_authorization(
@@ -60,15 +79,10 @@ def start_authorization(
 ) -> AuthorizationStart:
     """Step 1 (POST /oauth/request_token with oauth_callback) and the step 2 URL to send the user to."""
     base = oauth_base_url.rstrip("/")
-    session = OAuth1Session(app.consumer_key, client_secret=app.consumer_secret, callback_uri=callback_url)
-    try:
-        token = session.fetch_request_token(base + REQUEST_TOKEN_PATH, timeout=timeout)
-    except TokenRequestDenied as exc:
-        raise OAuthFlowError("request_token", _denied_message(exc), status_code=exc.status_code) from None
-    except (TokenMissing, ValueError) as exc:
-        raise OAuthFlowError("request_token", f"unexpected answer ({type(exc).__name__})") from None
-    except requests.RequestException as exc:
-        raise OAuthFlowError("request_token", f"no answer from {base} ({type(exc).__name__})") from None
+    session = _session(app, callback_uri=callback_url)
+    token = _fetch(
+        "request_token", base, lambda: session.fetch_request_token(base + REQUEST_TOKEN_PATH, timeout=timeout)
+    )
     if token.get("oauth_callback_confirmed") != "true":
         # RFC 5849 2.1 / X docs: without the confirmation the callback was not accepted.
         raise OAuthFlowError("request_token", "oauth_callback_confirmed is not true")
@@ -87,21 +101,13 @@ def finish_authorization(
 ) -> UserTokens:
     """Step 3: exchange the request token and the callback's oauth_verifier for the account's tokens."""
     base = oauth_base_url.rstrip("/")
-    session = OAuth1Session(
-        app.consumer_key,
-        client_secret=app.consumer_secret,
+    session = _session(
+        app,
         resource_owner_key=request_token.oauth_token,
         resource_owner_secret=request_token.oauth_token_secret,
         verifier=verifier,
     )
-    try:
-        token = session.fetch_access_token(base + ACCESS_TOKEN_PATH, timeout=timeout)
-    except TokenRequestDenied as exc:
-        raise OAuthFlowError("access_token", _denied_message(exc), status_code=exc.status_code) from None
-    except (TokenMissing, ValueError) as exc:
-        raise OAuthFlowError("access_token", f"unexpected answer ({type(exc).__name__})") from None
-    except requests.RequestException as exc:
-        raise OAuthFlowError("access_token", f"no answer from {base} ({type(exc).__name__})") from None
+    token = _fetch("access_token", base, lambda: session.fetch_access_token(base + ACCESS_TOKEN_PATH, timeout=timeout))
     user_id = token.get("user_id")
     if not user_id:
         raise OAuthFlowError("access_token", "the answer names no user_id")

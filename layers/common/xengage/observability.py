@@ -6,11 +6,60 @@ POWERTOOLS_LOG_LEVEL (set in template.yaml Globals), so nothing is hard-coded he
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+
+class _Unrecorded(BaseSegment):
+    """A segment nobody records (tracing off)."""
+
+    def close(self, end_time: int | None = None) -> None: ...
+
+    def add_subsegment(self, subsegment: Any) -> None: ...
+
+    def remove_subsegment(self, subsegment: Any) -> None: ...
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None: ...
+
+
+class TracingOff(BaseProvider):
+    """The Tracer's provider when tracing is off: Powertools' own Tracer, even disabled, imports and configures the
+    X-Ray SDK (about as long as `import boto3` on a cold start); this provider lets the SDK never load."""
+
+    @contextlib.contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[BaseSegment]:
+        yield _Unrecorded()
+
+    @contextlib.asynccontextmanager
+    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator[BaseSegment]:
+        yield _Unrecorded()
+
+    def put_annotation(self, key: str, value: Any) -> None: ...
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None: ...
+
+    def patch(self, modules: Sequence[str]) -> None: ...
+
+    def patch_all(self) -> None: ...
+
+
+def tracing_on(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    """POWERTOOLS_TRACE_DISABLED unset or false: the template's `Tracing` parameter is Active."""
+    return environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"true", "1", "yes", "on"}
+
 
 logger: Logger = Logger()
-tracer: Tracer = Tracer()
+tracer: Tracer = Tracer() if tracing_on() else Tracer(provider=TracingOff(), disabled=True, auto_patch=False)
 metrics: Metrics = Metrics()
 
 

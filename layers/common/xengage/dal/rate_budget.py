@@ -168,6 +168,8 @@ class SharedRateBudget:
             return None
         if "limit" in taken:
             self._limits[endpoint] = int(taken["limit"]["N"])
+        else:
+            self._limits.pop(endpoint, None)  # the item lost it (deleted, restored): this call's answer writes it
         return int(taken["used"]["N"])
 
     def _read_limit(self, endpoint: str) -> bool:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from http import HTTPStatus
+from types import ModuleType
 from typing import Annotated, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
-from xengage.api_client.client import EngagementClient
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
@@ -37,7 +37,6 @@ from xengage.http_api.models import (
 )
 from xengage.http_api.params import check_historical_window, metric_names, parse_range
 from xengage.observability import count, logger
-from xengage.pipeline.collector import metric_points, post_hours, record_app_refusal
 from xengage.timeutil import floor_minute, to_iso, utc_now
 
 # Kept back from API Gateway's 29 s for storing the results and answering.
@@ -45,6 +44,13 @@ ANSWER_RESERVE_SECONDS: Final = 5.0
 APP_CREDENTIALS_REFUSED = "app_credentials_refused"
 
 router = Router()
+
+
+def _pipeline() -> ModuleType:
+    """The collector's storage helpers, imported on the first live query: the read routes never need them."""
+    from xengage.pipeline import collector
+
+    return collector
 
 
 def account_tokens(account_id: str) -> UserTokens:
@@ -85,7 +91,7 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
         point
         for post in result.posts.values()
         if post.ok or post.pending
-        for point in metric_points(
+        for point in _pipeline().metric_points(
             result.endpoint, post, snapshot_at=snapshot_at, collected_at=collected_at, account_id=account_id
         )
     ]
@@ -108,7 +114,7 @@ def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
     )
     if endpoint is Endpoint.TOTALS:
         return LivePostResult(status=post.status, metrics=dict(post.totals) or None, **pending)
-    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in post_hours(post)]
+    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in _pipeline().post_hours(post)]
     return LivePostResult(status=post.status, metrics=dict(post.totals) or None, points=points or None, **pending)
 
 
@@ -140,7 +146,7 @@ def flag_app(error: AppAuthError, *, used: AppCredentials, now: datetime) -> Non
     if secrets.load_app_credentials(settings.app_secret_arn, fresh=True) != used:
         return
     version = secrets.app_secret_version(settings.app_secret_arn)
-    record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
+    _pipeline().record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
 
 
 def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -> None:
@@ -156,6 +162,9 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
     start, end = validate(endpoint, body, now=now)
     user = account_tokens(body.account_id) if body.account_id else None
     settings = context.settings()
+    # Imported here: requests and oauthlib are for live queries only, not for every cold start of the API.
+    from xengage.api_client.client import EngagementClient
+
     client = EngagementClient(
         app_credentials(),
         base_url=settings.engagement_api_url or DEFAULT_BASE_URL,

@@ -52,7 +52,8 @@ AccountStatus = Literal["active", "needs_reauth"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a model's validator is built when a request first needs it, not on every cold start.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class TopOut(_Model):
     to: Timestamp | None = None
     posts: list[TopPost]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 # --- live queries ---------------------------------------------------------------------------------------------
