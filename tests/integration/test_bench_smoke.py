@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import cold_start, rate_budget
+from bench import client_calls, cold_start, rate_budget
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +28,12 @@ def test_cold_start_handlers_import_and_the_xray_sdk_loads_only_with_tracing_act
     assert "aws_xray_sdk.core" not in quiet and "requests" not in quiet and "xengage.pipeline.collector" in quiet
     # With Tracing=Active the SDK loads
     assert "aws_xray_sdk.core" in cold_start.import_profile("collector", tracing=True)
+
+
+def test_client_calls_runs_whole_and_isolates_the_protected_post_within_its_bound(capsys) -> None:
+    client_calls.main()  # it stops on a Post not isolated, or a protected Post not reported as such
+    printed = capsys.readouterr().out
+    assert "1000 Posts of one account" in printed
+    line = next(text for text in printed.splitlines() if text.startswith("one protected Post among 25"))
+    worst = int(line.split("extra calls max ")[1].split(",")[0])
+    assert 1 <= worst <= 6  # ceil(log2 25) + 1
