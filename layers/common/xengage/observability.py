@@ -13,6 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 
@@ -53,9 +55,9 @@ class TracingOff(BaseProvider):
     def patch_all(self) -> None: ...
 
 
-def tracing_on(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
-    """POWERTOOLS_TRACE_DISABLED unset or false: the template's `Tracing` parameter is Active."""
-    return environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {"true", "1", "yes", "on"}
+def tracing_on() -> bool:
+    """POWERTOOLS_TRACE_DISABLED unset or false (read as Powertools reads it): the `Tracing` parameter is Active."""
+    return not resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false"))
 
 
 logger: Logger = Logger()
