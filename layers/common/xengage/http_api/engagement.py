@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from http import HTTPStatus
-from types import ModuleType
 from typing import Annotated, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -46,13 +45,6 @@ APP_CREDENTIALS_REFUSED = "app_credentials_refused"
 router = Router()
 
 
-def _pipeline() -> ModuleType:
-    """The collector's storage helpers, imported on the first live query: the read routes never need them."""
-    from xengage.pipeline import collector
-
-    return collector
-
-
 def account_tokens(account_id: str) -> UserTokens:
     require_account(account_id)
     try:
@@ -85,13 +77,16 @@ def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[d
 
 def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
     """Store what was fetched (Posts handed back included: nothing fetched is thrown away) and every outcome."""
+    # Imported here, as the client is: the collector's helpers serve live queries only, not every cold start.
+    from xengage.pipeline.collector import metric_points
+
     collected_at = to_iso(now)
     snapshot_at = to_iso(floor_minute(now))
     points = [
         point
         for post in result.posts.values()
         if post.ok or post.pending
-        for point in _pipeline().metric_points(
+        for point in metric_points(
             result.endpoint, post, snapshot_at=snapshot_at, collected_at=collected_at, account_id=account_id
         )
     ]
@@ -107,6 +102,8 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
 
 
 def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
+    from xengage.pipeline.collector import post_hours
+
     if not (post.ok or post.pending):
         return LivePostResult(status=post.status, reason=post.reason)
     pending = (
@@ -114,7 +111,7 @@ def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
     )
     if endpoint is Endpoint.TOTALS:
         return LivePostResult(status=post.status, metrics=dict(post.totals) or None, **pending)
-    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in _pipeline().post_hours(post)]
+    points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in post_hours(post)]
     return LivePostResult(status=post.status, metrics=dict(post.totals) or None, points=points or None, **pending)
 
 
@@ -142,11 +139,13 @@ def app_credentials() -> AppCredentials:
 
 def flag_app(error: AppAuthError, *, used: AppCredentials, now: datetime) -> None:
     """Pause on refused app credentials, unless the secret already holds others (then only this query failed)."""
+    from xengage.pipeline.collector import record_app_refusal
+
     settings = context.settings()
     if secrets.load_app_credentials(settings.app_secret_arn, fresh=True) != used:
         return
     version = secrets.app_secret_version(settings.app_secret_arn)
-    _pipeline().record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
+    record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
 
 
 def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -> None:
