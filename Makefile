@@ -15,7 +15,7 @@ FUNCTION ?=
 FUZZ_EXAMPLES ?= 300
 EVENT ?=
 
-.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench fuzz openapi clean
+.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench fuzz openapi migrate-series clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -52,7 +52,7 @@ format: venv ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 typecheck: venv ## mypy
-	$(VENV)/bin/mypy layers/common/xengage functions local bench
+	$(VENV)/bin/mypy layers/common/xengage functions local bench tools
 
 cfn-lint: venv ## cfn-lint template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
@@ -75,6 +75,9 @@ run: venv node-deps ## run the whole system locally on its embedded default (Ctr
 
 emulator: venv ## run the Engagement API emulator alone
 	$(PY) -m local.emulator
+
+migrate-series: venv ## fold a deployed MetricsTable's hour items into day items: make migrate-series TABLE=<name> [DRY_RUN=1]
+	$(PY) -m tools.migrate_series --table "$(TABLE)" $(if $(DRY_RUN),--dry-run,)
 
 invoke: venv ## run one function once against the running local stack: make invoke FUNCTION=<LogicalId> EVENT=<file>
 	$(PY) -m local.stack.invoke --function "$(FUNCTION)" --event "$(EVENT)"

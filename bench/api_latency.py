@@ -224,14 +224,16 @@ class RawQuery:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
+        from xengage.dal.paging import ceil_div
+        from xengage.dal.series import HOURS_PER_DAY, day_of
+
+        # The DAL's Query: the days of the window (and hour items of the previous layout on its last day)
+        bounds = {":start": {"S": day_of(window["from"])}, ":end": {"S": day_of(window["to"]) + "~"}} if window else {}
         body: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk" + (" AND sk BETWEEN :start AND :end" if window else ""),
-            "ExpressionAttributeValues": {
-                ":pk": {"S": self.partition},
-                **({":start": {"S": window["from"]}, ":end": {"S": window["to"]}} if window else {}),
-            },
-            "Limit": limit,
+            "ExpressionAttributeValues": {":pk": {"S": self.partition}, **bounds},
+            "Limit": ceil_div(limit, HOURS_PER_DAY) + 2,
             "ScanIndexForward": True,
         }
         headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.Query"}
@@ -274,7 +276,8 @@ def store_year(stack: LocalStack) -> tuple[str, datetime]:
     stats = MetricsDal(stack.ids.ref("MetricsTable")).put_points(points)
     print(
         f"stored {stats.items:,} hourly points ({len(TIME_SERIES_METRICS)} metrics each) for Post {tweet_id} in "
-        f"{time.perf_counter() - started:.1f} s ({stats.batch_write_calls} BatchWriteItem calls through the DAL)"
+        f"{time.perf_counter() - started:.1f} s as {stats.item_writes:,} items ({stats.batch_write_calls} "
+        f"BatchWriteItem and {stats.update_calls} UpdateItem calls through the DAL)"
     )
     return tweet_id, first_hour
 

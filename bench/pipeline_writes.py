@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any, Final
 from bench.client_calls import VirtualTime
 from bench.common import (
     CallCounter,
+    WriteMeter,
     ceil_div,
     fake_aws_env,
     header,
     quiet_library_output,
     scoped_env,
     table,
+    write_units,
 )
 from tests.aws_fixtures import AwsResources, create_resources
 
@@ -101,6 +103,7 @@ class Pipeline:
         self.sqs = session().client("sqs")
         self.dynamodb = dynamodb_resource().meta.client
         self.counter = CallCounter(self.dynamodb, dynamodb_client())
+        self.meter = WriteMeter(self.dynamodb, dynamodb_client())
 
     def _client_for(self, app: AppCredentials) -> EngagementClient:
         from xengage.api_client import EngagementClient, RetryPolicy
@@ -230,8 +233,62 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
             pipeline.collect(rerun, bodies=run.bodies)  # SQS redelivering every first-tick message
             again.append(rerun)
         stored_after_second = pipeline.stored_items()
+        hourly = _next_hourly_tick(pipeline, tick + timedelta(hours=1))
         pipeline.counter.close()
+        pipeline.meter.close()
     _report(first, held, again, stored_after_first, stored_after_second, len(ids))
+    _report_hourly(hourly)
+
+
+@dataclass
+class HourlyTick:
+    """What the next hourly /28hr tick wrote, per Post, priced in write units."""
+
+    run: EndpointRun
+    metric_units: int
+    other_units: Counter[str]
+    metric_writes: int
+    other_writes: Counter[str]
+
+
+def _next_hourly_tick(pipeline: Pipeline, tick: datetime) -> HourlyTick:
+    """Plan and collect /28hr an hour later (every Post here is under 7 days old: due hourly) and price its writes."""
+    from xengage.api_client import Endpoint
+    from xengage.dal.aws import dynamodb_client
+
+    pipeline.clock.moment = tick + timedelta(minutes=1)
+    pipeline.emulator.set_now(pipeline.clock.moment)
+    run = EndpointRun(Endpoint.HOURLY_28HR.value, Endpoint.HOURLY_28HR.max_ids)
+    pipeline.plan(run, tick)
+    pipeline.meter.take()  # the planner's leases are counted apart
+    pipeline.collect(run)
+    writes = pipeline.meter.take()
+    units = write_units(dynamodb_client(), writes)  # a plain client: the resource's own re-serializes keys
+    metrics_table = pipeline.resources.metrics_table
+    by_table = Counter(table_name for table_name, _ in writes)
+    return HourlyTick(
+        run=run,
+        metric_units=units.pop(metrics_table, 0),
+        other_units=units,
+        metric_writes=by_table.pop(metrics_table, 0),
+        other_writes=by_table,
+    )
+
+
+def _report_hourly(hourly: HourlyTick) -> None:
+    run, posts = hourly.run, max(1, hourly.run.posts_delivered)
+    others = ", ".join(
+        f"{name.rsplit('-', 1)[-1]} {hourly.other_writes[name] / posts:.2f} writes {units / posts:.2f} WCU"
+        for name, units in sorted(hourly.other_units.items())
+    )
+    print(
+        f"next hourly /28hr tick, an hour later: {run.posts_delivered:,} Posts, {run.api_calls} API calls; "
+        f"statuses {dict(run.statuses)}"
+    )
+    print(
+        f"  metric items: {hourly.metric_writes / posts:.2f} writes and {hourly.metric_units / posts:.2f} write units "
+        f"per Post ({hourly.metric_writes:,} writes, {hourly.metric_units:,} WCU); other tables per Post: {others}"
+    )
 
 
 def _register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:

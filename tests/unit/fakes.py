@@ -13,6 +13,7 @@ from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, EngagementResult, PostMetrics
 from xengage.dal.aws import session
+from xengage.dal.series import day_hours, hour_at, is_day_item
 from xengage.pipeline.collector import CollectorDeps, collect, default_deps, parse_message
 from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
 
@@ -138,17 +139,32 @@ def drain_queue(queue_url: str, deps: CollectorDeps, *, delete: bool = True) -> 
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def scan_keys(table_name: str) -> list[tuple[str, str]]:
-    """Every (pk, sk) of a table — tests may Scan to see everything; the code never does."""
+def scan_items(table_name: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a table — tests may Scan to see everything; the code never does."""
     table = session().resource("dynamodb").Table(table_name)
-    keys: list[tuple[str, str]] = []
-    kwargs: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+    items: list[dict[str, Any]] = []
     while True:
         page = table.scan(**kwargs)
-        keys += [(item["pk"], item["sk"]) for item in page["Items"]]
+        items += page["Items"]
         if "LastEvaluatedKey" not in page:
-            return sorted(keys)
+            return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def scan_keys(table_name: str) -> list[tuple[str, str]]:
+    """Every (pk, sk) of a table."""
+    return sorted((item["pk"], item["sk"]) for item in scan_items(table_name, ProjectionExpression="pk, sk"))
+
+
+def stored_points(table_name: str) -> list[tuple[str, str]]:
+    """Every stored point of MetricsTable as (pk, at): a /totals snapshot, or an hour of a day item."""
+    points: list[tuple[str, str]] = []
+    for item in scan_items(table_name):
+        if is_day_item(item):
+            points += [(item["pk"], hour_at(item["sk"], hour)) for hour in day_hours(item)]
+        else:
+            points.append((item["pk"], item["sk"]))
+    return sorted(points)
 
 
 def app_credentials() -> AppCredentials:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.fakes import TICK, post_ids, scan_keys
+from tests.unit.fakes import TICK, post_ids, scan_keys, stored_points
 from xengage.api_client.catalog import Endpoint
 from xengage.dal import MetricPoint, metrics_dal, status_dal
 from xengage.timeutil import to_iso
@@ -29,18 +29,56 @@ def _hourly_points(tweet_id: str, hours: int, *, value: int = 1) -> list[MetricP
     ]
 
 
-def test_put_points_uses_batch_write_item_in_25s_and_counts_calls(aws):
-    # Given 60 points
-    (tweet_id,) = post_ids(1)
+def test_put_points_writes_totals_snapshots_in_batches_of_25(aws):
+    # Given 60 /totals snapshots of 60 Posts
+    points = [MetricPoint(i, Endpoint.TOTALS, NOW, {"favorites": 1}, NOW) for i in post_ids(60)]
+
+    # When they are written
+    stats = metrics_dal().put_points(points)
+
+    # Then 60 items exist after ceil(60 / 25) BatchWriteItem calls, nothing read or updated one by one
+    assert (stats.items, stats.item_writes) == (60, 60)
+    assert stats.batch_write_calls == math.ceil(60 / 25)
+    assert stats.update_calls == stats.get_calls == 0
+    assert len(scan_keys(aws.metrics_table)) == 60
+
+
+def test_hours_are_stored_one_item_per_post_and_day(aws):
+    # Given 60 hours of one Post ending at the tick's hour (17:00): 3 days, the first one not whole
+    (tweet_id,) = post_ids(1, age=timedelta(days=5))
     points = _hourly_points(tweet_id, 60)
 
     # When they are written
     stats = metrics_dal().put_points(points)
 
-    # Then 60 items exist after ceil(60 / 25) BatchWriteItem calls
-    assert stats.items == 60
-    assert stats.batch_write_calls == math.ceil(60 / 25)
-    assert len(scan_keys(aws.metrics_table)) == 60
+    # Then 3 day items hold the 60 hours: the whole middle day in a batch, the two partial days updated
+    keys = scan_keys(aws.metrics_table)
+    assert [sk for _, sk in keys] == sorted({p.at[:10] for p in points}) and len(keys) == 3
+    assert len(stored_points(aws.metrics_table)) == 60
+    assert (stats.items, stats.item_writes, stats.batch_write_calls, stats.update_calls) == (60, 3, 1, 2)
+
+    # And reading them back gives every hour with its value
+    page = metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000)
+    assert [(p.at, p.metrics) for p in page.items] == [(p.at, p.metrics) for p in points]
+
+
+def test_only_changed_hours_are_written_again(aws):
+    # Given 28 hours stored, as an hourly /28hr tick stores them
+    (tweet_id,) = post_ids(1, age=timedelta(days=5))
+    metrics = metrics_dal()
+    metrics.put_points(_hourly_points(tweet_id, 28))
+
+    # When the next tick brings the same 28 hours, the last one grown, and the same again (a redelivery)
+    again = _hourly_points(tweet_id, 28)
+    again[-1] = MetricPoint(tweet_id, again[-1].endpoint, again[-1].at, {"impressions": 500}, NOW, "42")
+    changed = metrics.put_points(again)
+    redelivered = metrics.put_points(again)
+
+    # Then one UpdateItem sets the one changed hour, and the redelivery writes nothing
+    assert (changed.update_calls, changed.batch_write_calls, changed.hours_unchanged) == (1, 0, 27)
+    assert (redelivered.item_writes, redelivered.hours_unchanged) == (0, 28)
+    latest = metrics.latest_point(tweet_id, Endpoint.HOURLY_28HR)
+    assert latest is not None and latest.metrics == {"impressions": 500}
 
 
 def test_rewriting_the_same_keys_overwrites(aws):
@@ -53,7 +91,7 @@ def test_rewriting_the_same_keys_overwrites(aws):
     metrics.put_points(_hourly_points(tweet_id, 5, value=100) + _hourly_points(tweet_id, 5, value=200))
 
     # Then there are still 5 items, holding the last values, as ints
-    assert len(scan_keys(aws.metrics_table)) == 5
+    assert len(stored_points(aws.metrics_table)) == 5
     latest = metrics.latest_point(tweet_id, Endpoint.HOURLY_28HR)
     assert latest is not None and latest.metrics == {"impressions": 204}
     assert type(latest.metrics["impressions"]) is int
@@ -95,7 +133,7 @@ def test_purge_points_removes_every_endpoint_of_one_post_only(aws):
 
     # Then only its 31 points are gone
     assert deleted == 31
-    assert {pk.split("#")[0] for pk, _ in scan_keys(aws.metrics_table)} == {keep}
+    assert {pk.split("#")[0] for pk, _ in stored_points(aws.metrics_table)} == {keep}
 
 
 def test_status_keeps_first_seen_and_first_ok(aws):
@@ -134,3 +172,104 @@ def test_query_by_status_pages_newest_first(aws):
     assert {s.reason_code for s in first.items} == {"not_owned"}
     with pytest.raises(ValueError, match="status must be one of"):
         statuses.query_by_status("sleeping")
+
+
+def _hour_item(point: MetricPoint) -> dict[str, object]:
+    """An item of the layout before day items: one per Post and hour."""
+    return {
+        "pk": f"{point.tweet_id}#{point.endpoint.value}",
+        "sk": point.at,
+        "metrics": point.metrics,
+        "account_id": "42",
+    }
+
+
+def test_hour_items_of_the_previous_layout_read_with_day_items_and_the_day_item_wins(aws):
+    # Given 6 hours stored as hour items, then the last 3 stored again as a day item with other values
+    (tweet_id,) = post_ids(1, age=timedelta(days=5))
+    old = _hourly_points(tweet_id, 6, value=1)
+    with metrics_dal().table.batch_writer() as batch:
+        for point in old:
+            batch.put_item(Item=_hour_item(point))
+    metrics_dal().put_points(_hourly_points(tweet_id, 3, value=50))
+
+    # When they are read 2 at a time, oldest first, and newest first
+    pages, cursor = [], None
+    while True:
+        page = metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=2, cursor=cursor)
+        pages.append(page.items)
+        if not (cursor := page.cursor):
+            break
+    newest = metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=4, descending=True).items
+
+    # Then each of the 6 hours comes once, the 3 newest with the day item's values
+    read = [(p.at, p.metrics["impressions"]) for page in pages for p in page]
+    assert read == [(p.at, i + 1) for i, p in enumerate(old[:3])] + [(p.at, 50 + i) for i, p in enumerate(old[3:])]
+    assert [len(page) for page in pages] == [2, 2, 2]
+    assert [p.at for p in newest] == [p.at for p in old[:-5:-1]]
+
+
+def test_migration_folds_hour_items_into_day_items_keeping_newer_hours(aws):
+    # Given 30 hours stored as hour items, the last 2 also in a newer day item, and a /totals snapshot
+    from xengage.dal.migrate import migrate_hour_items
+
+    (tweet_id,) = post_ids(1, age=timedelta(days=5))
+    old = _hourly_points(tweet_id, 30, value=1)
+    with metrics_dal().table.batch_writer() as batch:
+        for point in old:
+            batch.put_item(Item=_hour_item(point))
+    metrics_dal().put_points(_hourly_points(tweet_id, 2, value=90))
+    metrics_dal().put_points([MetricPoint(tweet_id, Endpoint.TOTALS, NOW, {"favorites": 1}, NOW)])
+    before = [(p.at, p.metrics) for p in metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000).items]
+
+    # When the table is migrated (a dry run first), and migrated again
+    dry = migrate_hour_items(aws.metrics_table, dry_run=True)
+    stats = migrate_hour_items(aws.metrics_table)
+    again = migrate_hour_items(aws.metrics_table)
+
+    # Then only day items and the snapshot remain, every hour reads as before, and a second run finds nothing
+    assert (dry.hour_items, dry.deleted) == (30, 0)
+    assert (stats.hour_items, stats.hours_written, stats.deleted) == (30, 28, 30)
+    assert again.hour_items == 0
+    assert all(
+        len(sk) in (10, 20) and (len(sk) == 10) == pk.endswith("28hr") for pk, sk in scan_keys(aws.metrics_table)
+    )
+    after = metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000).items
+    assert [(p.at, p.metrics) for p in after] == before
+    assert [metrics["impressions"] for _, metrics in before[-2:]] == [90, 91]
+
+
+def test_a_day_item_changed_by_another_writer_is_read_again_and_merged(aws, monkeypatch):
+    # Given a day item with hours 10..12, and a writer that read it before another writer added a new column
+    from xengage.dal import series
+
+    (tweet_id,) = post_ids(1, age=timedelta(days=5))
+    metrics = metrics_dal()
+    day = "2026-11-20"
+    point = lambda hour, values: MetricPoint(tweet_id, Endpoint.HISTORICAL, f"{day}T{hour:02d}:00:00Z", values, NOW)  # noqa: E731
+    metrics.put_points([point(hour, {"impressions": hour}) for hour in (10, 11, 12)])
+    seen = series.columns_of
+    calls = []
+
+    def stale_then_real(item):
+        # The first read returns the item as it was before the other writer's change
+        calls.append(item)
+        if len(calls) == 1:
+            metrics.put_points([point(13, {"impressions": 13, "new_metric": 7})])
+        return seen(item)
+
+    monkeypatch.setattr("xengage.dal.metrics.columns_of", stale_then_real)
+
+    # When it writes hour 14
+    stats = metrics.put_points([point(14, {"impressions": 14})])
+
+    # Then its first conditional update fails, it reads again, and every hour is kept under the grown columns
+    assert stats.update_calls == 2 and stats.get_calls == 2
+    hours = metrics.query_points(tweet_id, Endpoint.HISTORICAL, limit=10).items
+    assert [(p.at[11:13], p.metrics) for p in hours] == [
+        ("10", {"impressions": 10}),
+        ("11", {"impressions": 11}),
+        ("12", {"impressions": 12}),
+        ("13", {"impressions": 13, "new_metric": 7}),
+        ("14", {"impressions": 14}),
+    ]

@@ -16,7 +16,7 @@ from tests.unit.fakes import (
     fake_deps,
     post_ids,
     register_account,
-    scan_keys,
+    stored_points,
 )
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.errors import UserAuthError
@@ -69,7 +69,7 @@ def test_totals_writes_one_item_per_post_at_the_tick(aws):
     summary = collect(_message(Endpoint.TOTALS, ids), deps)
 
     # Then each Post has one item keyed by the tick, its latest totals, an ok status and a marker due next tick
-    assert scan_keys(aws.metrics_table) == sorted((f"{i}#totals", NOW) for i in ids)
+    assert stored_points(aws.metrics_table) == sorted((f"{i}#totals", NOW) for i in ids)
     assert client.calls[0].user is None
     for tweet_id in ids:
         post = deps.registry.get_post(tweet_id)
@@ -95,7 +95,7 @@ def test_owned_posts_are_signed_with_the_accounts_tokens(aws):
     # Then the client got the account's tokens, each hour is one item, and the account records its success
     assert client.calls[0].user is not None and client.calls[0].user.access_token == ACCOUNT_TOKEN
     hours = [to_iso(HOUR - timedelta(hours=n)) for n in (3, 2, 1)]
-    assert scan_keys(aws.metrics_table) == sorted((f"{i}#28hr", h) for i in ids for h in hours)
+    assert stored_points(aws.metrics_table) == sorted((f"{i}#28hr", h) for i in ids for h in hours)
     account = deps.registry.get_account("42")
     assert account is not None and account.last_success_at == NOW
     marker = deps.registry.get_due_marker(ids[0], Endpoint.HOURLY_28HR)
@@ -115,7 +115,7 @@ def test_hours_before_the_post_existed_are_not_stored(aws):
     summary = collect(_message(Endpoint.HOURLY_28HR, ids, "42"), deps)
 
     # Then only its creation hour and the ones after it are stored
-    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#28hr", to_iso(HOUR - timedelta(hours=n))) for n in (2, 1)]
+    assert stored_points(aws.metrics_table) == [(f"{ids[0]}#28hr", to_iso(HOUR - timedelta(hours=n))) for n in (2, 1)]
     assert summary.items_written == 2 and summary.counts == {"ok": 1}
 
 
@@ -132,7 +132,7 @@ def test_historical_window_end_becomes_the_next_start(aws):
     collect(_message(Endpoint.HISTORICAL, ids, "42", start=to_iso(start), end=to_iso(end)), deps)
 
     # Then five hourly items exist and the marker resumes at the window end tomorrow
-    assert len(scan_keys(aws.metrics_table)) == 5
+    assert len(stored_points(aws.metrics_table)) == 5
     assert (client.calls[0].start, client.calls[0].end) == (start, end)
     marker = deps.registry.get_due_marker(ids[0], Endpoint.HISTORICAL)
     assert marker is not None and marker.last_hour_collected == to_iso(end)
@@ -170,7 +170,7 @@ def test_every_post_ends_stored_or_with_a_reason(aws):
     summary = collect(_message(Endpoint.TOTALS, ids), deps)
 
     # Then only the ok Post has metrics; the others carry their reason and message; none is retried next tick
-    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
+    assert stored_points(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
     statuses = {i: deps.statuses.get_statuses(i)[0] for i in ids}
     assert [statuses[i].status for i in ids] == ["ok", "unavailable", "protected", "not_owned"]
     assert statuses[ids[2]].message == "fake answer: protected"
@@ -189,7 +189,7 @@ def test_a_permanent_failure_is_recorded_and_not_asked_again_before_a_day(aws):
     summary = collect(_message(Endpoint.TOTALS, ids), deps)
 
     # Then the ok Post is stored and due next tick; the failed one has its status and is due again in a day
-    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
+    assert stored_points(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
     assert deps.statuses.get_statuses(ids[1])[0].status == "failed"
     assert deps.registry.get_due_marker(ids[1], Endpoint.TOTALS).next_due_at == to_iso(TICK + timedelta(days=1))  # type: ignore[union-attr]
     assert deps.registry.get_due_marker(ids[0], Endpoint.TOTALS).next_due_at == to_iso(TICK + timedelta(minutes=1))  # type: ignore[union-attr]
@@ -216,7 +216,7 @@ def test_needs_reauth_account_is_skipped_without_calling(aws, captured_logs):
     assert summary.skipped == "account needs re-authorization"
     assert _emitted()["Posts_auth_failed"] == 2
     assert "account needs re-authorization" in captured_logs.getvalue()
-    assert scan_keys(aws.metrics_table) == []
+    assert stored_points(aws.metrics_table) == []
 
 
 def test_auth_error_marks_the_account_and_is_not_retried(aws, captured_logs):
@@ -271,13 +271,13 @@ def test_redelivered_message_does_not_duplicate_or_fetch_again(aws):
     deps.registry.track_posts(ids, "42", now=NOW)
     message = _message(Endpoint.HOURLY_28HR, ids, "42")
     collect(message, deps)
-    first = scan_keys(aws.metrics_table)
+    first = stored_points(aws.metrics_table)
 
     # When SQS delivers the same message again
     again = collect(message, deps)
 
     # Then the same 15 items exist, no more, and the API was not asked a second time
-    assert scan_keys(aws.metrics_table) == first
+    assert stored_points(aws.metrics_table) == first
     assert len(first) == 15
     assert len(client.calls) == 1 and again.already_done == 5 and again.calls == 0
 
@@ -295,7 +295,7 @@ def test_same_schedule_tick_run_twice_leaves_one_runs_items(aws, endpoint):
     # When the tick is planned and collected once
     plan(endpoint, TICK)
     first_bodies = drain_queue(aws.collect_queue_url, deps)
-    after_one_run = scan_keys(aws.metrics_table)
+    after_one_run = stored_points(aws.metrics_table)
 
     # And the scheduler retries the same tick: planned again, and the first run's messages are redelivered
     plan(endpoint, TICK)
@@ -304,7 +304,7 @@ def test_same_schedule_tick_run_twice_leaves_one_runs_items(aws, endpoint):
     drain_queue(aws.collect_queue_url, deps)
 
     # Then the items are exactly those of one run
-    assert scan_keys(aws.metrics_table) == after_one_run
+    assert stored_points(aws.metrics_table) == after_one_run
     expected_posts = (app_ids + owned_ids) if endpoint is Endpoint.TOTALS else owned_ids
     assert {pk.split("#")[0] for pk, _ in after_one_run} == set(expected_posts)
     if endpoint is Endpoint.TOTALS:

@@ -16,7 +16,7 @@ from tests.unit.fakes import (
     fake_deps,
     post_ids,
     register_account,
-    scan_keys,
+    stored_points,
 )
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.errors import AppAuthError
@@ -68,7 +68,7 @@ def test_rate_limited_posts_are_handed_on_delayed_to_their_next_attempt(aws, sen
 
     # Then the served Post is stored; the other two are in one continuation, delayed until the API takes them again,
     # for the same tick (so their snapshot keeps the tick's key)
-    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
+    assert stored_points(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
     ((body, delay),) = sent_delays
     assert body["tweet_ids"] == ids[1:] and body["scheduled_time"] == NOW and body["attempt"] == 0
     assert PENDING_RETRY.total_seconds() <= delay <= PENDING_RETRY.total_seconds() + 2
@@ -95,7 +95,7 @@ def test_the_continuation_collects_what_was_handed_on_and_the_status_clears(aws,
     collect(parse_message(body), deps)
 
     # Then it is stored once, ok with no next attempt, and due at its regular time
-    assert scan_keys(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
+    assert stored_points(aws.metrics_table) == [(f"{ids[0]}#totals", NOW)]
     (status,) = deps.statuses.get_statuses(ids[0])
     assert (status.status, status.next_attempt_at) == ("ok", None)
     assert deps.registry.get_due_marker(ids[0], Endpoint.TOTALS).next_due_at == to_iso(TICK + timedelta(minutes=1))  # type: ignore[union-attr]
@@ -155,7 +155,7 @@ def test_a_duplicate_delivery_after_the_lease_ended_fetches_nothing(aws, sent_de
     # Then neither calls the API or writes anything
     assert len(client.calls) == 1
     assert (again.already_done, again.calls, other.already_done, other.calls) == (2, 0, 2, 0)
-    assert scan_keys(aws.metrics_table) == sorted((f"{i}#totals", NOW) for i in ids)
+    assert stored_points(aws.metrics_table) == sorted((f"{i}#totals", NOW) for i in ids)
 
 
 def test_each_historical_window_is_stored_and_checkpointed_so_a_redelivery_resumes_after_it(aws, sent_delays):
@@ -182,7 +182,7 @@ def test_each_historical_window_is_stored_and_checkpointed_so_a_redelivery_resum
     # And when the original message is delivered again, it starts after the checkpoint: no window is fetched twice
     collect(message, deps)
     assert [call.start for call in client.calls] == [start, second, second]
-    assert len(scan_keys(aws.metrics_table)) == 40 * 24
+    assert len(stored_points(aws.metrics_table)) == 40 * 24
 
 
 def test_app_credentials_refused_pause_collection_without_blaming_the_account(aws, sent_delays):

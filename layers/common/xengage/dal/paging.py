@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
+
+from xengage.dal.aws import dynamodb_resource
 
 T = TypeVar("T")
+BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem keys per call
+MAX_UNPROCESSED_ROUNDS: Final = 8
 
 
 class InvalidCursor(ValueError):
@@ -73,3 +77,26 @@ def query_pages(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         if not last:
             return
         kwargs["ExclusiveStartKey"] = last
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def batch_get(
+    table_name: str, keys: Iterable[Mapping[str, str]], *, consistent: bool = True
+) -> Iterator[dict[str, Any]]:
+    """Items of `keys` that exist: BatchGetItem, 100 keys a call, UnprocessedKeys retried."""
+    resource = dynamodb_resource()
+    key_list = list(keys)
+    for offset in range(0, len(key_list), BATCH_GET_MAX):
+        chunk = key_list[offset : offset + BATCH_GET_MAX]
+        request: dict[str, Any] = {table_name: {"Keys": chunk, "ConsistentRead": consistent}}
+        for _ in range(MAX_UNPROCESSED_ROUNDS):
+            response = resource.batch_get_item(RequestItems=request)
+            yield from response.get("Responses", {}).get(table_name, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise RuntimeError(f"BatchGetItem on {table_name} kept returning UnprocessedKeys")

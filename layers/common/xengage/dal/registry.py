@@ -12,8 +12,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.aws import dynamodb_client, dynamodb_resource, dynamodb_table
-from xengage.dal.paging import Page, decode_cursor, encode_cursor, plain, query_pages
+from xengage.dal.aws import dynamodb_client, dynamodb_table
+from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, plain, query_pages
 from xengage.timeutil import snowflake_created_at, to_iso
 
 DUE_SHARDS: Final = 16
@@ -23,8 +23,6 @@ ACCOUNT_NEEDS_REAUTH: Final = "needs_reauth"
 ACCOUNT_STATUSES: Final = frozenset({ACCOUNT_ACTIVE, ACCOUNT_NEEDS_REAUTH})
 
 _LIST_CURSOR_KEYS: Final = frozenset({"pk", "sk", "list_pk", "list_sk"})
-BATCH_GET_MAX: Final = 100  # DynamoDB BatchGetItem keys per call
-MAX_UNPROCESSED_ROUNDS: Final = 8
 LEASE_WORKERS: Final = 8  # concurrent lease writes: a planner tick is bound by their round trips
 
 
@@ -281,20 +279,8 @@ class RegistryDal:
         return {post.tweet_id: post for post in posts}
 
     def _batch_get(self, keys: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
-        """Items of `keys` that exist, strongly consistent: BatchGetItem, 100 keys a call, UnprocessedKeys retried."""
-        resource = dynamodb_resource()
-        key_list = list(keys)
-        for offset in range(0, len(key_list), BATCH_GET_MAX):
-            chunk = key_list[offset : offset + BATCH_GET_MAX]
-            request: dict[str, Any] = {self.table_name: {"Keys": chunk, "ConsistentRead": True}}
-            for _ in range(MAX_UNPROCESSED_ROUNDS):
-                response = resource.batch_get_item(RequestItems=request)
-                yield from response.get("Responses", {}).get(self.table_name, [])
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise RuntimeError(f"BatchGetItem on {self.table_name} kept returning UnprocessedKeys")
+        """Items of `keys` that exist, strongly consistent."""
+        return batch_get(self.table_name, keys)
 
     def track_posts(self, tweet_ids: Sequence[str], account_id: str | None, *, now: str) -> list[str]:
         """Track many Posts in bulk; returns the ids that were not tracked before (already tracked ones are kept).

@@ -64,10 +64,12 @@ def stored_points(
     if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
         # Untracked Posts keep their data (DELETE without purge), so only "no data and not tracked" is unknown.
         raise not_found("post", tweet_id)
+    # model_construct: the points come from this API's own store, already typed; validating 500 of them per page
+    # again would cost more than reading them.
     points = [
-        MetricPoint(
+        MetricPoint.model_construct(
             at=point.at,
-            metrics={name: value for name, value in point.metrics.items() if not names or name in names},
+            metrics={name: value for name, value in point.metrics.items() if name in names} if names else point.metrics,
         )
         for point in page.items
     ]
@@ -194,7 +196,8 @@ def get_metrics(
     if wants_csv(format_, router.current_event.headers.get("Accept")):
         headers = {NEXT_CURSOR_HEADER: page.next_cursor} if page.next_cursor else None
         return Response(HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(page, names), headers=headers)
-    return Response(HTTPStatus.OK, content_type="application/json", body=page.model_dump(mode="json"))
+    # Serialized by pydantic-core in one pass (Powertools would walk a dumped dict again in Python)
+    return Response(HTTPStatus.OK, content_type="application/json", body=page.model_dump_json())
 
 
 @router.get(

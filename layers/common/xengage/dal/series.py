@@ -1,0 +1,148 @@
+"""The day item: one MetricsTable item per Post, endpoint and UTC day, holding that day's hour buckets.
+
+    pk = "{tweet_id}#{28hr|historical}", sk = "YYYY-MM-DD"
+    h00 .. h23  one hour's values as decimal integers joined by "," in column order ("" = metric absent that hour)
+    m           the columns, only when they are not DAY_COLUMNS (an item is self-describing either way)
+    c, a        when the item was last written, and the account the Post belongs to ("" when app-only)
+
+Why this shape (docs/DESIGN.md, "The time-series layout"): a year of hourly points is 365 items instead of 8,760,
+an hourly /28hr tick rewrites only the hour attributes that changed (an UpdateItem of one or two attributes
+instead of 28 PutItems), and a page of 500 points deserializes ~21 items of short strings instead of 500 maps of
+Decimals. Columns only ever grow by appending, so the hours written before a new column keep their meaning.
+
+Items of the previous layout (one per hour, sk "YYYY-MM-DDTHH:00:00Z") stay readable: they sort right after their
+day's item, and a day item's hour wins over them (`local/migrate_series.py` folds them into day items).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# A storage format, not the catalog: items without `m` are read with these columns, so this tuple never changes.
+DAY_COLUMNS: Final[tuple[str, ...]] = (
+    "impressions",
+    "engagements",
+    "favorites",
+    "retweets",
+    "replies",
+    "video_views",
+    "media_views",
+    "media_engagements",
+    "url_clicks",
+    "hashtag_clicks",
+    "detail_expands",
+    "permalink_clicks",
+    "app_install_attempts",
+    "app_opens",
+    "email_tweet",
+    "user_follows",
+    "user_profile_clicks",
+)
+
+DAY_KEY_LENGTH: Final = len("YYYY-MM-DD")
+_ABSENT_FIELDS: Final = (",,", "[,", ",]", "[]")  # how an empty field shows in the joined day
+HOURS_PER_DAY: Final = 24
+
+
+def hour_attribute(hour: int) -> str:
+    return f"h{hour:02d}"
+
+
+def day_of(at: str) -> str:
+    """'2026-11-20T05:00:00Z' -> '2026-11-20'."""
+    return at[:DAY_KEY_LENGTH]
+
+
+def hour_of(at: str) -> int:
+    return int(at[11:13])
+
+
+def hour_at(day: str, hour: int) -> str:
+    return f"{day}T{hour:02d}:00:00Z"
+
+
+def is_day_item(item: Mapping[str, Any]) -> bool:
+    return len(item["sk"]) == DAY_KEY_LENGTH
+
+
+def columns_of(item: Mapping[str, Any] | None) -> tuple[str, ...]:
+    if item is None or "m" not in item:
+        return DAY_COLUMNS
+    return tuple(item["m"])
+
+
+def columns_for(existing: Sequence[str], names: Iterable[str]) -> tuple[str, ...]:
+    """`existing` with any name it lacks appended (sorted, so two writers with the same names agree)."""
+    extra = sorted(set(names).difference(existing))
+    return (*existing, *extra)
+
+
+def encode_hour(values: Mapping[str, int], columns: Sequence[str]) -> str:
+    """Values in column order; an absent metric is an empty field and trailing absent ones are dropped."""
+    fields = [str(values[name]) if name in values else "" for name in columns]
+    while fields and fields[-1] == "":
+        fields.pop()
+    return ",".join(fields)
+
+
+def decode_hour(text: str, columns: Sequence[str]) -> dict[str, int]:
+    return {name: int(value) for name, value in zip(columns, text.split(","), strict=False) if value != ""}
+
+
+def day_hours(item: Mapping[str, Any]) -> dict[int, dict[str, int]]:
+    """The hour buckets a day item holds, by hour of the day."""
+    columns = columns_of(item)
+    hours = [hour for hour in range(HOURS_PER_DAY) if hour_attribute(hour) in item]
+    texts = [item[hour_attribute(hour)] for hour in hours]
+    # The common case, every metric present in every hour, parses the whole day as one JSON array of arrays:
+    # json's C scanner reads the integers about 3 times faster than int() on each field.
+    joined = "[[" + "],[".join(texts) + "]]"
+    if not any(gap in joined for gap in _ABSENT_FIELDS):
+        return {
+            hour: dict(zip(columns, row, strict=False)) for hour, row in zip(hours, json.loads(joined), strict=True)
+        }
+    return {hour: decode_hour(text, columns) for hour, text in zip(hours, texts, strict=True)}
+
+
+@dataclass(slots=True)
+class DayWrite:
+    """What one Post's answer brings to one day item: encoded hours, and the columns they were encoded with."""
+
+    pk: str
+    day: str
+    hours: dict[int, Mapping[str, int]] = field(default_factory=dict)
+    collected_at: str = ""
+    account_id: str = ""
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"pk": self.pk, "sk": self.day}
+
+    def names(self) -> set[str]:
+        return {name for values in self.hours.values() for name in values}
+
+    def changed_hours(
+        self, stored: Mapping[str, Any] | None, columns: Sequence[str], *, keep_stored: bool = False
+    ) -> dict[str, str]:
+        """The hour attributes whose encoded value differs from what is stored (all of them when nothing is);
+        with `keep_stored`, only those the stored item lacks."""
+        encoded = {hour_attribute(hour): encode_hour(values, columns) for hour, values in self.hours.items()}
+        if stored is None:
+            return encoded
+        if keep_stored:
+            return {name: text for name, text in encoded.items() if name not in stored}
+        return {name: text for name, text in encoded.items() if stored.get(name) != text}
+
+    def covers_day_from(self, first_hour: int) -> bool:
+        """Whether this write holds every hour of its day from `first_hour` on (the Post's creation hour, or 0)."""
+        return all(hour in self.hours for hour in range(first_hour, HOURS_PER_DAY))
+
+    def full_item(self, columns: Sequence[str]) -> dict[str, Any]:
+        item: dict[str, Any] = {**self.key, "c": self.collected_at, "a": self.account_id}
+        if tuple(columns) != DAY_COLUMNS:
+            item["m"] = list(columns)
+        item.update(self.changed_hours(None, columns))
+        return item
