@@ -145,7 +145,7 @@ class Pipeline:
         self.counter.take()
         started = time.perf_counter()
         log_before = len(self.emulator.log)
-        for body in self._received() if bodies is None else bodies:
+        for body in self.received() if bodies is None else bodies:
             run.bodies.append(body)
             summary = collect(parse_message(body), self.deps)
             run.posts_delivered += len(body["tweet_ids"])
@@ -161,7 +161,7 @@ class Pipeline:
         run.collect_seconds += time.perf_counter() - started
         run.other_calls.update({name: n for name, n in self.counter.take().items() if name != "BatchWriteItem"})
 
-    def _received(self) -> list[dict[str, Any]]:
+    def received(self) -> list[dict[str, Any]]:
         """Every message on the queue, received and deleted (what the event source mapping hands over)."""
         bodies: list[dict[str, Any]] = []
         url = self.resources.collect_queue_url
@@ -194,7 +194,7 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
     world = World.generate(users=1, posts_per_user=POSTS, now=real_now, max_age_days=MAX_AGE_DAYS, seed=7)
     with EmulatorServer(world=world, port=0, now=tick) as emulator:
         pipeline = Pipeline(resources, emulator, VirtualTime(emulator, tick + timedelta(minutes=1)))
-        account_id = _register_account(pipeline, world, tick)
+        account_id = register_account(pipeline, world, tick)
         ids = world.tweet_ids()
         ages = sorted((tick - world.posts[tweet_id].created_at).total_seconds() / 3600 for tweet_id in ids)
         print(
@@ -234,7 +234,7 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
     _report(first, held, again, stored_after_first, stored_after_second, len(ids))
 
 
-def _register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
+def register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
     """The account's tokens in Secrets Manager and its registry item; the app secret set to the emulator's app."""
     from xengage.api_client import UserTokens
     from xengage.dal.aws import secretsmanager_client
