@@ -524,7 +524,8 @@ def report_inputs(settings: TemplateSettings, mix: Mix, measured: Measurement, b
         f"app-only (/totals); API: {mix.api_queries_per_day} reads a day of {mix.query_days} days of hourly points"
     )
     print(
-        f"assumed: {ASSUMED_CALL_SECONDS} s an Engagement API call, {ASSUMED_API_SECONDS} s and "
+        f"assumed: {ASSUMED_CALL_SECONDS} s an Engagement API call, {ASSUMED_PLAN_SECONDS_PER_POST * 1000:.1f} ms a "
+        f"planned Post, {ASSUMED_API_SECONDS} s and "
         f"{ASSUMED_API_LOG_BYTES} log bytes an API request, {ASSUMED_IDLE_POLLERS} idle SQS pollers, "
         f"{RATE_BUDGET_WRITES_PER_CALL} rate-budget write a call"
     )
