@@ -15,7 +15,7 @@ FUNCTION ?=
 FUZZ_EXAMPLES ?= 300
 EVENT ?=
 
-.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench fuzz openapi migrate-series clean
+.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -84,6 +84,9 @@ invoke: venv ## run one function once against the running local stack: make invo
 
 bench: venv node-deps ## benchmarks that print figures
 	$(PY) -m bench.run
+
+cost: venv ## $/month for 10k, 100k and 1M tracked Posts, from the cadence, template.yaml and measured writes
+	$(PY) -m bench.cost
 
 fuzz: venv node-deps ## fuzz the API over HTTP on a fresh local stack (schemathesis + hostile table): FUZZ_EXAMPLES=300
 	$(PY) -m tests.integration.api_fuzz --max-examples $(FUZZ_EXAMPLES)

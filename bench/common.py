@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -132,78 +131,6 @@ class CallCounter:
     def close(self) -> None:
         for events, event in self._hooks:
             events.unregister(event, self._count)
-
-
-class WriteMeter:
-    """Which items each DynamoDB write request touched (a `before-call` hook, like CallCounter's), so that they can
-    be priced in write units afterwards with `write_units`."""
-
-    WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
-
-    def __init__(self, *clients: Any) -> None:
-        self.writes: list[tuple[str, dict[str, Any]]] = []
-        self._hooks = [(client.meta.events, "before-call.dynamodb") for client in clients]
-        for events, event in self._hooks:
-            events.register(event, self._record)
-
-    def _record(self, model: Any = None, params: Any = None, **_: Any) -> None:
-        if model is None or model.name not in self.WRITES or not params:
-            return
-        body = json.loads(params["body"])
-        if model.name != "BatchWriteItem":
-            self.writes.append((body["TableName"], _key_of(body.get("Key") or body["Item"])))
-            return
-        for table_name, requests in body["RequestItems"].items():
-            for request in requests:
-                put = request.get("PutRequest")
-                key = _key_of(put["Item"]) if put else request["DeleteRequest"]["Key"]
-                self.writes.append((table_name, key))
-
-    def take(self) -> list[tuple[str, dict[str, Any]]]:
-        taken, self.writes = self.writes, []
-        return taken
-
-    def close(self) -> None:
-        for events, event in self._hooks:
-            events.unregister(event, self._record)
-
-
-def _key_of(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {"pk": item["pk"], "sk": item["sk"]}
-
-
-def write_units(client: Any, writes: Sequence[tuple[str, Mapping[str, Any]]]) -> Counter[str]:
-    """Write units of `writes` by table (`client`: a low-level DynamoDB client; keys in wire form). DynamoDB bills
-    a write by the larger of the item's size before and after
-    it, in 1 KB units (at least 1); the items measured here only grow, so their size now is that size."""
-    units: Counter[str] = Counter()
-    for table_name, key in writes:
-        item = client.get_item(TableName=table_name, Key=key).get("Item")
-        units[table_name] += max(1, ceil_div(item_size(item), 1024)) if item else 1
-    return units
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    """An item's size by DynamoDB's rules, from its wire form: attribute names plus values."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode())
-    if kind == "N":
-        digits = data.lstrip("-").replace(".", "").strip("0") or "0"
-        return ceil_div(len(digits), 2) + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(1 + _value_size(element) for element in data)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_size(element) for name, element in data.items())
-    if kind in ("SS", "NS"):
-        return sum(_value_size({kind[0]: element}) for element in data)
-    return len(data)  # B: base64 text of the bytes; close enough for sizing
 
 
 # --- figures -------------------------------------------------------------------------------------------------

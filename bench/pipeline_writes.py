@@ -29,14 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 from bench.client_calls import VirtualTime
 from bench.common import (
     CallCounter,
-    WriteMeter,
     ceil_div,
     fake_aws_env,
     header,
     quiet_library_output,
     scoped_env,
     table,
-    write_units,
 )
 from tests.aws_fixtures import AwsResources, create_resources
 
@@ -103,7 +101,6 @@ class Pipeline:
         self.sqs = session().client("sqs")
         self.dynamodb = dynamodb_resource().meta.client
         self.counter = CallCounter(self.dynamodb, dynamodb_client())
-        self.meter = WriteMeter(self.dynamodb, dynamodb_client())
 
     def _client_for(self, app: AppCredentials) -> EngagementClient:
         from xengage.api_client import EngagementClient, RetryPolicy
@@ -148,7 +145,7 @@ class Pipeline:
         self.counter.take()
         started = time.perf_counter()
         log_before = len(self.emulator.log)
-        for body in self._received() if bodies is None else bodies:
+        for body in self.received() if bodies is None else bodies:
             run.bodies.append(body)
             summary = collect(parse_message(body), self.deps)
             run.posts_delivered += len(body["tweet_ids"])
@@ -164,7 +161,7 @@ class Pipeline:
         run.collect_seconds += time.perf_counter() - started
         run.other_calls.update({name: n for name, n in self.counter.take().items() if name != "BatchWriteItem"})
 
-    def _received(self) -> list[dict[str, Any]]:
+    def received(self) -> list[dict[str, Any]]:
         """Every message on the queue, received and deleted (what the event source mapping hands over)."""
         bodies: list[dict[str, Any]] = []
         url = self.resources.collect_queue_url
@@ -197,7 +194,7 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
     world = World.generate(users=1, posts_per_user=POSTS, now=real_now, max_age_days=MAX_AGE_DAYS, seed=7)
     with EmulatorServer(world=world, port=0, now=tick) as emulator:
         pipeline = Pipeline(resources, emulator, VirtualTime(emulator, tick + timedelta(minutes=1)))
-        account_id = _register_account(pipeline, world, tick)
+        account_id = register_account(pipeline, world, tick)
         ids = world.tweet_ids()
         ages = sorted((tick - world.posts[tweet_id].created_at).total_seconds() / 3600 for tweet_id in ids)
         print(
@@ -235,63 +232,61 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
         stored_after_second = pipeline.stored_items()
         hourly = _next_hourly_tick(pipeline, tick + timedelta(hours=1))
         pipeline.counter.close()
-        pipeline.meter.close()
     _report(first, held, again, stored_after_first, stored_after_second, len(ids))
     _report_hourly(hourly)
 
 
 @dataclass
 class HourlyTick:
-    """What the next hourly /28hr tick wrote, per Post, priced in write units."""
+    """What the next hourly /28hr tick wrote, priced by `bench.cost_units.CapacityMeter` (index writes included)."""
 
     run: EndpointRun
-    metric_units: int
-    other_units: Counter[str]
-    metric_writes: int
-    other_writes: Counter[str]
+    units: Counter[str]
+    metrics_table: str
 
 
 def _next_hourly_tick(pipeline: Pipeline, tick: datetime) -> HourlyTick:
     """Plan and collect /28hr an hour later (every Post here is under 7 days old: due hourly) and price its writes."""
+    from bench.cost_units import CapacityMeter, table_schemas
+    from tests.aws_fixtures import load_template
     from xengage.api_client import Endpoint
     from xengage.dal.aws import dynamodb_client
 
     pipeline.clock.moment = tick + timedelta(minutes=1)
     pipeline.emulator.set_now(pipeline.clock.moment)
     run = EndpointRun(Endpoint.HOURLY_28HR.value, Endpoint.HOURLY_28HR.max_ids)
-    pipeline.plan(run, tick)
-    pipeline.meter.take()  # the planner's leases are counted apart
-    pipeline.collect(run)
-    writes = pipeline.meter.take()
-    units = write_units(dynamodb_client(), writes)  # a plain client: the resource's own re-serializes keys
-    metrics_table = pipeline.resources.metrics_table
-    by_table = Counter(table_name for table_name, _ in writes)
-    return HourlyTick(
-        run=run,
-        metric_units=units.pop(metrics_table, 0),
-        other_units=units,
-        metric_writes=by_table.pop(metrics_table, 0),
-        other_writes=by_table,
-    )
+    pipeline.plan(run, tick)  # the planner's leases are not metered: one UpdateItem a Post, as before
+    meter = CapacityMeter(table_schemas(load_template()), pipeline.dynamodb, dynamodb_client())
+    try:
+        pipeline.collect(run)
+    finally:
+        meter.close()
+    return HourlyTick(run=run, units=meter.take(), metrics_table=pipeline.resources.metrics_table)
 
 
 def _report_hourly(hourly: HourlyTick) -> None:
-    run, posts = hourly.run, max(1, hourly.run.posts_delivered)
+    run, posts, units = hourly.run, max(1, hourly.run.posts_delivered), hourly.units
+
+    def per_post(kind: str, table_name: str) -> str:
+        return f"{units[f'{kind} {table_name}'] / posts:.2f}"
+
+    tables = sorted({key.split(" ", 1)[1] for key in units if key.startswith("item_writes ")})
     others = ", ".join(
-        f"{name.rsplit('-', 1)[-1]} {hourly.other_writes[name] / posts:.2f} writes {units / posts:.2f} WCU"
-        for name, units in sorted(hourly.other_units.items())
+        f"{name.rsplit('-', 1)[-1]} {per_post('item_writes', name)} writes {per_post('write_units', name)} WCU"
+        for name in tables
+        if name != hourly.metrics_table
     )
     print(
         f"next hourly /28hr tick, an hour later: {run.posts_delivered:,} Posts, {run.api_calls} API calls; "
-        f"statuses {dict(run.statuses)}"
+        f"statuses {dict(run.statuses)}; write units per Post (index writes included):"
     )
     print(
-        f"  metric items: {hourly.metric_writes / posts:.2f} writes and {hourly.metric_units / posts:.2f} write units "
-        f"per Post ({hourly.metric_writes:,} writes, {hourly.metric_units:,} WCU); other tables per Post: {others}"
+        f"  MetricsTable {per_post('item_writes', hourly.metrics_table)} item writes, "
+        f"{per_post('write_units', hourly.metrics_table)} WCU; {others}"
     )
 
 
-def _register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
+def register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
     """The account's tokens in Secrets Manager and its registry item; the app secret set to the emulator's app."""
     from xengage.api_client import UserTokens
     from xengage.dal.aws import secretsmanager_client

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from bench import api_latency, cold_start, fault_matrix, pipeline_writes, planner_memory, rate_budget
+from bench import api_latency, cold_start, cost, fault_matrix, pipeline_writes, planner_memory, rate_budget
 from bench.common import header
 
 BENCHMARKS: Final[dict[str, str]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: Final[dict[str, str]] = {
     "planner_memory": planner_memory.TITLE,
     "api_latency": api_latency.TITLE,
     "fault_matrix": fault_matrix.TITLE,
+    "cost": cost.TITLE,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import client_calls, cold_start, rate_budget
+from bench import client_calls, cold_start, cost, rate_budget
 
 pytestmark = pytest.mark.integration
 
@@ -37,3 +37,23 @@ def test_client_calls_runs_whole_and_isolates_the_protected_post_within_its_boun
     line = next(text for text in printed.splitlines() if text.startswith("one protected Post among 25"))
     worst = int(line.split("extra calls max ")[1].split(",")[0])
     assert 1 <= worst <= 6  # ceil(log2 25) + 1
+
+
+def test_cost_model_follows_the_cadence_and_scales_with_the_posts(capsys) -> None:
+    small, large = cost.main(["--posts", "1000", "10000", "--sample", "1"])
+    printed = capsys.readouterr().out
+    assert f"checked {cost.PRICES_DATE}" in printed
+    assert small.dollars > 0
+    # Ten times the Posts: ten times the writes (the measured units per collection scale with collections)
+    writes = [sum(load.units["write_units"] for load in result.loads) for result in (small, large)]
+    assert writes[0] > 0 and writes[1] == pytest.approx(10 * writes[0], rel=0.01)
+    # /totals calls follow from the cadence: every Post under 48 h old is due each tick, so a tick holds at least
+    # the Posts that arrived in the last 48 hours
+    totals = next(load for load in large.loads if load.endpoint == "totals")
+    assert totals.posts_due_per_tick >= large.mix.posts * 2 / large.mix.age_days
+    assert totals.calls_per_tick >= totals.posts_due_per_tick / 250
+    # /historical: each account Post is due once a day, grouped 25 to a call
+    historical = next(load for load in large.loads if load.endpoint == "historical")
+    account_posts = large.mix.posts * large.mix.account_share
+    assert historical.posts_due_per_tick == pytest.approx(account_posts, rel=0.01)
+    assert historical.calls_per_tick >= account_posts / 25
