@@ -266,7 +266,7 @@ class Band:
 class Measurement:
     sample: int
     ticks: dict[tuple[str, str], TickUnits]  # (endpoint, band label)
-    registry_bytes_per_post: float  # RegistryTable + StatusTable per tracked Post (markers, statuses)
+    registry_bytes_per_post: float  # RegistryTable per tracked Post (the Post, its markers and their statuses)
     seconds: float
 
 
@@ -332,8 +332,7 @@ def _measure(resources: AwsResources, bands: list[Band], sample: int) -> tuple[d
             for endpoint, measured in _measure_band(pipeline, meter, world, account_id, band, sample, tick1).items():
                 ticks[(endpoint, band.label)] = measured
             meter.close()
-        tables = (resources.registry_table, resources.status_table)
-        registry_bytes = sum(table_bytes(meter.backend, table) for table in tables) / (len(bands) * sample)
+        registry_bytes = table_bytes(meter.backend, resources.registry_table) / (len(bands) * sample)
     return ticks, registry_bytes
 
 

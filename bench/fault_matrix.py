@@ -160,7 +160,7 @@ class Harness:
         self.settle()
         for poller in self.stack.pollers:
             poller.stats.recent_bodies.clear()
-        for logical_id in ("RegistryTable", "MetricsTable", "StatusTable"):
+        for logical_id in ("RegistryTable", "MetricsTable"):
             _empty_table(self.stack, self.stack.ids.ref(logical_id))
         self.put_app_secret(_secret(self.world))
         self.tracked = self.few_posts() if few_posts else None
@@ -240,13 +240,14 @@ class Harness:
             (item["pk"]["S"], item["sk"]["S"]): _plain(item["metrics"])
             for item in _scan(client, self.stack.ids.ref("MetricsTable"))
         }
-        statuses = {
-            (item["pk"]["S"], item["sk"]["S"]): item["status"]["S"]
-            for item in _scan(client, self.stack.ids.ref("StatusTable"))
-        }
         due_markers = [
             item for item in _scan(client, self.stack.ids.ref("RegistryTable")) if item["sk"]["S"].startswith("DUE#")
         ]
+        statuses = {  # kept on the due markers
+            (item["tweet_id"]["S"], item["endpoint"]["S"]): item["status"]["S"]
+            for item in due_markers
+            if "status" in item
+        }
         markers = {
             (item["pk"]["S"], item["sk"]["S"]): (
                 item.get("next_due_at", {}).get("S"),
@@ -477,8 +478,8 @@ def _pending_with_next_attempt(harness: Harness) -> int:
     client = harness.stack.client("dynamodb")
     return sum(
         1
-        for item in _scan(client, harness.stack.ids.ref("StatusTable"))
-        if item["status"]["S"] in ("rate_limited", "deferred") and "next_attempt_at" in item
+        for item in _scan(client, harness.stack.ids.ref("RegistryTable"))
+        if item.get("status", {}).get("S") in ("rate_limited", "deferred") and "next_attempt_at" in item
     )
 
 

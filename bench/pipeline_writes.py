@@ -14,6 +14,9 @@ while its messages are still queued (the leases hold: nothing is due), and the c
 message. Then the same tick is planned once more and every first-tick message is delivered a second time: the
 collector finds their Posts no longer leased by that tick (`already_done`) and fetches nothing, so nothing is
 duplicated. DynamoDB calls are counted per phase: the planner's (lease UpdateItems) apart from the collector's.
+Last, the next hourly /28hr tick (an hour later; every Post here is due hourly) is planned and collected, and the
+collector's writes are priced in write units per Post by `bench.cost_units.CapacityMeter` (DynamoDB's rules,
+index writes included): MetricsTable's day items apart from RegistryTable's settling write.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ if TYPE_CHECKING:
 TITLE: Final = "pipeline writes: one tick for 1,000 tracked Posts (moto in-process + emulator)"
 POSTS: Final = 1_000
 MAX_AGE_DAYS: Final = 3.0
-BATCH_WRITE_MAX: Final = 25  # BatchWriteItem items per call
 
 
 @dataclass
@@ -68,6 +70,7 @@ class EndpointRun:
     items_written: int = 0
     items_stored: int = 0  # MetricsTable growth
     batch_write_calls: int = 0
+    item_updates: int = 0  # day items updated (MetricsTable UpdateItem)
     statuses: Counter[str] = field(default_factory=Counter)
     posts_delivered: int = 0  # Post ids in the messages collected
     already_done: int = 0  # Posts the collector skipped: no longer leased by the message's tick
@@ -155,6 +158,7 @@ class Pipeline:
             run.retries += summary.retries
             run.items_written += summary.items_written
             run.batch_write_calls += summary.batch_write_calls
+            run.item_updates += summary.item_updates
             run.statuses.update(summary.counts)
             quiet_library_output()  # drop the metrics collect() added, so none is auto-flushed to stdout
         run.api_calls_seen += len(self.emulator.log) - log_before
@@ -172,7 +176,7 @@ class Pipeline:
         return bodies
 
 
-def main() -> None:
+def main(posts: int = POSTS) -> HourlyTick:
     from moto import mock_aws
 
     quiet_library_output()
@@ -180,18 +184,19 @@ def main() -> None:
     with scoped_env(fake_aws_env()), mock_aws():
         resources = create_resources()
         with scoped_env(resources.environment()):
-            run_benchmark(resources, setup_seconds=time.perf_counter() - started)
+            hourly = run_benchmark(resources, setup_seconds=time.perf_counter() - started, posts=posts)
     print(f"wall time: {time.perf_counter() - started:.1f} s")
+    return hourly
 
 
-def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
+def run_benchmark(resources: AwsResources, *, setup_seconds: float, posts: int = POSTS) -> HourlyTick:
     from local.emulator import EmulatorServer, World
     from xengage.api_client import Endpoint
     from xengage.timeutil import to_iso
 
     real_now = datetime.now(UTC)
     tick = real_now.replace(minute=5, second=0, microsecond=0)  # the schedule's <aws.scheduler.scheduled-time>
-    world = World.generate(users=1, posts_per_user=POSTS, now=real_now, max_age_days=MAX_AGE_DAYS, seed=7)
+    world = World.generate(users=1, posts_per_user=posts, now=real_now, max_age_days=MAX_AGE_DAYS, seed=7)
     with EmulatorServer(world=world, port=0, now=tick) as emulator:
         pipeline = Pipeline(resources, emulator, VirtualTime(emulator, tick + timedelta(minutes=1)))
         account_id = register_account(pipeline, world, tick)
@@ -234,6 +239,7 @@ def run_benchmark(resources: AwsResources, *, setup_seconds: float) -> None:
         pipeline.counter.close()
     _report(first, held, again, stored_after_first, stored_after_second, len(ids))
     _report_hourly(hourly)
+    return hourly
 
 
 @dataclass
@@ -332,16 +338,18 @@ def _report(
                 f"{run.api_calls} ({minimum})",
                 f"{run.items_written:,}",
                 f"{run.items_stored:,}",
-                f"{run.batch_write_calls:,} ({ceil_div(run.items_written, BATCH_WRITE_MAX):,})",
+                f"{run.batch_write_calls:,}",
+                f"{run.item_updates:,}",
                 f"{run.plan_calls['UpdateItem']:,}",
-                f"{run.other_calls['UpdateItem']:,}",
+                f"{run.other_calls['UpdateItem'] - run.item_updates:,}",
                 f"{run.plan_seconds:.1f} + {run.collect_seconds:.1f}",
             ]
         )
-    headers = ["endpoint", "SQS msgs", "API calls", "items written", "items stored", "BatchWriteItem"]
-    print("first tick (minimum in parentheses: ceil(Posts / ids per call); ceil(items / 25) for BatchWriteItem;")
-    print("UpdateItem: the planner's leases, then the collector's statuses, due markers and latest totals):")
-    print(table([*headers, "UpdateItem plan", "UpdateItem collect", "plan+collect s"], rows))
+    headers = ["endpoint", "SQS msgs", "API calls", "points", "items stored", "BatchWriteItem", "UpdateItem days"]
+    print("first tick (minimum in parentheses: ceil(Posts / ids per call); points: snapshots and hour buckets, stored")
+    print("as items of their own (/totals) or in day items; UpdateItem: day items, the planner's leases, then the")
+    print("collector's settling writes: status, due marker and latest totals, one UpdateItem a Post):")
+    print(table([*headers, "UpdateItem plan", "UpdateItem settle", "plan+collect s"], rows))
     for run in first:
         print(
             f"  /{run.endpoint:<11} planned {run.planned:,} of {run.due:,} due; statuses {dict(run.statuses)}; "
@@ -352,8 +360,12 @@ def _report(
         if run.api_calls != run.api_calls_seen or run.retries:
             print(f"  /{run.endpoint:<11} ! client counted {run.api_calls} calls, emulator {run.api_calls_seen}")
     leases = sum(run.plan_calls["UpdateItem"] for run in first)
-    collector_updates = sum(run.other_calls["UpdateItem"] for run in first)
-    print(f"  UpdateItem over the three ticks: {leases:,} leases (planner) + {collector_updates:,} (collector)")
+    settling = sum(run.other_calls["UpdateItem"] - run.item_updates for run in first)
+    days = sum(run.item_updates for run in first)
+    print(
+        f"  UpdateItem over the three ticks: {leases:,} leases (planner) + {settling:,} settling + {days:,} day items "
+        f"(collector): {settling / (3 * posts):.2f} settling writes a Post a tick"
+    )
     print("same tick again (idempotency):")
     replanned = ", ".join(f"/{run.endpoint} {run.due} due, {run.messages} msgs" for run in held)
     print(f"  plan() again while the first tick's messages were queued: {replanned} (leases hold)")
@@ -363,7 +375,7 @@ def _report(
     messages = sum(len(run.bodies) for run in first)
     print(
         f"  SQS redelivering all {messages} first-tick messages: Posts already_done {redelivered}; "
-        f"{sum(run.api_calls for run in again)} API calls, {sum(run.items_written for run in again):,} items written "
+        f"{sum(run.api_calls for run in again)} API calls, {sum(run.items_written for run in again):,} points written "
         f"again; DynamoDB calls: {_calls_text(sum((run.other_calls for run in again), Counter()))}"
     )
     verdict = "unchanged" if stored_first == stored_second else "CHANGED: not idempotent"

@@ -16,7 +16,7 @@ import boto3
 import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
-TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE", "StatusTable": "STATUS_TABLE"}
+TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE"}
 STACK_NAME = "xengage-test"
 # Obviously fake app credentials (the emulator's demo values are not needed by unit tests).
 FAKE_APP_SECRET = {
@@ -81,7 +81,6 @@ class AwsResources:
 
     registry_table: str
     metrics_table: str
-    status_table: str
     collect_queue_url: str
     app_secret_arn: str
     secret_prefix: str
@@ -90,7 +89,6 @@ class AwsResources:
         return {
             "REGISTRY_TABLE": self.registry_table,
             "METRICS_TABLE": self.metrics_table,
-            "STATUS_TABLE": self.status_table,
             "COLLECT_QUEUE_URL": self.collect_queue_url,
             "APP_SECRET_ARN": self.app_secret_arn,
             "SECRET_PREFIX": self.secret_prefix,
@@ -131,7 +129,6 @@ def create_resources(
     return AwsResources(
         registry_table=names["RegistryTable"],
         metrics_table=names["MetricsTable"],
-        status_table=names["StatusTable"],
         collect_queue_url=queue_url,
         app_secret_arn=secret_arn,
         secret_prefix=f"{stack_name}/",

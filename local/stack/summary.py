@@ -63,14 +63,12 @@ def summarize(stack: LocalStack, ticks: list[TickOutcome], *, sample_size: int =
         summary.sqs["dead_lettered"] = stack.queue_depth(dead_letter)
 
     resources = stack.template.resources
-    # Registry and status tables hold a few items per Post: scan them. The metrics table can hold tens of
-    # thousands of hour buckets, so it is counted per tracked Post and endpoint with key queries instead.
+    # The registry holds a few items per Post (statuses on its due markers): scan it. The metrics table can hold
+    # tens of thousands of hour buckets, so it is counted per tracked Post and endpoint with key queries instead.
     registry = scan_items(stack, "RegistryTable") if "RegistryTable" in resources else []
-    statuses = scan_items(stack, "StatusTable") if "StatusTable" in resources else []
-    summary.items = {"RegistryTable": len(registry), "StatusTable": len(statuses)}
-    for (endpoint, status), posts in sorted(
-        Counter((item["sk"], item.get("status", "?")) for item in statuses).items()
-    ):
+    statuses = [item for item in registry if item["sk"].startswith("DUE#") and "status" in item]
+    summary.items = {"RegistryTable": len(registry)}
+    for (endpoint, status), posts in sorted(Counter((item["endpoint"], item["status"]) for item in statuses).items()):
         summary.statuses.setdefault(endpoint, {})[status] = posts
     if "MetricsTable" in resources:
         tracked = sorted(item["tweet_id"] for item in registry if item["sk"] == "POST")

@@ -81,7 +81,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
 
 def required_grants(calls: list[tuple[str, str, dict[str, Any]]], aws: AwsResources) -> set[Grant]:
     """The (action, template resource) each recorded call needs."""
-    tables = {aws.registry_table: "RegistryTable", aws.metrics_table: "MetricsTable", aws.status_table: "StatusTable"}
+    tables = {aws.registry_table: "RegistryTable", aws.metrics_table: "MetricsTable"}
     app_secret_name = aws.app_secret_arn.split(":secret:", 1)[1].rsplit("-", 1)[0]
     needed: set[Grant] = set()
     for service, operation, params in calls:

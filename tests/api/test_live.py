@@ -59,6 +59,20 @@ def test_totals_with_the_app_token_returns_and_stores_public_metrics(
     assert status_dal().get_statuses(deleted[0])[0].status == "unavailable"
 
 
+def test_a_live_query_keeps_statuses_of_tracked_posts_only(live_api: ApiCaller, emulator: EmulatorServer) -> None:
+    # Given a tracked public Post and an untracked one
+    tracked, untracked = brand_posts(emulator)[:2]
+    live_api("POST", "/tweets", body={"tweet_ids": [tracked]})
+
+    # When both are queried live
+    reply = live_api("POST", "/engagement/totals", body={"tweet_ids": [tracked, untracked]})
+
+    # Then both answer ok, and the outcome is kept on the tracked Post's marker only (nothing is created for the other)
+    assert {result["status"] for result in reply.json()["results"].values()} == {"ok"}
+    assert [status.status for status in status_dal().get_statuses(tracked)] == ["ok"]
+    assert status_dal().get_statuses(untracked) == [] and registry_dal().get_post(untracked) is None
+
+
 def test_28hr_with_the_owner_tokens_returns_hour_points_and_stores_them(
     live_api: ApiCaller, emulator: EmulatorServer
 ) -> None:
@@ -123,8 +137,9 @@ def test_rejected_tokens_are_409_and_mark_the_account_needs_reauth(
 def test_a_live_query_out_of_allowance_stores_nothing_lost_and_answers_429_with_retry_after(
     live_api: ApiCaller, emulator: EmulatorServer
 ) -> None:
-    # Given public Posts, an API out of allowance for the minute, and a request with 8 s of the function left
+    # Given tracked public Posts, an API out of allowance for the minute, and a request with 8 s of the function left
     public = brand_posts(emulator)[:2]
+    live_api("POST", "/tweets", body={"tweet_ids": public})
     emulator.script_faults(["429"] * 4)
     live_api.remaining_millis = 8_000
 
@@ -174,6 +189,7 @@ def test_a_live_query_the_api_cannot_answer_in_time_answers_503_before_the_gatew
     # itself has 3 s)
     register_brand(live_api, emulator)
     owned = brand_posts(emulator)[:2]
+    live_api("POST", "/tweets", body={"tweet_ids": owned, "account_id": BRAND_USER_ID})
     emulator.set_faults(FaultConfig(latency_ms=5_000))
     live_api.remaining_millis = 8_000
 

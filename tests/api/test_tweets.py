@@ -170,7 +170,10 @@ def test_untrack_unknown_post_is_404(api: ApiCaller) -> None:
 
 
 def test_statuses_lists_posts_with_that_outcome_newest_first_across_pages(api: ApiCaller) -> None:
-    # Given three protected outcomes at different times and one ok outcome
+    # Given three protected outcomes at different times and one ok outcome, of tracked Posts
+    api.put_account("700")
+    api("POST", "/tweets", body={"tweet_ids": [POST_A, POST_B], "account_id": "700"})
+    api("POST", "/tweets", body={"tweet_ids": ["1021817816134156290"]})
     statuses = status_dal()
     statuses.record(
         POST_A, Endpoint.TOTALS, "protected", at="2026-11-25T18:00:00Z", message="Tweet ID(s) are unavailable"

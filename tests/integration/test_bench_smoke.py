@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import client_calls, cold_start, cost, rate_budget
+from bench import client_calls, cold_start, cost, pipeline_writes, rate_budget
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +57,18 @@ def test_cost_model_follows_the_cadence_and_scales_with_the_posts(capsys) -> Non
     account_posts = large.mix.posts * large.mix.account_share
     assert historical.posts_due_per_tick == pytest.approx(account_posts, rel=0.01)
     assert historical.calls_per_tick >= account_posts / 25
+
+
+def test_pipeline_writes_an_hourly_tick_writes_only_what_changed_and_settles_each_post_once(capsys) -> None:
+    hourly = pipeline_writes.main(posts=30)
+    printed = capsys.readouterr().out
+    posts = hourly.run.posts_delivered
+    metrics_units = hourly.units[f"write_units {hourly.metrics_table}"]
+    registry_writes = sum(n for key, n in hourly.units.items() if key.startswith("item_writes") and "Registry" in key)
+    # Every Post collected an hour later, its day items rewritten for the hours that moved only (≤ 3 WCU a Post),
+    # and one settling write a Post (status, due marker and latest totals together)
+    assert posts == 30 and hourly.run.statuses == {"ok": 30}
+    assert 0 < metrics_units <= 3 * posts
+    assert registry_writes == posts + hourly.run.messages  # and the account's last success, once a message
+    # And the same tick rerun or redelivered changes nothing
+    assert "(unchanged)" in printed and "0 API calls" in printed

@@ -204,7 +204,7 @@ def test_state_file_describes_the_running_stack_without_secrets_and_is_removed_a
     # Then it records moto, the API, the physical ids and a spec per template function that `invoke` can rebuild
     assert state["moto_url"].startswith("http://127.0.0.1:") and state["api_url"].startswith("http://127.0.0.1:")
     assert state["emulator_url"] == state["engagement_api_url"]
-    assert {"MetricsTable", "RegistryTable", "StatusTable", "CollectQueue"} <= set(state["physical_ids"])
+    assert {"MetricsTable", "RegistryTable", "CollectQueue"} <= set(state["physical_ids"])
     assert sorted(state["functions"]) == ["ApiFunction", "CollectorFunction", "PlannerFunction"]
     for logical_id, record in state["functions"].items():
         spec = FunctionSpec.from_json(record)

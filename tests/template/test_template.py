@@ -42,7 +42,6 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 DESIGN_ENV = (
     "REGISTRY_TABLE",
     "METRICS_TABLE",
-    "STATUS_TABLE",
     "APP_SECRET_ARN",
     "SECRET_PREFIX",
     "ENGAGEMENT_API_URL",
@@ -306,9 +305,10 @@ def test_tables_match_the_design_keys_and_indexes(resources: dict[str, Any]) -> 
             for index in table["Properties"].get("GlobalSecondaryIndexes", [])
         }
 
-    registry, metrics, status = (resources[name] for name in ("RegistryTable", "MetricsTable", "StatusTable"))
-    # Then keys and indexes are exactly docs/DESIGN.md's
-    for table in (registry, metrics, status):
+    registry, metrics = (resources[name] for name in ("RegistryTable", "MetricsTable"))
+    # Then keys and indexes are exactly docs/DESIGN.md's (statuses live on the due markers: no table of their own)
+    assert "StatusTable" not in resources
+    for table in (registry, metrics):
         assert keys(table["Properties"]["KeySchema"]) == ("pk", "sk")
         assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
         assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -322,9 +322,9 @@ def test_tables_match_the_design_keys_and_indexes(resources: dict[str, Any]) -> 
                 "NonKeyAttributes": ["tweet_id", "account_id", "endpoint", "last_hour_collected"],
             },
         ),
+        "StatusIndex": (("status_pk", "status_sk"), {"ProjectionType": "ALL"}),
     }
     assert indexes(metrics) == {}
-    assert indexes(status) == {"StatusIndex": (("status_pk", "status_sk"), {"ProjectionType": "ALL"})}
     # and the history that cannot be fetched again survives stack deletion or replacement
     for table in (registry, metrics):
         assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")

@@ -1,4 +1,4 @@
-"""MetricsTable and StatusTable DAL against moto tables built from template.yaml."""
+"""MetricsTable and status DAL against moto tables built from template.yaml."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.fakes import TICK, post_ids, scan_keys, stored_points
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import MetricPoint, metrics_dal, status_dal
+from xengage.dal import MetricPoint, metrics_dal, registry_dal, status_dal
 from xengage.timeutil import to_iso
 
 NOW = to_iso(TICK)
@@ -137,8 +137,9 @@ def test_purge_points_removes_every_endpoint_of_one_post_only(aws):
 
 
 def test_status_keeps_first_seen_and_first_ok(aws):
-    # Given a Post first seen unavailable, then ok twice
+    # Given a tracked Post first seen unavailable, then ok twice
     (tweet_id,) = post_ids(1)
+    registry_dal().track_posts([tweet_id], None, now=NOW)
     statuses = status_dal()
     statuses.record(tweet_id, Endpoint.TOTALS, "unavailable", at="2026-11-25T10:00:00Z", message="gone")
     statuses.record(tweet_id, Endpoint.TOTALS, "ok", at="2026-11-25T11:00:00Z")
@@ -153,11 +154,32 @@ def test_status_keeps_first_seen_and_first_ok(aws):
     assert status.first_ok_at == "2026-11-25T11:00:00Z"
     assert status.last_ok_at == status.last_seen_at == "2026-11-25T12:00:00Z"
     assert status.reason_code is None and status.message is None
+    # And its marker still schedules it: the status sits beside the schedule, one item
+    marker = registry_dal().get_due_marker(tweet_id, Endpoint.TOTALS)
+    assert marker is not None and marker.next_due_at == NOW
+
+
+def test_status_of_a_post_without_a_marker_is_not_kept(aws):
+    # Given an untracked Post and an app-only tracked Post (markers for /totals only)
+    untracked, app_only = post_ids(2)
+    registry_dal().track_posts([app_only], None, now=NOW)
+
+    # When outcomes are recorded for what has no marker
+    kept = [
+        status_dal().record(untracked, Endpoint.TOTALS, "ok", at=NOW),
+        status_dal().record(app_only, Endpoint.HOURLY_28HR, "ok", at=NOW),
+    ]
+
+    # Then nothing is written: no status, and no marker-shaped item is created
+    assert kept == [False, False]
+    assert status_dal().get_statuses(untracked) == status_dal().get_statuses(app_only) == []
+    assert registry_dal().get_due_marker(app_only, Endpoint.HOURLY_28HR) is None
 
 
 def test_query_by_status_pages_newest_first(aws):
-    # Given three not_owned Posts and one ok Post
+    # Given three not_owned Posts and one ok Post, tracked for account 42
     ids = post_ids(4)
+    registry_dal().track_posts(ids, "42", now=NOW)
     statuses = status_dal()
     for index, tweet_id in enumerate(ids[:3]):
         statuses.record(tweet_id, Endpoint.HISTORICAL, "not_owned", at=f"2026-11-25T1{index}:00:00Z", message="no")

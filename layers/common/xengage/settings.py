@@ -13,13 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class SharedSettings(BaseModel):
-    """What every function needs: the three tables and where secrets live."""
+    """What every function needs: the two tables and where secrets live."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     registry_table: str = Field(alias="REGISTRY_TABLE", min_length=1)
     metrics_table: str = Field(alias="METRICS_TABLE", min_length=1)
-    status_table: str = Field(alias="STATUS_TABLE", min_length=1)
     secret_prefix: str = Field(alias="SECRET_PREFIX", min_length=1)
     service_name: str = Field(default="xengage", alias="POWERTOOLS_SERVICE_NAME")
 

@@ -1,4 +1,4 @@
-"""The only modules that touch boto3: RegistryTable, MetricsTable, StatusTable, CollectQueue, Secrets Manager.
+"""The only modules that touch boto3: RegistryTable (statuses on its due markers), MetricsTable, CollectQueue, Secrets.
 
 `registry_dal()`, `metrics_dal()`, `status_dal()`, `rate_budget()` and `collect_queue()` build DAL objects from the
 parsed environment, once per cold start.
@@ -35,7 +35,7 @@ def metrics_dal() -> MetricsDal:
 
 @functools.cache
 def status_dal() -> StatusDal:
-    return StatusDal(shared_settings().status_table)
+    return StatusDal(shared_settings().registry_table)
 
 
 @functools.cache

@@ -14,9 +14,12 @@ from botocore.exceptions import ClientError
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_client, dynamodb_table
 from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, plain, query_pages
+from xengage.dal.status import StatusChange, marker_key
+from xengage.dal.updates import ItemUpdate
 from xengage.timeutil import snowflake_created_at, to_iso
 
 DUE_SHARDS: Final = 16
+TOTALS: Final = Endpoint.TOTALS
 APP_CONTEXT: Final = "APP"  # list_pk suffix of Posts collected with the app bearer token only
 ACCOUNT_ACTIVE: Final = "active"
 ACCOUNT_NEEDS_REAUTH: Final = "needs_reauth"
@@ -93,7 +96,47 @@ def _post_key(tweet_id: str) -> dict[str, str]:
 
 
 def _due_key(tweet_id: str, endpoint: Endpoint) -> dict[str, str]:
-    return {"pk": f"POST#{tweet_id}", "sk": f"DUE#{endpoint.value}"}
+    return marker_key(tweet_id, endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """A collection ended: the marker's next due time (None: stop collecting, off DueIndex), its lease ended."""
+
+    next_due_at: str | None
+    collected_at: str
+    last_hour_collected: str | None = None
+
+    def add_to(self, update: ItemUpdate, tweet_id: str) -> None:
+        update.conditions.append("attribute_exists(pk)")
+        update.set("last_collected_at", self.collected_at)
+        update.remove("lease")
+        if self.next_due_at is None:
+            update.remove("next_due_at", "due_pk", "due_sk")
+        else:
+            update.set("next_due_at", self.next_due_at)
+            update.set("due_sk", f"{self.next_due_at}#{tweet_id}")
+        if self.last_hour_collected is not None:
+            update.set("last_hour_collected", self.last_hour_collected)
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    """No collection: due again at `next_due_at`, the lease kept (handed-on work) or released."""
+
+    next_due_at: str
+    keep_lease: bool
+
+    def add_to(self, update: ItemUpdate, tweet_id: str) -> None:
+        update.conditions.append("attribute_exists(due_pk)")
+        update.set("next_due_at", self.next_due_at)
+        update.set("due_sk", f"{self.next_due_at}#{tweet_id}")
+        if not self.keep_lease:
+            update.remove("lease")
+
+
+MarkerMove = Advance | Reschedule
+_NEVER_OLDER_TOTALS: Final = "attribute_not_exists(latest_totals_at) OR latest_totals_at <= :latest_totals_at"
 
 
 def post_items(tweet_id: str, account_id: str | None, *, now: str) -> list[dict[str, Any]]:
@@ -143,14 +186,17 @@ def _account_from(item: Mapping[str, Any]) -> Account:
     )
 
 
-def _post_from(item: Mapping[str, Any]) -> TrackedPost:
+def _post_from(item: Mapping[str, Any], totals_marker: Mapping[str, Any] | None = None) -> TrackedPost:
+    """The Post item, with the latest totals its /totals marker keeps (the Post item's own, written before they
+    moved to the marker, until the marker has some)."""
+    latest = totals_marker if totals_marker and "latest_totals" in totals_marker else item
     return TrackedPost(
         tweet_id=item["tweet_id"],
         account_id=item.get("account_id", ""),
         created_at=item["created_at"],
         tracked_at=item["tracked_at"],
-        latest_totals=plain(item.get("latest_totals") or {}),
-        latest_totals_at=item.get("latest_totals_at"),
+        latest_totals=plain(latest.get("latest_totals") or {}),
+        latest_totals_at=latest.get("latest_totals_at"),
     )
 
 
@@ -330,31 +376,74 @@ class RegistryDal:
         return any(key["sk"] == "POST" for key in keys)
 
     def get_post(self, tweet_id: str) -> TrackedPost | None:
-        item = self.table.get_item(Key=_post_key(tweet_id), ConsistentRead=True).get("Item")
-        return _post_from(item) if item else None
+        """The Post with its latest totals: one BatchGetItem of its item and its /totals marker."""
+        items = {item["sk"]: item for item in self._batch_get([_post_key(tweet_id), _due_key(tweet_id, TOTALS)])}
+        post = items.get("POST")
+        return _post_from(post, items.get(_due_key(tweet_id, TOTALS)["sk"])) if post else None
 
     def list_posts(
         self, account_id: str | None, *, limit: int = 50, cursor: str | None = None, newest_first: bool = False
     ) -> Page[TrackedPost]:
         """Posts of one account, or of the app (account_id None or ""), by tweet id: ids are snowflakes, so that is
         creation order (oldest first, or newest first)."""
-        return self._list_page(
-            f"POSTS#{account_id or APP_CONTEXT}", _post_from, limit=limit, cursor=cursor, descending=newest_first
+        page = self._list_page(
+            f"POSTS#{account_id or APP_CONTEXT}", dict, limit=limit, cursor=cursor, descending=newest_first
+        )
+        markers = {
+            item["tweet_id"]: item
+            for item in batch_get(
+                self.table_name, [_due_key(p["tweet_id"], TOTALS) for p in page.items], consistent=False
+            )
+        }
+        return Page(items=[_post_from(item, markers.get(item["tweet_id"])) for item in page.items], cursor=page.cursor)
+
+    def update_latest_totals(self, tweet_id: str, totals: Mapping[str, int], *, at: str) -> bool:
+        """Keep the newest /totals snapshot on the Post's /totals marker (never older: a late redelivery loses)."""
+        return self.settle(tweet_id, TOTALS, latest_totals=totals, latest_at=at)
+
+    def settle(
+        self,
+        tweet_id: str,
+        endpoint: Endpoint,
+        *,
+        status: StatusChange | None = None,
+        move: MarkerMove | None = None,
+        latest_totals: Mapping[str, int] | None = None,
+        latest_at: str | None = None,
+    ) -> bool:
+        """Settle a Post on one endpoint with one UpdateItem of its marker: its status, the marker's move and the
+        latest /totals snapshot. False when the marker is gone (untracked) or, for a Reschedule, off DueIndex.
+
+        The snapshot is never older than the one kept: when a newer one is there (a live query came after this
+        tick), the write is made again without it, the only case that takes a second write.
+        """
+        update = ItemUpdate(conditions=["attribute_exists(pk)"])
+        if status is not None:
+            status.add_to(update, tweet_id)
+        if move is not None:
+            move.add_to(update, tweet_id)
+        if latest_totals is None or latest_at is None:
+            return self._update_marker(tweet_id, endpoint, update)
+        without_totals = ItemUpdate(
+            list(update.sets), list(update.removes), dict(update.values), dict(update.names), list(update.conditions)
+        )
+        update.set("latest_totals", dict(latest_totals))
+        update.set("latest_totals_at", latest_at)
+        update.conditions.append(_NEVER_OLDER_TOTALS)
+        if self._update_marker(tweet_id, endpoint, update):
+            return True
+        return bool(without_totals.sets or without_totals.removes) and self._update_marker(
+            tweet_id, endpoint, without_totals
         )
 
-    def update_latest_totals(self, tweet_id: str, totals: Mapping[str, int], *, at: str) -> None:
-        """Keep the newest /totals snapshot on the Post (never older: a late redelivery does not win)."""
+    def _update_marker(self, tweet_id: str, endpoint: Endpoint, update: ItemUpdate) -> bool:
         try:
-            self.table.update_item(
-                Key=_post_key(tweet_id),
-                UpdateExpression="SET latest_totals = :t, latest_totals_at = :at",
-                ConditionExpression="attribute_exists(pk) AND "
-                "(attribute_not_exists(latest_totals_at) OR latest_totals_at <= :at)",
-                ExpressionAttributeValues={":t": dict(totals), ":at": at},
-            )
+            self.table.update_item(Key=_due_key(tweet_id, endpoint), **update.arguments())
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
-                raise
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     # --- due markers ------------------------------------------------------------------------------------------
 
@@ -432,19 +521,7 @@ class RegistryDal:
     def reschedule_due(self, tweet_id: str, endpoint: Endpoint, *, next_due_at: str, keep_lease: bool) -> bool:
         """Move a marker without a collection: keep the lease until a handed-on message's next attempt (plus a
         margin), or release it (`keep_lease=False`) so the Post is planned again once it can be collected."""
-        expression = "SET next_due_at = :n, due_sk = :sk" + ("" if keep_lease else " REMOVE lease")
-        try:
-            self.table.update_item(
-                Key=_due_key(tweet_id, endpoint),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(due_pk)",
-                ExpressionAttributeValues={":n": next_due_at, ":sk": f"{next_due_at}#{tweet_id}"},
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return self.settle(tweet_id, endpoint, move=Reschedule(next_due_at, keep_lease))
 
     def checkpoint_hours(self, tweet_id: str, endpoint: Endpoint, *, last_hour_collected: str) -> bool:
         """Record that every hour before `last_hour_collected` is stored (a finished /historical window), never
@@ -473,35 +550,8 @@ class RegistryDal:
         last_hour_collected: str | None = None,
     ) -> bool:
         """Move a marker after a collection and end its lease; `next_due_at=None` stops collecting (drops it from
-        DueIndex).
-
-        False when the Post is not tracked (untracked meanwhile, or a console run on an untracked id).
-        """
-        sets = ["last_collected_at = :c"]
-        values: dict[str, Any] = {":c": collected_at}
-        removes: list[str] = ["lease"]
-        if next_due_at is None:
-            removes += ["next_due_at", "due_pk", "due_sk"]
-        else:
-            sets += ["next_due_at = :n", "due_sk = :sk"]
-            values[":n"] = next_due_at
-            values[":sk"] = f"{next_due_at}#{tweet_id}"
-        if last_hour_collected is not None:
-            sets.append("last_hour_collected = :h")
-            values[":h"] = last_hour_collected
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self.table.update_item(
-                Key=_due_key(tweet_id, endpoint),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        DueIndex). False when the Post is not tracked (untracked meanwhile, or a console run on an untracked id)."""
+        return self.settle(tweet_id, endpoint, move=Advance(next_due_at, collected_at, last_hour_collected))
 
     # --- shared -----------------------------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""StatusTable: the last outcome of each Post on each endpoint (ok, or a Reason with the API's message)."""
+"""Each Post's last outcome on each endpoint (ok, or a Reason with the API's message), kept on its due marker.
+
+The marker's item (RegistryTable, `pk=POST#{tweet_id}`, `sk=DUE#{endpoint}`) holds the status beside the schedule,
+so settling a Post after a collection is one UpdateItem (docs/DESIGN.md, "Settling a Post"); `StatusIndex`
+(`status_pk=STATUS#{status}`, `status_sk={last_seen_at}#{tweet_id}`) lists Posts by status.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
 from xengage.api_client.models import PostMetrics
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, query_pages
+from xengage.dal.updates import ItemUpdate
 from xengage.timeutil import to_iso
 
 KNOWN_STATUSES: Final = frozenset({STATUS_OK, *(reason.value for reason in Reason)})
 _STATUS_CURSOR_KEYS: Final = frozenset({"pk", "sk", "status_pk", "status_sk"})
+MARKER_PREFIX: Final = "DUE#"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +43,8 @@ class PostStatus:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> PostStatus:
         return cls(
-            tweet_id=item["pk"],
-            endpoint=Endpoint(item["sk"]),
+            tweet_id=item["tweet_id"],
+            endpoint=Endpoint(item["endpoint"]),
             status=item["status"],
             reason_code=item.get("reason_code"),
             message=item.get("message"),
@@ -49,13 +57,47 @@ class PostStatus:
         )
 
 
-def _optional(sets: list[str], removes: list[str], values: dict[str, Any], name: str, value: Any) -> None:
-    """SET an attribute when there is a value, else REMOVE it, so a later outcome never keeps a stale one."""
-    if value is None:
-        removes.append(name)
-    else:
-        sets.append(f"{name} = :{name}")
-        values[f":{name}"] = value
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A Post's outcome to record: `next_attempt_at` only with a pending status, `unsupported_metrics` when some."""
+
+    status: str
+    at: str
+    message: str | None = None
+    next_attempt_at: str | None = None
+    unsupported_metrics: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in KNOWN_STATUSES:
+            raise ValueError(f"status must be one of {sorted(KNOWN_STATUSES)}, not {self.status!r}")
+
+    @classmethod
+    def of(cls, post: PostMetrics, *, at: str) -> StatusChange:
+        """What a fetch made of one Post: its status and reason, when it is tried next, what was refused."""
+        return cls(
+            status=post.status,
+            at=at,
+            message=post.reason,
+            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
+            unsupported_metrics=tuple(sorted(set(post.unsupported_metrics))),
+        )
+
+    def add_to(self, update: ItemUpdate, tweet_id: str) -> None:
+        """SET the outcome; first_seen_at / first_ok_at are kept from the first time (if_not_exists)."""
+        update.set("status", self.status)
+        update.set("last_seen_at", self.at)
+        update.set("first_seen_at", self.at, expression="if_not_exists(first_seen_at, :first_seen_at)")
+        update.set("status_pk", f"STATUS#{self.status}")
+        update.set("status_sk", f"{self.at}#{tweet_id}")
+        if self.status == STATUS_OK:
+            update.set("last_ok_at", self.at)
+            update.set("first_ok_at", self.at, expression="if_not_exists(first_ok_at, :first_ok_at)")
+            update.remove("reason_code", "message")
+        else:
+            update.set("reason_code", self.status)
+            update.set("message", self.message or self.status)
+        update.set_or_remove("next_attempt_at", self.next_attempt_at)
+        update.set_or_remove("unsupported_metrics", sorted(set(self.unsupported_metrics)) or None)
 
 
 class StatusDal:
@@ -76,62 +118,33 @@ class StatusDal:
         message: str | None = None,
         next_attempt_at: str | None = None,
         unsupported_metrics: Iterable[str] = (),
-    ) -> None:
-        """Upsert one Post's outcome; first_seen_at / first_ok_at are kept from the first time (if_not_exists).
+    ) -> bool:
+        """Record one Post's outcome on its marker; False when the Post has no marker there (not tracked, or not
+        collected on that endpoint): an outcome is kept only for what is tracked."""
+        change = StatusChange(status, at, message, next_attempt_at, tuple(unsupported_metrics))
+        return self.record_change(tweet_id, endpoint, change)
 
-        `next_attempt_at` is kept only with it (a pending status), `unsupported_metrics` only when there are some.
-        """
-        if status not in KNOWN_STATUSES:
-            raise ValueError(f"status must be one of {sorted(KNOWN_STATUSES)}, not {status!r}")
-        sets = [
-            "#s = :s",
-            "last_seen_at = :at",
-            "first_seen_at = if_not_exists(first_seen_at, :at)",
-            "status_pk = :spk",
-            "status_sk = :ssk",
-        ]
-        values: dict[str, Any] = {":s": status, ":at": at, ":spk": f"STATUS#{status}", ":ssk": f"{at}#{tweet_id}"}
-        removes: list[str] = []
-        if status == STATUS_OK:
-            sets += ["last_ok_at = :at", "first_ok_at = if_not_exists(first_ok_at, :at)"]
-            removes += ["reason_code", "message"]
-        else:
-            sets += ["reason_code = :r", "message = :m"]
-            values[":r"] = status
-            values[":m"] = message or status
-        _optional(sets, removes, values, "next_attempt_at", next_attempt_at)
-        _optional(sets, removes, values, "unsupported_metrics", sorted(set(unsupported_metrics)) or None)
-        self.table.update_item(
-            Key={"pk": tweet_id, "sk": endpoint.value},
-            UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values,
-        )
+    def record_change(self, tweet_id: str, endpoint: Endpoint, change: StatusChange) -> bool:
+        update = ItemUpdate(conditions=["attribute_exists(pk)"])
+        change.add_to(update, tweet_id)
+        try:
+            self.table.update_item(Key=marker_key(tweet_id, endpoint), **update.arguments())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
-    def record_outcome(self, post: PostMetrics, endpoint: Endpoint, *, at: str) -> None:
-        """Record what a fetch made of one Post: its status and reason, when it is tried next, what was refused."""
-        self.record(
-            post.tweet_id,
-            endpoint,
-            post.status,
-            at=at,
-            message=post.reason,
-            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
-            unsupported_metrics=post.unsupported_metrics,
-        )
+    def record_outcome(self, post: PostMetrics, endpoint: Endpoint, *, at: str) -> bool:
+        return self.record_change(post.tweet_id, endpoint, StatusChange.of(post, at=at))
 
     def get_statuses(self, tweet_id: str) -> list[PostStatus]:
-        return [
-            PostStatus.from_item(item)
-            for item in query_pages(self.table, KeyConditionExpression=Key("pk").eq(tweet_id), ConsistentRead=True)
-        ]
-
-    def delete_statuses(self, tweet_id: str) -> int:
-        statuses = self.get_statuses(tweet_id)
-        with self.table.batch_writer() as batch:
-            for status in statuses:
-                batch.delete_item(Key={"pk": status.tweet_id, "sk": status.endpoint.value})
-        return len(statuses)
+        items = query_pages(
+            self.table,
+            KeyConditionExpression=Key("pk").eq(f"POST#{tweet_id}") & Key("sk").begins_with(MARKER_PREFIX),
+            ConsistentRead=True,
+        )
+        return [PostStatus.from_item(item) for item in items if "status" in item]
 
     def query_by_status(
         self, status: str, *, limit: int = 50, cursor: str | None = None, newest_first: bool = True
@@ -155,3 +168,7 @@ class StatusDal:
             items=[PostStatus.from_item(item) for item in response.get("Items", [])],
             cursor=encode_cursor(response.get("LastEvaluatedKey")),
         )
+
+
+def marker_key(tweet_id: str, endpoint: Endpoint) -> dict[str, str]:
+    return {"pk": f"POST#{tweet_id}", "sk": f"{MARKER_PREFIX}{endpoint.value}"}

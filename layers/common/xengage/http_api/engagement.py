@@ -23,6 +23,7 @@ from xengage.api_client.models import EngagementResult, PostMetrics
 from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
+from xengage.dal.status import StatusChange
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, Incomplete, answers, bad_request
@@ -91,14 +92,12 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
         )
     ]
     context.metrics_store().put_points(points)
-    statuses = context.status_store()
+    registry = context.registry()
     for post in result.posts.values():
-        statuses.record_outcome(post, result.endpoint, at=collected_at)
-    if result.endpoint is Endpoint.TOTALS:
-        registry = context.registry()
-        for post in result.posts.values():
-            if post.ok and post.totals:
-                registry.update_latest_totals(post.tweet_id, post.totals, at=snapshot_at)
+        # One write a Post: its status, and on /totals its latest snapshot (kept only where tracked)
+        latest = post.totals if result.endpoint is Endpoint.TOTALS and post.ok and post.totals else None
+        change = StatusChange.of(post, at=collected_at)
+        registry.settle(post.tweet_id, result.endpoint, status=change, latest_totals=latest, latest_at=snapshot_at)
 
 
 def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:

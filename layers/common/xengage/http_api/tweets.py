@@ -127,8 +127,7 @@ def untrack(tweet_id: str, *, purge: bool) -> UntrackOut:
     context.registry().untrack_post(tweet_id)
     purged = 0
     if purge:
-        purged = context.metrics_store().purge_points(tweet_id)
-        context.status_store().delete_statuses(tweet_id)
+        purged = context.metrics_store().purge_points(tweet_id)  # its statuses went with its markers
     logger.info("post untracked", extra={"tweet_id": tweet_id, "purged_points": purged})
     return UntrackOut(tweet_id=tweet_id, untracked=True, purged_points=purged)
 

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
@@ -41,7 +41,7 @@ from xengage.dal import (
     registry_dal,
     status_dal,
 )
-from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, DueMarker
+from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, Advance, DueMarker, MarkerMove, Reschedule
 from xengage.dal.secrets import (
     AppSecretPlaceholder,
     SecretError,
@@ -49,6 +49,7 @@ from xengage.dal.secrets import (
     load_account_tokens,
     load_app_credentials,
 )
+from xengage.dal.status import StatusChange
 from xengage.observability import count, logger
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
@@ -103,8 +104,9 @@ class CollectSummary:
     scheduled_time: str
     posts: int = 0
     counts: dict[str, int] = field(default_factory=dict)  # status -> Posts
-    items_written: int = 0
+    items_written: int = 0  # metric points stored (a /totals snapshot, or an hour bucket)
     batch_write_calls: int = 0
+    item_updates: int = 0  # UpdateItems of day items: hours added to a stored day, or to one the answer did not fill
     calls: int = 0
     retries: int = 0
     throttled: int = 0
@@ -119,23 +121,23 @@ class CollectSummary:
         self.posts += other.posts
         for status, posts in other.counts.items():
             self.counts[status] = self.counts.get(status, 0) + posts
-        counted = (
-            "items_written",
-            "batch_write_calls",
-            "calls",
-            "retries",
-            "throttled",
-            "already_done",
-            "continuations",
-        )
-        for name in counted:
+        for name in _SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def count_status(self, status: str, posts: int = 1) -> None:
         self.counts[status] = self.counts.get(status, 0) + posts
 
 
-_SUMMED = ("items_written", "batch_write_calls", "calls", "retries", "throttled", "already_done", "continuations")
+_SUMMED: Final = (
+    "items_written",
+    "batch_write_calls",
+    "item_updates",
+    "calls",
+    "retries",
+    "throttled",
+    "already_done",
+    "continuations",
+)
 
 
 class InvalidPayload(ValueError):
@@ -447,6 +449,7 @@ def _store(run: _Collection, posts: Any) -> None:
     write = run.deps.metrics.put_points(points)
     run.summary.items_written += write.items
     run.summary.batch_write_calls += write.batch_write_calls
+    run.summary.item_updates += write.update_calls
 
 
 # --- settling: statuses, due markers, continuations ---------------------------------------------------------------
@@ -462,12 +465,16 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
     for post in posts:
         if post.ok or post.pending:
             post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
-        run.deps.statuses.record_outcome(post, run.endpoint, at=collected_at)
+        latest = post.totals if run.endpoint is Endpoint.TOTALS and post.ok and post.totals else None
+        run.deps.registry.settle(
+            post.tweet_id,
+            run.endpoint,
+            status=StatusChange.of(post, at=collected_at),
+            move=_marker_move(run, post, collected_at) if run.advance_markers else None,
+            latest_totals=latest,
+            latest_at=run.summary.scheduled_time,
+        )
         run.summary.count_status(post.status)
-        if run.endpoint is Endpoint.TOTALS and post.ok and post.totals:
-            run.deps.registry.update_latest_totals(post.tweet_id, post.totals, at=run.summary.scheduled_time)
-        if run.advance_markers:
-            _move_marker(run, post, collected_at)
     if pending and run.deps.queue is not None:
         _hand_on(run, pending)
     if run.message.account_id and run.summary.counts.get(STATUS_OK):
@@ -482,24 +489,19 @@ def _give_up(run: _Collection, pending: list[PostMetrics]) -> None:
         post.retry_at = None
 
 
-def _move_marker(run: _Collection, post: PostMetrics, collected_at: str) -> None:
+def _marker_move(run: _Collection, post: PostMetrics, collected_at: str) -> MarkerMove:
     """Where the Post's due marker goes, by the kind of its outcome (docs/DESIGN.md, "Collection at the limits")."""
-    registry, message = run.deps.registry, run.message
+    message = run.message
     if post.pending:
-        until = lease_until(post.retry_at or run.deps.now())
-        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=to_iso(until), keep_lease=True)
-        return
+        return Reschedule(to_iso(lease_until(post.retry_at or run.deps.now())), keep_lease=True)
     if post.status in (Reason.AUTH_FAILED.value, Reason.APP_AUTH_FAILED.value):
         # Due again as of the tick that queued it; the planner leaves it alone until the account or the app has
         # credentials again, then takes it among the oldest due.
-        registry.reschedule_due(post.tweet_id, run.endpoint, next_due_at=message.lease, keep_lease=False)
-        return
+        return Reschedule(message.lease, keep_lease=False)
     due = next_due_at(run.endpoint, post.tweet_id, message.scheduled_time)
     if post.status == Reason.FAILED.value and due is not None:
         due = max(due, message.scheduled_time + PERMANENT_RETRY)
-    registry.advance_due(
-        post.tweet_id,
-        run.endpoint,
+    return Advance(
         next_due_at=to_iso(due) if due is not None else None,
         collected_at=collected_at,
         last_hour_collected=_last_hour(message, post),
