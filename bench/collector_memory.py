@@ -72,7 +72,8 @@ if TYPE_CHECKING:
 TITLE: Final = "collector peak memory: the Lambda handler on its heaviest batches (dynalite + moto + emulator)"
 WHY_DYNALITE: Final = "the collector's reads and writes should cost what DynamoDB's do (moto's Query reads the table)"
 STACK_PREFIX: Final = "xengage-mem"
-# Lambda allocates CPU in proportion to memory: one vCPU at 1,769 MB.
+# Lambda allocates CPU in proportion to memory: the equivalent of one vCPU at 1,769 MB
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
 MB_PER_VCPU: Final = 1_769
 CANDIDATE_MB: Final = (128, 256, 512, 1_024, MB_PER_VCPU)
 # Memory a size must leave over the measured peak: responses vary with the data, and a function out of memory is
