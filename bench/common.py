@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import resource
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -131,6 +133,24 @@ class CallCounter:
     def close(self) -> None:
         for events, event in self._hooks:
             events.unregister(event, self._count)
+
+
+# --- peak RSS (Linux /proc) ------------------------------------------------------------------------------------
+
+
+def proc_status_bytes(field: str, pid: int | str = "self") -> int:
+    """A size field of /proc/<pid>/status (VmRSS: resident now; VmHWM: the peak, what ru_maxrss reports), bytes."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(match[1]) * 1024 if match else 0
+
+
+def reset_peak_rss(pid: int | str = "self") -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) of a process to its RSS now; False where it cannot be reset."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return proc_status_bytes("VmHWM", pid) <= proc_status_bytes("VmRSS", pid) + resource.getpagesize()
 
 
 # --- figures -------------------------------------------------------------------------------------------------

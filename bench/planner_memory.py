@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import re
 import resource
 import time
 import tracemalloc
@@ -43,7 +42,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from bench.common import (
@@ -54,6 +52,7 @@ from bench.common import (
     header,
     mib,
     quiet_library_output,
+    reset_peak_rss,
     scoped_env,
     table,
 )
@@ -73,8 +72,6 @@ SPREAD_MINUTES: Final = 60  # markers fell due over the hour before the tick
 CHECK_PAGE: Final = 25  # small pages: at 1,000 markers (~63 a shard) every shard takes several pages
 SERVER_START_TIMEOUT: Final = 60.0
 NOT_WRITTEN: Final = "leases not written in these runs"
-_STATUS: Final = Path("/proc/self/status")
-_CLEAR_REFS: Final = Path("/proc/self/clear_refs")
 
 
 @dataclass
@@ -387,7 +384,7 @@ def _measure(
     counter.take()
     due_pages.take()
     granted_before = granted(deps.registry)
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     rss_before = _ru_maxrss()  # just after a reset: the RSS now
     started = time.perf_counter()
     summary = plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
@@ -551,22 +548,8 @@ def measure_real_leases(resources: AwsResources, queues: FreshQueues, tick: date
     print("  leases hold: a second plan() at the same tick finds nothing due and queues nothing")
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM, which ru_maxrss reports); False where it cannot be reset."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return _ru_maxrss() <= _status_bytes("VmRSS") + resource.getpagesize()
-
-
 def _ru_maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
-def _status_bytes(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
-    return int(match[1]) * 1024 if match else 0
 
 
 if __name__ == "__main__":

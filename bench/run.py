@@ -14,7 +14,16 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from bench import api_latency, cold_start, cost, fault_matrix, pipeline_writes, planner_memory, rate_budget
+from bench import (
+    api_latency,
+    cold_start,
+    collector_memory,
+    cost,
+    fault_matrix,
+    pipeline_writes,
+    planner_memory,
+    rate_budget,
+)
 from bench.common import header
 
 BENCHMARKS: Final[dict[str, str]] = {
@@ -23,6 +32,7 @@ BENCHMARKS: Final[dict[str, str]] = {
     "cold_start": cold_start.TITLE,
     "pipeline_writes": pipeline_writes.TITLE,
     "planner_memory": planner_memory.TITLE,
+    "collector_memory": collector_memory.TITLE,
     "api_latency": api_latency.TITLE,
     "fault_matrix": fault_matrix.TITLE,
     "cost": cost.TITLE,

@@ -286,6 +286,11 @@ class FunctionWorker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id while it runs (benchmarks read its memory in /proc), else None."""
+        return self._process.pid if self.running and self._process is not None else None
+
     # -- invocation ---------------------------------------------------------------------------------
 
     def invoke(self, event: Any, *, request_id: str | None = None) -> Invocation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import client_calls, cold_start, cost, pipeline_writes, rate_budget
+from bench import client_calls, cold_start, collector_memory, cost, pipeline_writes, rate_budget
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +72,25 @@ def test_pipeline_writes_an_hourly_tick_writes_only_what_changed_and_settles_eac
     assert registry_writes == posts + hourly.run.messages  # and the account's last success, once a message
     # And the same tick rerun or redelivered changes nothing
     assert "(unchanged)" in printed and "0 API calls" in printed
+
+
+def test_collector_memory_runs_the_handler_on_planned_batches_and_measures_its_own_process() -> None:
+    chosen = collector_memory.scenarios(
+        totals_accounts=2, totals_posts=10, historical_posts=3, window_days=2, historical_batch=None, hourly_posts=None
+    )
+    # run() stops when a Post is not collected: a failed record, a marker still leased, a status other than ok,
+    # items written but not stored, or calls the emulator did not see
+    totals, historical = collector_memory.run(chosen)
+    # Two accounts' Posts go in a message each, both in one SQS event (BatchSize 5), one call a message
+    assert (totals.messages, totals.invocations, totals.api_calls) == (2, 1, 2)
+    assert totals.collected == 20 and totals.items_stored == 20
+    # /historical asks from the Posts' creation hour: one 48-hour window, an hourly item a Post and hour
+    assert historical.window_hours == [48] and historical.api_calls == 1
+    assert historical.items_stored == 3 * 48
+    for result in (totals, historical):
+        assert result.peak >= result.baseline > 0 and result.peak_rss >= result.peak
+        assert result.cpu_seconds > 0 and result.memory_size > 0
+    # The recommendation is a candidate size at least twice the measured peak
+    chosen_mb = collector_memory.recommend([totals, historical])
+    assert chosen_mb in collector_memory.CANDIDATE_MB
+    assert chosen_mb * (1 << 20) >= collector_memory.HEADROOM * max(totals.peak_rss, historical.peak_rss)
