@@ -15,7 +15,7 @@ FUNCTION ?=
 FUZZ_EXAMPLES ?= 300
 EVENT ?=
 
-.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series clean
+.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -75,6 +75,9 @@ run: venv node-deps ## run the whole system locally on its embedded default (Ctr
 
 emulator: venv ## run the Engagement API emulator alone
 	$(PY) -m local.emulator
+
+migrate-statuses: venv ## before upgrading a stack: copy its StatusTable onto the due markers: make migrate-statuses STATUS_TABLE=<name> REGISTRY_TABLE=<name>
+	$(PY) -m tools.migrate_statuses --status-table "$(STATUS_TABLE)" --registry-table "$(REGISTRY_TABLE)" $(if $(DRY_RUN),--dry-run,)
 
 migrate-series: venv ## fold a deployed MetricsTable's hour items into day items: make migrate-series TABLE=<name> [DRY_RUN=1]
 	$(PY) -m tools.migrate_series --table "$(TABLE)" $(if $(DRY_RUN),--dry-run,)

@@ -60,6 +60,7 @@ from bench.common import (
     quiet_library_output,
     reset_peak_rss,
     scoped_env,
+    stored_items_and_points,
     table,
 )
 from bench.planner_memory import moto_server
@@ -145,6 +146,7 @@ class Result:
     api_calls: int = 0  # as the emulator counted them
     items_written: int = 0  # as the collector counted them
     items_stored: int = 0  # MetricsTable items after the run (a fresh table)
+    points_stored: int = 0  # the points they hold (snapshots, and hours of day items)
     statuses: Counter[str] = field(default_factory=Counter)
     collected: int = 0  # due markers released with a collection time
     baseline: int = 0  # bytes: RSS after init
@@ -361,10 +363,9 @@ def _collector_summaries(log: Path) -> Iterator[dict[str, Any]]:
 
 
 def _check(scenario: Scenario, result: Result, tweet_ids: list[str], shared: Services, metrics_table: str) -> None:
-    """Every Post collected: markers released, statuses ok, items written = stored, calls = the emulator's."""
+    """Every Post collected: markers released, statuses ok, points written = stored, calls = the emulator's."""
     from xengage.api_client import Endpoint
     from xengage.dal import registry_dal
-    from xengage.dal.aws import dynamodb_client
 
     calls = 0
     for summary in _collector_summaries(shared.log_dir / f"{scenario.key}.log"):
@@ -373,13 +374,12 @@ def _check(scenario: Scenario, result: Result, tweet_ids: list[str], shared: Ser
         result.statuses.update(summary["counts"])
     markers = registry_dal().get_due_markers(tweet_ids, Endpoint(scenario.endpoint)).values()
     result.collected = sum(1 for marker in markers if marker.lease is None and marker.last_collected_at)
-    pages = dynamodb_client().get_paginator("scan").paginate(TableName=metrics_table, Select="COUNT")
-    result.items_stored = sum(page["Count"] for page in pages)
+    result.items_stored, result.points_stored = stored_items_and_points(metrics_table)
     problems = []
     if result.collected != scenario.posts or result.statuses != Counter(ok=scenario.posts):
         problems.append(f"{result.collected} markers released, statuses {dict(result.statuses)}")
-    if not result.items_written or result.items_written != result.items_stored:
-        problems.append(f"{result.items_written} items written, {result.items_stored} stored")
+    if not result.items_written or result.items_written != result.points_stored:
+        problems.append(f"{result.items_written} points written, {result.points_stored} stored")
     if calls != result.api_calls:
         problems.append(f"the collector counted {calls} calls, the emulator {result.api_calls}")
     if problems:
@@ -410,14 +410,14 @@ def report(results: list[Result]) -> None:
         for result in results
     ]
     print("API calls: minimum in parentheses (one a message; /historical: one a 4-week window of it)")
-    headers = ["scenario", "Posts", "msgs in events", "API calls", "items written", "baseline RSS MiB"]
+    headers = ["scenario", "Posts", "msgs in events", "API calls", "points written", "baseline RSS MiB"]
     print(table([*headers, "peak RSS MiB", "growth MiB", "wall s", "CPU s"], rows))
     for result in results:
         windows = f"; /historical windows {sorted(set(result.window_hours))} h" if result.window_hours else ""
         print(
             f"  {result.scenario.name}: statuses {dict(result.statuses)}, {result.collected:,} markers released, "
-            f"{result.items_stored:,} items stored{windows}; init: peak {_mib(result.init_peak)} MiB, "
-            f"CPU {result.init_cpu_seconds:.2f} s"
+            f"{result.points_stored:,} points stored in {result.items_stored:,} items{windows}; "
+            f"init: peak {_mib(result.init_peak)} MiB, CPU {result.init_cpu_seconds:.2f} s"
         )
     recommend(results)
 

@@ -153,6 +153,22 @@ def reset_peak_rss(pid: int | str = "self") -> bool:
     return proc_status_bytes("VmHWM", pid) <= proc_status_bytes("VmRSS", pid) + resource.getpagesize()
 
 
+def stored_items_and_points(metrics_table: str) -> tuple[int, int]:
+    """MetricsTable's items and the points they hold (a Scan: benchmarks may, the code never does)."""
+    from xengage.dal.aws import dynamodb_table
+    from xengage.dal.series import day_hours, is_day_item
+
+    items = points = 0
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = dynamodb_table(metrics_table).scan(**kwargs)
+        items += len(page["Items"])
+        points += sum(len(day_hours(item)) if is_day_item(item) else 1 for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items, points
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 # --- figures -------------------------------------------------------------------------------------------------
 
 

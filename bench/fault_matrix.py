@@ -236,10 +236,7 @@ class Harness:
 
     def snapshot(self) -> Snapshot:
         client = self.stack.client("dynamodb")
-        metrics = {
-            (item["pk"]["S"], item["sk"]["S"]): _plain(item["metrics"])
-            for item in _scan(client, self.stack.ids.ref("MetricsTable"))
-        }
+        metrics = dict(point for item in _scan(client, self.stack.ids.ref("MetricsTable")) for point in _points(item))
         due_markers = [
             item for item in _scan(client, self.stack.ids.ref("RegistryTable")) if item["sk"]["S"].startswith("DUE#")
         ]
@@ -523,8 +520,18 @@ def _empty_table(stack: LocalStack, table: str) -> None:
             request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
 
-def _plain(value: dict[str, Any]) -> dict[str, Any]:
-    return {name: int(inner["N"]) for name, inner in value["M"].items()}
+def _points(item: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, int]]]:
+    """A MetricsTable item's points by (pk, at): a /totals snapshot, or each hour of a day item (wire form in)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from xengage.dal.series import day_hours, hour_at, is_day_item
+
+    plain = {name: TypeDeserializer().deserialize(value) for name, value in item.items()}
+    if not is_day_item(plain):
+        yield (plain["pk"], plain["sk"]), {name: int(value) for name, value in plain["metrics"].items()}
+        return
+    for hour, values in day_hours(plain).items():
+        yield (plain["pk"], hour_at(plain["sk"], hour)), values
 
 
 def _refetched(log: list[Any]) -> int:

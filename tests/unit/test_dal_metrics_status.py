@@ -295,3 +295,61 @@ def test_a_day_item_changed_by_another_writer_is_read_again_and_merged(aws, monk
         ("13", {"impressions": 13, "new_metric": 7}),
         ("14", {"impressions": 14}),
     ]
+
+
+def test_status_migration_copies_old_statuses_onto_markers_and_keeps_newer_ones(aws):
+    # Given the old StatusTable (pk=tweet id, sk=endpoint) with three statuses: one of a Post whose marker has no
+    # status yet, one of a Post whose marker has a newer one, one of a Post no longer tracked
+    from xengage.dal.aws import dynamodb_resource
+    from xengage.dal.migrate import migrate_statuses
+
+    old_table = dynamodb_resource().create_table(
+        TableName="old-StatusTable",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    fresh, renewed, gone = post_ids(3)
+    registry_dal().track_posts([fresh, renewed], None, now=NOW)
+    status_dal().record(renewed, Endpoint.TOTALS, "ok", at="2026-11-25T12:00:00Z")
+
+    def old(tweet_id: str, status: str, seen: str) -> dict[str, str]:
+        return {
+            "pk": tweet_id,
+            "sk": "totals",
+            "status": status,
+            "first_seen_at": "2026-11-01T00:00:00Z",
+            "last_seen_at": seen,
+            "status_pk": f"STATUS#{status}",
+            "status_sk": f"{seen}#{tweet_id}",
+            **(
+                {"reason_code": status, "message": "gone"}
+                if status != "ok"
+                else {"first_ok_at": seen, "last_ok_at": seen}
+            ),
+        }
+
+    for item in (
+        old(fresh, "unavailable", "2026-11-20T00:00:00Z"),
+        old(renewed, "ok", "2026-11-20T00:00:00Z"),
+        old(gone, "ok", "2026-11-20T00:00:00Z"),
+    ):
+        old_table.put_item(Item=item)
+
+    # When it is migrated, twice
+    stats = migrate_statuses("old-StatusTable", aws.registry_table)
+    again = migrate_statuses("old-StatusTable", aws.registry_table)
+
+    # Then the fresh marker holds the old status, the renewed one keeps its own but takes the older first-seen time,
+    # the untracked Post's status has nowhere to go, and a second run changes nothing
+    (copied,) = status_dal().get_statuses(fresh)
+    (kept,) = status_dal().get_statuses(renewed)
+    assert (copied.status, copied.message, copied.last_seen_at) == ("unavailable", "gone", "2026-11-20T00:00:00Z")
+    assert (kept.status, kept.last_seen_at, kept.first_seen_at) == (
+        "ok",
+        "2026-11-25T12:00:00Z",
+        "2026-11-01T00:00:00Z",
+    )
+    assert (stats.statuses, stats.copied, stats.kept_newer, stats.no_marker) == (3, 1, 1, 1)
+    assert (again.copied, again.kept_newer) == (0, 2)
+    assert [s.tweet_id for s in status_dal().query_by_status("unavailable").items] == [fresh]

@@ -1,10 +1,16 @@
-"""Fold MetricsTable's hour items (the layout before day items) into day items; run once per table after deploying.
+"""One-off migrations of a deployed stack's tables to the layouts of this version (`tools/`, operator credentials).
+
+MetricsTable: fold hour items (the layout before day items) into day items; run once per table after deploying.
 
     python -m tools.migrate_series --table <MetricsTableName> [--dry-run]    (operator credentials)
 
 Safe to run while collectors write, and to stop and run again: each Scan page's hour items are written into their
 day items only where the day item lacks that hour (what a collector stored since is newer), and deleted only after
 that write succeeded. Reads stay right throughout: the API reads both kinds and a day item's hour wins.
+
+Statuses: copy the old StatusTable's items onto the due markers; run it BEFORE deploying (the deploy deletes it).
+
+    python -m tools.migrate_statuses --status-table <StatusTableName> --registry-table <RegistryTableName>
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
+from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.metrics import MetricPoint, MetricsDal
+from xengage.dal.paging import batch_get
 from xengage.dal.series import is_day_item
+from xengage.dal.status import marker_key
+from xengage.dal.updates import ItemUpdate
 
 SCAN_PAGE: Final = 500
 
@@ -57,3 +69,82 @@ def migrate_hour_items(table_name: str, *, dry_run: bool = False) -> MigrationSt
                 batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
         stats.deleted += len(items)
     return stats
+
+
+# --- statuses: StatusTable (before 2026-12) -> the due markers ---------------------------------------------------
+
+STATUS_FIELDS: Final = (
+    "status",
+    "reason_code",
+    "message",
+    "first_seen_at",
+    "last_seen_at",
+    "first_ok_at",
+    "last_ok_at",
+    "next_attempt_at",
+    "unsupported_metrics",
+    "status_pk",
+    "status_sk",
+)
+
+
+@dataclass(slots=True)
+class StatusMigrationStats:
+    statuses: int = 0  # items of the old StatusTable
+    copied: int = 0  # onto a marker that had no status, or an older one
+    kept_newer: int = 0  # the marker's own status was newer: only the first-seen / first-ok times were taken
+    no_marker: int = 0  # the Post is not tracked (or not on that endpoint) any more: nothing to keep it on
+
+
+def migrate_statuses(status_table: str, registry_table: str, *, dry_run: bool = False) -> StatusMigrationStats:
+    """Copy each status of the old StatusTable (`pk={tweet_id}`, `sk={endpoint}`) onto its due marker.
+
+    Run it before deploying the version without StatusTable (CloudFormation deletes that table). A marker that has
+    a newer status of its own keeps it, taking only the older first-seen / first-ok times.
+    """
+    stats = StatusMigrationStats()
+    source = dynamodb_table(status_table)
+    kwargs: dict[str, Any] = {"Limit": SCAN_PAGE}
+    while True:
+        page = source.scan(**kwargs)
+        stats.statuses += len(page["Items"])
+        if not dry_run:
+            _copy_statuses(page["Items"], registry_table, stats)
+        if "LastEvaluatedKey" not in page:
+            return stats
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _copy_statuses(items: list[dict[str, Any]], registry_table: str, stats: StatusMigrationStats) -> None:
+    keys = [marker_key(item["pk"], Endpoint(item["sk"])) for item in items]
+    markers = {(m["pk"], m["sk"]): m for m in batch_get(registry_table, keys)}
+    table = dynamodb_table(registry_table)
+    for item, key in zip(items, keys, strict=True):
+        marker = markers.get((key["pk"], key["sk"]))
+        if marker is None:
+            stats.no_marker += 1
+            continue
+        update = _status_copy(item, marker, stats)
+        try:
+            table.update_item(Key=key, **update.arguments())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            stats.no_marker += 1  # untracked between the read and the write
+
+
+def _status_copy(item: dict[str, Any], marker: dict[str, Any], stats: StatusMigrationStats) -> ItemUpdate:
+    update = ItemUpdate(conditions=["attribute_exists(pk)"])
+    if marker.get("last_seen_at", "") < item["last_seen_at"]:
+        for name in STATUS_FIELDS:
+            if name in item:
+                update.set(name, item[name])
+        stats.copied += 1
+        return update
+    for name in ("first_seen_at", "first_ok_at"):
+        if name in item and (name not in marker or item[name] < marker[name]):
+            update.set(name, item[name])
+    if not update.sets:
+        update.set("first_seen_at", marker["first_seen_at"])  # nothing older to take: an idempotent no-op write
+    stats.kept_newer += 1
+    return update
