@@ -24,7 +24,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +56,19 @@ BUDGET_SECONDS: Final = 20.0  # per kind of request; a whole-year read counts as
 MIN_REQUESTS: Final = 10
 COLD_STARTS: Final = 2
 WARM_UP_REQUESTS: Final = 3
+
+
+@dataclass(frozen=True)
+class Run:
+    """How much to store and how long to sample (the smoke test runs it small)."""
+
+    hours: int = HOURS
+    max_requests: int = MAX_REQUESTS
+    budget_seconds: float = BUDGET_SECONDS
+    min_requests: int = MIN_REQUESTS
+    cold_starts: int = COLD_STARTS
+
+
 RAW_QUERY_SAMPLES: Final = 10  # or fewer (at least 3) when they take over RAW_QUERY_BUDGET_SECONDS
 RAW_QUERY_BUDGET_SECONDS: Final = 4.0
 
@@ -110,7 +123,7 @@ class Client:
         return response
 
 
-def main() -> None:
+def main(run: Run = Run()) -> dict[str, Samples]:
     from local.stack.stack import LocalStack, StackSettings
 
     quiet_library_output()
@@ -134,25 +147,26 @@ def main() -> None:
                 AWS_DEFAULT_REGION=region,
             )
             with scoped_env(environment):
-                run_benchmark(stack, RawQuery(stack, dynamodb_url, backend))
+                measured = run_benchmark(stack, RawQuery(stack, dynamodb_url, backend), run)
     print(f"wall time: {time.perf_counter() - started:.1f} s")
+    return measured
 
 
-def run_benchmark(stack: LocalStack, raw: RawQuery) -> None:
-    tweet_id, first_hour = store_year(stack)
+def run_benchmark(stack: LocalStack, raw: RawQuery, run: Run) -> dict[str, Samples]:
+    tweet_id, first_hour = store_year(stack, run.hours)
     client = Client(stack, tweet_id)
     raw.partition = f"{tweet_id}#historical"
 
     cold = Samples("cold start (worker restarted)")
     first = Samples("first call after stack start")
     client.get({"endpoint": "historical"}, first)
-    for _ in range(COLD_STARTS):
+    for _ in range(run.cold_starts):
         stack.workers[FUNCTION].stop()  # the next invoke starts a new process: Lambda's init + first invoke
         client.get({"endpoint": "historical"}, cold)
     for _ in range(WARM_UP_REQUESTS):
         client.get({"endpoint": "historical"})
 
-    day = first_hour + timedelta(days=180)
+    day = first_hour + timedelta(hours=run.hours // 2)
     day_window = {"from": _iso(day), "to": _iso(day + timedelta(hours=23))}
     kinds: list[tuple[Samples, dict[str, str], Callable[[requests.Response], bool], dict[str, Any]]] = [
         (Samples("(a) default page, limit 500"), {}, _json_points(500), {"limit": 500}),
@@ -162,7 +176,7 @@ def run_benchmark(stack: LocalStack, raw: RawQuery) -> None:
     ]
     raw_queries: dict[str, list[float]] = {}  # the CSV page sends the same Query as the default page
     for samples, params, check, query in kinds:
-        _repeat(functools.partial(_checked_get, client, params, samples, check))
+        _repeat(functools.partial(_checked_get, client, params, samples, check), run)
         key = json.dumps(query, sort_keys=True)
         if key not in raw_queries:
             raw_queries[key] = raw.sample(**query)
@@ -171,11 +185,11 @@ def run_benchmark(stack: LocalStack, raw: RawQuery) -> None:
     pages = Samples("(c) its pages, limit=1000")
     year = Samples("(c) whole year via next_cursor")
     pages.raw_query_ms = list(kinds[1][0].raw_query_ms)  # the same limit=1000 query
-    _repeat(lambda: _read_year(client, pages, year), minimum=1)
+    _repeat(lambda: _read_year(client, pages, year, run.hours), replace(run, min_requests=1))
 
     print(
         f"{len(cold.http_ms)} cold starts, then {WARM_UP_REQUESTS} warm-up requests; each kind below: up to "
-        f"{MAX_REQUESTS} requests or {BUDGET_SECONDS:.0f} s; function = the worker's time, its DynamoDB Query "
+        f"{run.max_requests} requests or {run.budget_seconds:.0f} s; function = the worker's time, its DynamoDB Query "
         f"included; raw Query = the same Query sent straight to {raw.backend} (up to {RAW_QUERY_SAMPLES} "
         "samples, no client parsing)"
     )
@@ -193,6 +207,7 @@ def run_benchmark(stack: LocalStack, raw: RawQuery) -> None:
             f"    {samples.label:<28} {raw_ms:6.1f} ms {raw.backend} + {function - raw_ms:6.1f} ms function "
             f"+ {transport:5.1f} ms API server/pipe/HTTP"
         )
+    return {samples.label: samples for samples in (cold, first, *(kind[0] for kind in kinds), year, pages)}
 
 
 class RawQuery:
@@ -250,7 +265,7 @@ class RawQuery:
         return elapsed
 
 
-def store_year(stack: LocalStack) -> tuple[str, datetime]:
+def store_year(stack: LocalStack, hours: int = HOURS) -> tuple[str, datetime]:
     """Track one Post and write a year of hourly /historical points for it through the DAL; returns the id."""
     from local.emulator import snowflake_for
     from xengage.api_client import Endpoint
@@ -259,7 +274,7 @@ def store_year(stack: LocalStack) -> tuple[str, datetime]:
 
     now = datetime.now(UTC)
     last_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    first_hour = last_hour - timedelta(hours=HOURS - 1)
+    first_hour = last_hour - timedelta(hours=hours - 1)
     tweet_id = snowflake_for(first_hour - timedelta(minutes=7), 1)
     registry = RegistryDal(stack.ids.ref("RegistryTable"))
     registry.put_account(ACCOUNT_ID, "bench_account", now=_iso(now))
@@ -267,7 +282,7 @@ def store_year(stack: LocalStack) -> tuple[str, datetime]:
 
     rng = random.Random(3)
     points = []
-    for hour in range(HOURS):
+    for hour in range(hours):
         decay = 1.0 / (1.0 + hour / 48.0)
         values = {name: int(rng.randint(0, 4000) * decay) for name in TIME_SERIES_METRICS}
         at = _iso(first_hour + timedelta(hours=hour))
@@ -288,15 +303,15 @@ def _checked_get(
     check(client.get(_query(params), samples))
 
 
-def _repeat(request: Callable[[], Any], *, minimum: int = MIN_REQUESTS) -> None:
-    deadline = time.monotonic() + BUDGET_SECONDS
-    for count in range(MAX_REQUESTS):
-        if count >= minimum and time.monotonic() > deadline:
+def _repeat(request: Callable[[], Any], run: Run) -> None:
+    deadline = time.monotonic() + run.budget_seconds
+    for count in range(run.max_requests):
+        if count >= run.min_requests and time.monotonic() > deadline:
             return
         request()
 
 
-def _read_year(client: Client, pages: Samples, year: Samples) -> None:
+def _read_year(client: Client, pages: Samples, year: Samples, hours: int) -> None:
     """Every point of the year, limit=1000 pages following next_cursor; one sample of `year` per read."""
     cursor: str | None = None
     points = 0
@@ -310,8 +325,8 @@ def _read_year(client: Client, pages: Samples, year: Samples) -> None:
         cursor = body.get("next_cursor")
         if not cursor:
             break
-    if points != HOURS:
-        raise RuntimeError(f"a whole-year read returned {points} points, not {HOURS}")
+    if points != hours:
+        raise RuntimeError(f"a whole-year read returned {points} points, not {hours}")
     year.http_ms.append((time.perf_counter() - started) * 1000)
     year.function_ms.append(functions)
 

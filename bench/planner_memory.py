@@ -36,7 +36,7 @@ import resource
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -146,7 +146,8 @@ def moto_server() -> Iterator[str]:
             process.join()
 
 
-def main() -> None:
+def main(sizes: Sequence[int] = SIZES, lease_sizes: Sequence[int] = LEASE_SIZES) -> list[Measurement]:
+    """Run at `sizes` (at least two, ascending: the last two are compared) and real leases at `lease_sizes`."""
     quiet_library_output()
     with (
         dynalite("planner_memory", WHY_DYNALITE) as dynamodb_url,
@@ -156,12 +157,12 @@ def main() -> None:
         print(
             f"setup: DynamoDB = dynalite ({dynamodb_url}, Node.js process); SQS and Secrets Manager = moto server "
             f"in a child process; tables, queue and app secret from template.yaml; app-only Posts; "
-            f"sizes {', '.join(f'{n:,}' for n in SIZES)} ({NOT_WRITTEN}); real leases at "
-            f"{', '.join(f'{n:,}' for n in LEASE_SIZES)} (each in its own RegistryTable)"
+            f"sizes {', '.join(f'{n:,}' for n in sizes)} ({NOT_WRITTEN}); real leases at "
+            f"{', '.join(f'{n:,}' for n in lease_sizes)} (each in its own RegistryTable)"
         )
         resources = create_resources()
         with scoped_env(resources.environment()):
-            measure_sizes(resources, dynamodb_url)
+            return measure_sizes(resources, dynamodb_url, sizes, lease_sizes)
 
 
 class DueIndexPages:
@@ -188,7 +189,6 @@ class DueIndexPages:
 
 def unwritten_leases(table_name: str) -> RegistryDal:
     """A RegistryDal whose `lease_due_many` grants every lease without writing it (the measured runs; module doc)."""
-    from collections.abc import Sequence
 
     from xengage.dal import DueMarker, RegistryDal
 
@@ -297,7 +297,9 @@ class FreshQueues:
         return CollectQueue(self.sqs.create_queue(QueueName=name, Attributes=self.attributes)["QueueUrl"])
 
 
-def measure_sizes(resources: AwsResources, dynamodb_url: str) -> None:
+def measure_sizes(
+    resources: AwsResources, dynamodb_url: str, sizes: Sequence[int], lease_sizes: Sequence[int]
+) -> list[Measurement]:
     from xengage.api_client import Endpoint
     from xengage.dal.aws import dynamodb_client, dynamodb_resource
     from xengage.pipeline.planner import default_planner_deps, plan
@@ -317,7 +319,7 @@ def measure_sizes(resources: AwsResources, dynamodb_url: str) -> None:
     results: list[Measurement] = []
     seeded = 0
     seed_seconds = 0.0
-    for size in SIZES:
+    for size in sizes:
         ids = _post_ids(size - seeded, tick, first=seeded)
         counter.take()
         started = time.perf_counter()
@@ -369,9 +371,10 @@ def measure_sizes(resources: AwsResources, dynamodb_url: str) -> None:
         "(the app state; no UpdateItem); the app secret comes from Powertools' cache (DescribeSecret only when the "
         "app is flagged)"
     )
-    measure_real_leases(resources, queues, tick, counter)
+    measure_real_leases(resources, queues, tick, counter, lease_sizes)
     due_pages.close()
     counter.close()
+    return results
 
 
 def _measure(
@@ -444,7 +447,6 @@ def _check_measured_run(summary: PlanSummary, size: int, leases: int, calls: Cou
 
 def timed_leases(table_name: str) -> RegistryDal:
     """The real RegistryDal, adding up the time spent leasing (conditional UpdateItems, 8 at a time)."""
-    from collections.abc import Sequence
 
     from xengage.dal import DueMarker, RegistryDal
 
@@ -463,7 +465,9 @@ def timed_leases(table_name: str) -> RegistryDal:
     return TimedLeases(table_name)
 
 
-def measure_real_leases(resources: AwsResources, queues: FreshQueues, tick: datetime, counter: CallCounter) -> None:
+def measure_real_leases(
+    resources: AwsResources, queues: FreshQueues, tick: datetime, counter: CallCounter, lease_sizes: Sequence[int]
+) -> None:
     """plan() with real leases, each size in a fresh RegistryTable, then a second plan() at the same tick."""
     from tests.aws_fixtures import load_template, table_kwargs
     from xengage.api_client import Endpoint
@@ -476,7 +480,7 @@ def measure_real_leases(resources: AwsResources, queues: FreshQueues, tick: date
     client = dynamodb_resource().meta.client
     runs: list[LeaseRun] = []
     skipped = ""
-    for size in LEASE_SIZES:
+    for size in lease_sizes:
         if runs:
             projected = runs[-1].seconds * size / runs[-1].markers
             if projected > LEASE_BUDGET_SECONDS:

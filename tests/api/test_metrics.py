@@ -200,3 +200,25 @@ def test_top_rejects_unknown_metric_and_unknown_account(seeded: ApiCaller) -> No
     assert bad_metric.status == 400 and bad_metric.error_code == "unknown_metric"
     assert unknown.status == 404
     assert missing.status == 422 and "query.metric" in missing.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("next_cursor", [None, "eyJwayI6IjEifQ"])
+def test_a_stored_page_is_written_exactly_as_its_documented_model_would_be(next_cursor) -> None:
+    # Given a page of points as the route builds it (without a pydantic model per point)
+    from xengage.http_api.metrics import StoredPage
+    from xengage.http_api.models import MetricPoint as PointOut
+    from xengage.http_api.models import MetricsPage
+
+    points = [("2026-11-25T16:00:00Z", {"impressions": 9, "url_clicks": 0}), ("2026-11-25T17:00:00Z", {})]
+    page = StoredPage(tweet_id=POST, endpoint=Endpoint.HISTORICAL, points=points, next_cursor=next_cursor)
+
+    # When it is written, and the documented model validates the same page
+    documented = MetricsPage(
+        tweet_id=POST,
+        endpoint=Endpoint.HISTORICAL,
+        points=[PointOut(at=at, metrics=metrics) for at, metrics in points],
+        next_cursor=next_cursor,
+    )
+
+    # Then the bytes are the model's: the OpenAPI document describes what is sent
+    assert page.to_json() == documented.model_dump_json()

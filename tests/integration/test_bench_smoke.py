@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench import client_calls, cold_start, collector_memory, cost, pipeline_writes, rate_budget
+from bench import (
+    api_latency,
+    client_calls,
+    cold_start,
+    collector_memory,
+    cost,
+    pipeline_writes,
+    planner_memory,
+    rate_budget,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +103,25 @@ def test_collector_memory_runs_the_handler_on_planned_batches_and_measures_its_o
     chosen_mb = collector_memory.recommend([totals, historical])
     assert chosen_mb in collector_memory.CANDIDATE_MB
     assert chosen_mb * (1 << 20) >= collector_memory.HEADROOM * max(totals.peak_rss, historical.peak_rss)
+
+
+def test_planner_memory_plans_every_seeded_marker_at_each_size_and_leases_hold() -> None:
+    small, large = planner_memory.main(sizes=(300, 600), lease_sizes=(50,))  # it stops on a lease that does not hold
+    # Every seeded marker is due and planned, 250 ids a message, without one lease written in the measured runs
+    for run in (small, large):
+        assert run.due == run.leases == run.markers and run.messages == -(-run.markers // 250)
+        assert run.other_calls["UpdateItem"] == 0 and run.due_pages >= 16  # one page of each shard at least
+        assert run.traced_peak > 0
+
+
+def test_api_latency_reads_every_stored_hour_through_the_api_in_pages() -> None:
+    # 1,200 hours (50 day items): enough for the 500- and 1,000-point pages it checks, a few requests of each kind
+    measured = api_latency.main(
+        api_latency.Run(hours=1_200, max_requests=2, budget_seconds=1.0, min_requests=1, cold_starts=1)
+    )
+    # It stops on a page with the wrong number of points, or a year read through next_cursor missing any
+    assert len(measured["(c) whole year via next_cursor"].http_ms) >= 1
+    default_page = measured["(a) default page, limit 500"]
+    assert default_page.function_ms and all(
+        0 < fn <= http for fn, http in zip(default_page.function_ms, default_page.http_ms, strict=True)
+    )

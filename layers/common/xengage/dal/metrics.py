@@ -27,6 +27,7 @@ from xengage.dal.paging import (
     query_pages,
 )
 from xengage.dal.series import (
+    HOURS_ATTRIBUTE,
     HOURS_PER_DAY,
     DayWrite,
     columns_for,
@@ -35,7 +36,9 @@ from xengage.dal.series import (
     day_of,
     hour_at,
     hour_of,
+    hour_texts,
     is_day_item,
+    join_hours,
 )
 from xengage.timeutil import snowflake_created_at
 
@@ -154,8 +157,8 @@ class MetricsDal:
     def _update_day(
         self, write: DayWrite, item: Mapping[str, Any] | None, stats: WriteStats, *, keep_stored: bool
     ) -> None:
-        """SET the changed hours, on the condition that the columns they were encoded with still hold; when
-        another writer got there first (new item, new column), read the item again and redo the difference."""
+        """Write the changed hours into the day, on the condition that the item is as it was read; when another
+        writer got there first, read the item again and redo the difference."""
         for _ in range(MAX_DAY_WRITE_ROUNDS):
             columns = columns_for(columns_of(item), write.names())
             changed = write.changed_hours(item, columns, keep_stored=keep_stored)
@@ -301,28 +304,31 @@ def _first_hour(write: DayWrite) -> int:
 
 
 def _day_update(
-    write: DayWrite, item: Mapping[str, Any] | None, columns: tuple[str, ...], changed: Mapping[str, str]
+    write: DayWrite, item: Mapping[str, Any] | None, columns: tuple[str, ...], changed: Mapping[int, str]
 ) -> dict[str, Any]:
-    """UpdateItem arguments: SET the changed hours (and the columns, when they grew), if the columns still hold."""
-    names = {f"#{name}": name for name in changed}
-    values: dict[str, Any] = {f":{name}": text for name, text in changed.items()}
-    sets = [f"#{name} = :{name}" for name in changed] + ["c = :c", "a = :a"]
+    """UpdateItem arguments: SET the day's hours with the changed ones (and the columns, when they grew), on the
+    condition that the item is still as it was read: a concurrent writer's hours are never overwritten unseen."""
     stored = item or {}
     # The newest collection time and the account it was made for (hour items being folded in may be older)
-    values |= {":c": max(write.collected_at, stored.get("c", "")), ":a": write.account_id or stored.get("a", "")}
+    values: dict[str, Any] = {
+        ":h": join_hours({**hour_texts(item), **changed}),
+        ":c": max(write.collected_at, stored.get("c", "")),
+        ":a": write.account_id or stored.get("a", ""),
+    }
+    sets = [f"{HOURS_ATTRIBUTE} = :h", "c = :c", "a = :a"]
     if columns != columns_of(item):
         sets.append("m = :m")
         values[":m"] = list(columns)
     if item is None:
         condition = "attribute_not_exists(pk)"
-    elif "m" in item:
-        condition, values[":seen"] = "m = :seen", list(columns_of(item))
     else:
-        condition = "attribute_exists(pk) AND attribute_not_exists(m)"
+        condition = f"{HOURS_ATTRIBUTE} = :seen_h AND " + ("m = :seen_m" if "m" in item else "attribute_not_exists(m)")
+        values[":seen_h"] = stored.get(HOURS_ATTRIBUTE, "")
+        if "m" in item:
+            values[":seen_m"] = list(columns_of(item))
     return {
         "UpdateExpression": "SET " + ", ".join(sets),
         "ConditionExpression": condition,
-        "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
     }
 
@@ -331,13 +337,24 @@ def _day_points(pk: str, group: Iterable[Mapping[str, Any]], descending: bool) -
     """One day's hour buckets from its day item and any hour items of the previous layout (the day item wins)."""
     tweet_id, endpoint_name = pk.rsplit("#", 1)
     endpoint = Endpoint(endpoint_name)
+    items = list(group)
+    if len(items) == 1 and is_day_item(items[0]):  # the common case: hours come out of the item in order
+        yield from _hours_of(tweet_id, endpoint, items[0], descending)
+        return
     by_hour: dict[str, MetricPoint] = {}
-    for item in sorted(group, key=is_day_item):  # hour items first: the day item's hours replace theirs
-        if not is_day_item(item):
+    for item in sorted(items, key=is_day_item):  # hour items first: the day item's hours replace theirs
+        if is_day_item(item):
+            by_hour.update((point.at, point) for point in _hours_of(tweet_id, endpoint, item, descending))
+        else:
             by_hour[item["sk"]] = MetricPoint.from_item(item)
-            continue
-        for hour, values in day_hours(item).items():
-            at = hour_at(item["sk"], hour)
-            by_hour[at] = MetricPoint(tweet_id, endpoint, at, values, item.get("c", ""), item.get("a", ""))
     for at in sorted(by_hour, reverse=descending):
         yield by_hour[at]
+
+
+def _hours_of(tweet_id: str, endpoint: Endpoint, item: Mapping[str, Any], descending: bool) -> list[MetricPoint]:
+    day, collected_at, account_id = item["sk"], item.get("c", ""), item.get("a", "")
+    points = [
+        MetricPoint(tweet_id, endpoint, hour_at(day, hour), values, collected_at, account_id)
+        for hour, values in day_hours(item).items()
+    ]
+    return points[::-1] if descending else points

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
+import pydantic_core
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -19,7 +21,6 @@ from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import answers, bad_request, not_found
 from xengage.http_api.models import (
-    MetricPoint,
     MetricsPage,
     TopOut,
     TopPost,
@@ -43,6 +44,26 @@ TIME_SERIES: Final = (Endpoint.HOURLY_28HR, Endpoint.HISTORICAL)
 POSTS_PAGE: Final = 250
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page of stored points as the route answers it, in `MetricsPage`'s shape (the documented model), written
+    without a pydantic model per point: 500 or 1,000 of them is the API's hottest path."""
+
+    tweet_id: str
+    endpoint: Endpoint
+    points: list[tuple[str, dict[str, int]]]  # (at, metrics)
+    next_cursor: str | None
+
+    def to_json(self) -> str:
+        page = {
+            "tweet_id": self.tweet_id,
+            "endpoint": self.endpoint.value,
+            "points": [{"at": at, "metrics": metrics} for at, metrics in self.points],
+            "next_cursor": self.next_cursor,
+        }
+        return pydantic_core.to_json(page).decode()  # pydantic's Rust encoder: ~5x json.dumps on 500 points
+
+
 def stored_points(
     tweet_id: str,
     endpoint: Endpoint,
@@ -52,7 +73,7 @@ def stored_points(
     names: list[str],
     limit: int,
     cursor: str | None,
-) -> MetricsPage:
+) -> StoredPage:
     page = context.metrics_store().query_points(
         tweet_id,
         endpoint,
@@ -64,29 +85,25 @@ def stored_points(
     if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
         # Untracked Posts keep their data (DELETE without purge), so only "no data and not tracked" is unknown.
         raise not_found("post", tweet_id)
-    # model_construct: the points come from this API's own store, already typed; validating 500 of them per page
-    # again would cost more than reading them.
+    wanted = set(names)
     points = [
-        MetricPoint.model_construct(
-            at=point.at,
-            metrics={name: value for name, value in point.metrics.items() if name in names} if names else point.metrics,
-        )
+        (point.at, {name: value for name, value in point.metrics.items() if name in wanted} if names else point.metrics)
         for point in page.items
     ]
-    return MetricsPage(tweet_id=tweet_id, endpoint=endpoint, points=points, next_cursor=page.cursor)
+    return StoredPage(tweet_id=tweet_id, endpoint=endpoint, points=points, next_cursor=page.cursor)
 
 
-def as_csv(page: MetricsPage, names: list[str]) -> str:
+def as_csv(page: StoredPage, names: list[str]) -> str:
     """`at,<metric>...` rows; columns in catalog order (then any unknown names), blank where a point lacks one."""
     if not names:
-        seen = {name for point in page.points for name in point.metrics}
+        seen = {name for _, metrics in page.points for name in metrics}
         catalog = METRICS_BY_ENDPOINT[page.endpoint]
         names = [name for name in catalog if name in seen] + sorted(seen.difference(catalog))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["at", *names])
-    for point in page.points:
-        writer.writerow([point.at, *(point.metrics.get(name, "") for name in names)])
+    for at, metrics in page.points:
+        writer.writerow([at, *(metrics.get(name, "") for name in names)])
     return out.getvalue()
 
 
@@ -192,12 +209,11 @@ def get_metrics(
     page = stored_points(
         tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursors.unseal(scope, cursor)
     )
-    page.next_cursor = cursors.seal(scope, page.next_cursor)
+    page = replace(page, next_cursor=cursors.seal(scope, page.next_cursor))
     if wants_csv(format_, router.current_event.headers.get("Accept")):
         headers = {NEXT_CURSOR_HEADER: page.next_cursor} if page.next_cursor else None
         return Response(HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(page, names), headers=headers)
-    # Serialized by pydantic-core in one pass (Powertools would walk a dumped dict again in Python)
-    return Response(HTTPStatus.OK, content_type="application/json", body=page.model_dump_json())
+    return Response(HTTPStatus.OK, content_type="application/json", body=page.to_json())
 
 
 @router.get(
