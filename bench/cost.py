@@ -549,7 +549,7 @@ def report_inputs(settings: TemplateSettings, mix: Mix, measured: Measurement, b
         )
     print(
         f"measured per Post and collection ({measured.sample} Posts a band, moto + emulator, {measured.seconds:.1f} s; "
-        f"Registry+Status {measured.registry_bytes_per_post:,.0f} B a Post):"
+        f"RegistryTable {measured.registry_bytes_per_post:,.0f} B a Post):"
     )
     print(
         table(["endpoint, age", "Posts", "msgs", "calls", "WRU", "write reqs", "RRU", "bytes stored", "ms local"], rows)
