@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
-from xengage.api_client.models import PostMetrics
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, query_pages
 from xengage.dal.updates import ItemUpdate
 from xengage.timeutil import to_iso
+
+if TYPE_CHECKING:
+    from xengage.api_client.models import PostMetrics
 
 KNOWN_STATUSES: Final = frozenset({STATUS_OK, *(reason.value for reason in Reason)})
 _STATUS_CURSOR_KEYS: Final = frozenset({"pk", "sk", "status_pk", "status_sk"})

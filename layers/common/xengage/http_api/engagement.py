@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -19,7 +19,6 @@ from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
-from xengage.api_client.models import EngagementResult, PostMetrics
 from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
@@ -44,6 +43,9 @@ ANSWER_RESERVE_SECONDS: Final = 5.0
 APP_CREDENTIALS_REFUSED = "app_credentials_refused"
 
 router = Router()
+
+if TYPE_CHECKING:
+    from xengage.api_client.models import EngagementResult, PostMetrics
 
 
 def account_tokens(account_id: str) -> UserTokens:
