@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 class SharedSettings(BaseModel):
     """What every function needs: the two tables and where secrets live."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # defer_build: each function builds the validators of the settings it reads (2 or 3 of these 5), at first use
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     registry_table: str = Field(alias="REGISTRY_TABLE", min_length=1)
     metrics_table: str = Field(alias="METRICS_TABLE", min_length=1)
