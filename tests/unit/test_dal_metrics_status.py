@@ -13,6 +13,7 @@ from xengage.dal import MetricPoint, metrics_dal, registry_dal, status_dal
 from xengage.timeutil import to_iso
 
 NOW = to_iso(TICK)
+FROZEN_COLUMNS_FINGERPRINT = "b48d68733033bab0"  # sha256 of the 17 column names as first stored (2026-12-03)
 
 
 def _hourly_points(tweet_id: str, hours: int, *, value: int = 1) -> list[MetricPoint]:
@@ -206,13 +207,17 @@ def _hour_item(point: MetricPoint) -> dict[str, object]:
     }
 
 
+def _store_as_hour_items(points: list[MetricPoint]) -> None:
+    with metrics_dal().table.batch_writer() as batch:
+        for point in points:
+            batch.put_item(Item=_hour_item(point))
+
+
 def test_hour_items_of_the_previous_layout_read_with_day_items_and_the_day_item_wins(aws):
     # Given 6 hours stored as hour items, then the last 3 stored again as a day item with other values
     (tweet_id,) = post_ids(1, age=timedelta(days=5))
     old = _hourly_points(tweet_id, 6, value=1)
-    with metrics_dal().table.batch_writer() as batch:
-        for point in old:
-            batch.put_item(Item=_hour_item(point))
+    _store_as_hour_items(old)
     metrics_dal().put_points(_hourly_points(tweet_id, 3, value=50))
 
     # When they are read 2 at a time, oldest first, and newest first
@@ -237,9 +242,7 @@ def test_migration_folds_hour_items_into_day_items_keeping_newer_hours(aws):
 
     (tweet_id,) = post_ids(1, age=timedelta(days=5))
     old = _hourly_points(tweet_id, 30, value=1)
-    with metrics_dal().table.batch_writer() as batch:
-        for point in old:
-            batch.put_item(Item=_hour_item(point))
+    _store_as_hour_items(old)
     metrics_dal().put_points(_hourly_points(tweet_id, 2, value=90))
     metrics_dal().put_points([MetricPoint(tweet_id, Endpoint.TOTALS, NOW, {"favorites": 1}, NOW)])
     before = [(p.at, p.metrics) for p in metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000).items]
@@ -353,3 +356,14 @@ def test_status_migration_copies_old_statuses_onto_markers_and_keeps_newer_ones(
     assert (stats.statuses, stats.copied, stats.kept_newer, stats.no_marker) == (3, 1, 1, 1)
     assert (again.copied, again.kept_newer) == (0, 2)
     assert [s.tweet_id for s in status_dal().query_by_status("unavailable").items] == [fresh]
+
+
+def test_the_day_item_columns_are_a_frozen_storage_format() -> None:
+    # Items without `m` are read with DAY_COLUMNS: reordering or editing them would misread every stored hour.
+    # (New catalog metrics become extra columns of the items that hold them; this tuple never changes.)
+    import hashlib
+
+    from xengage.dal.series import DAY_COLUMNS
+
+    fingerprint = hashlib.sha256(",".join(DAY_COLUMNS).encode()).hexdigest()
+    assert (len(DAY_COLUMNS), fingerprint[:16]) == (17, FROZEN_COLUMNS_FINGERPRINT)
