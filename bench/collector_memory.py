@@ -52,7 +52,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bench.common import (
     TEMPLATE_PATH,
-    ceil_div,
     dynalite,
     fake_aws_env,
     header,
@@ -64,6 +63,7 @@ from bench.common import (
     table,
 )
 from bench.planner_memory import moto_server
+from xengage.dal.paging import ceil_div
 
 if TYPE_CHECKING:
     from local.emulator import EmulatorServer

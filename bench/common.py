@@ -211,7 +211,3 @@ LATENCY_HEADERS: Final = ("request", "n", "p50 ms", "p95 ms", "p99 ms", "max ms"
 
 def mib(size_bytes: float) -> str:
     return f"{size_bytes / (1 << 20):.2f} MiB"
-
-
-def ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)

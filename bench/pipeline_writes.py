@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Final
 from bench.client_calls import VirtualTime
 from bench.common import (
     CallCounter,
-    ceil_div,
     fake_aws_env,
     header,
     quiet_library_output,
@@ -40,6 +39,7 @@ from bench.common import (
     table,
 )
 from tests.aws_fixtures import AwsResources, create_resources
+from xengage.dal.paging import ceil_div
 
 if TYPE_CHECKING:
     from local.emulator import EmulatorServer, World

@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bench.common import (
     CallCounter,
-    ceil_div,
     dynalite,
     fake_aws_env,
     header,
@@ -57,6 +56,7 @@ from bench.common import (
     table,
 )
 from tests.aws_fixtures import AwsResources, create_resources
+from xengage.dal.paging import ceil_div
 
 if TYPE_CHECKING:
     from xengage.dal import CollectQueue, RegistryDal

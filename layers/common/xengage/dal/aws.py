@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 
 @functools.cache
@@ -42,6 +43,11 @@ def sqs_client() -> Any:
 @functools.cache
 def secretsmanager_client() -> Any:
     return session().client("secretsmanager")
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    """A write refused by its ConditionExpression (an expected outcome, not an error)."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def clear_clients() -> None:

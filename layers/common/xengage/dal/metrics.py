@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_table
@@ -40,6 +39,7 @@ from xengage.dal.series import (
     is_day_item,
     join_hours,
 )
+from xengage.dal.updates import ItemUpdate
 from xengage.timeutil import snowflake_created_at
 
 _CURSOR_KEYS: Final = frozenset({"pk", "sk"})
@@ -147,9 +147,8 @@ class MetricsDal:
         puts: list[dict[str, Any]] = []
         for write in writes:
             item = stored.get((write.pk, write.day))
-            columns = columns_for(columns_of(item), write.names())
             if item is None and write.covers_day_from(_first_hour(write)):
-                puts.append(write.full_item(columns))
+                puts.append(write.full_item(columns_for(columns_of(None), write.names())))
             else:
                 self._update_day(write, item, stats, keep_stored=keep_stored)
         return puts
@@ -162,22 +161,20 @@ class MetricsDal:
         for _ in range(MAX_DAY_WRITE_ROUNDS):
             columns = columns_for(columns_of(item), write.names())
             changed = write.changed_hours(item, columns, keep_stored=keep_stored)
-            stats.hours_unchanged += len(write.hours) - len(changed)
-            if not changed:
+            written = not changed or self._write_day(write, _day_update(write, item, columns, changed), stats)
+            if written:
+                stats.hours_unchanged += len(write.hours) - len(changed)
                 return
-            try:
-                self.table.update_item(Key=write.key, **_day_update(write, item, columns, changed))
-                stats.update_calls += 1
-                stats.item_writes += 1
-                return
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise
-                stats.update_calls += 1
-                stats.hours_unchanged -= len(write.hours) - len(changed)
             item = next(batch_get(self.table_name, [write.key], consistent=True), None)
             stats.get_calls += 1
         raise RuntimeError(f"day item {write.key} kept changing under this write ({MAX_DAY_WRITE_ROUNDS} rounds)")
+
+    def _write_day(self, write: DayWrite, update: ItemUpdate, stats: WriteStats) -> bool:
+        """One conditional UpdateItem of a day item; False when the item changed since it was read."""
+        stats.update_calls += 1
+        written = update.apply(self.table, write.key)
+        stats.item_writes += written
+        return written
 
     def query_points(
         self,
@@ -305,32 +302,28 @@ def _first_hour(write: DayWrite) -> int:
 
 def _day_update(
     write: DayWrite, item: Mapping[str, Any] | None, columns: tuple[str, ...], changed: Mapping[int, str]
-) -> dict[str, Any]:
-    """UpdateItem arguments: SET the day's hours with the changed ones (and the columns, when they grew), on the
-    condition that the item is still as it was read: a concurrent writer's hours are never overwritten unseen."""
+) -> ItemUpdate:
+    """SET the day's hours with the changed ones (and the columns, when they grew), on the condition that the item
+    is still as it was read: a concurrent writer's hours are never overwritten unseen."""
     stored = item or {}
+    update = ItemUpdate()
+    update.set(HOURS_ATTRIBUTE, join_hours({**hour_texts(item), **changed}))
     # The newest collection time and the account it was made for (hour items being folded in may be older)
-    values: dict[str, Any] = {
-        ":h": join_hours({**hour_texts(item), **changed}),
-        ":c": max(write.collected_at, stored.get("c", "")),
-        ":a": write.account_id or stored.get("a", ""),
-    }
-    sets = [f"{HOURS_ATTRIBUTE} = :h", "c = :c", "a = :a"]
+    update.set("c", max(write.collected_at, stored.get("c", "")))
+    update.set("a", write.account_id or stored.get("a", ""))
     if columns != columns_of(item):
-        sets.append("m = :m")
-        values[":m"] = list(columns)
+        update.set("m", list(columns))
     if item is None:
-        condition = "attribute_not_exists(pk)"
+        update.conditions.append("attribute_not_exists(pk)")
+        return update
+    update.conditions.append(f"{HOURS_ATTRIBUTE} = :seen_h")
+    update.values[":seen_h"] = stored.get(HOURS_ATTRIBUTE, "")
+    if "m" in item:
+        update.conditions.append("m = :seen_m")
+        update.values[":seen_m"] = list(columns_of(item))
     else:
-        condition = f"{HOURS_ATTRIBUTE} = :seen_h AND " + ("m = :seen_m" if "m" in item else "attribute_not_exists(m)")
-        values[":seen_h"] = stored.get(HOURS_ATTRIBUTE, "")
-        if "m" in item:
-            values[":seen_m"] = list(columns_of(item))
-    return {
-        "UpdateExpression": "SET " + ", ".join(sets),
-        "ConditionExpression": condition,
-        "ExpressionAttributeValues": values,
-    }
+        update.conditions.append("attribute_not_exists(m)")
+    return update
 
 
 def _day_points(pk: str, group: Iterable[Mapping[str, Any]], descending: bool) -> Iterator[MetricPoint]:

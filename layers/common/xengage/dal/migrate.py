@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.metrics import MetricPoint, MetricsDal
@@ -125,11 +123,7 @@ def _copy_statuses(items: list[dict[str, Any]], registry_table: str, stats: Stat
             stats.no_marker += 1
             continue
         update = _status_copy(item, marker, stats)
-        try:
-            table.update_item(Key=key, **update.arguments())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        if update.sets and not update.apply(table, key):
             stats.no_marker += 1  # untracked between the read and the write
 
 
@@ -144,7 +138,5 @@ def _status_copy(item: dict[str, Any], marker: dict[str, Any], stats: StatusMigr
     for name in ("first_seen_at", "first_ok_at"):
         if name in item and (name not in marker or item[name] < marker[name]):
             update.set(name, item[name])
-    if not update.sets:
-        update.set("first_seen_at", marker["first_seen_at"])  # nothing older to take: an idempotent no-op write
-    stats.kept_newer += 1
+    stats.kept_newer += 1  # with nothing older to take, nothing is written
     return update

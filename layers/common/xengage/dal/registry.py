@@ -12,7 +12,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.aws import dynamodb_client, dynamodb_table
+from xengage.dal.aws import dynamodb_client, dynamodb_table, is_conditional_failure
 from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, plain, query_pages
 from xengage.dal.status import StatusChange, marker_key
 from xengage.dal.updates import ItemUpdate
@@ -170,10 +170,6 @@ def post_items(tweet_id: str, account_id: str | None, *, now: str) -> list[dict[
     return items
 
 
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def _account_from(item: Mapping[str, Any]) -> Account:
     return Account(
         user_id=item["user_id"],
@@ -285,7 +281,7 @@ class RegistryDal:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 raise NotFound(f"account {user_id} is not registered") from exc
             raise
 
@@ -299,7 +295,7 @@ class RegistryDal:
                 ExpressionAttributeValues={":now": now},
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
 
     # --- tracked Posts ----------------------------------------------------------------------------------------
@@ -354,7 +350,7 @@ class RegistryDal:
         try:
             self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise
         return True
@@ -417,33 +413,25 @@ class RegistryDal:
         The snapshot is never older than the one kept: when a newer one is there (a live query came after this
         tick), the write is made again without it, the only case that takes a second write.
         """
-        update = ItemUpdate(conditions=["attribute_exists(pk)"])
-        if status is not None:
-            status.add_to(update, tweet_id)
-        if move is not None:
-            move.add_to(update, tweet_id)
-        if latest_totals is None or latest_at is None:
-            return self._update_marker(tweet_id, endpoint, update)
-        without_totals = ItemUpdate(
-            list(update.sets), list(update.removes), dict(update.values), dict(update.names), list(update.conditions)
-        )
-        update.set("latest_totals", dict(latest_totals))
-        update.set("latest_totals_at", latest_at)
-        update.conditions.append(_NEVER_OLDER_TOTALS)
-        if self._update_marker(tweet_id, endpoint, update):
-            return True
-        return bool(without_totals.sets or without_totals.removes) and self._update_marker(
-            tweet_id, endpoint, without_totals
-        )
 
-    def _update_marker(self, tweet_id: str, endpoint: Endpoint, update: ItemUpdate) -> bool:
-        try:
-            self.table.update_item(Key=_due_key(tweet_id, endpoint), **update.arguments())
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        def marker_update() -> ItemUpdate:
+            update = ItemUpdate(conditions=["attribute_exists(pk)"])
+            if status is not None:
+                status.add_to(update, tweet_id)
+            if move is not None:
+                move.add_to(update, tweet_id)
+            return update
+
+        key = _due_key(tweet_id, endpoint)
+        if latest_totals is None or latest_at is None:
+            return marker_update().apply(self.table, key)
+        with_totals = marker_update()
+        with_totals.set("latest_totals", dict(latest_totals))
+        with_totals.set("latest_totals_at", latest_at)
+        with_totals.conditions.append(_NEVER_OLDER_TOTALS)
+        if with_totals.apply(self.table, key):
+            return True
+        return (status is not None or move is not None) and marker_update().apply(self.table, key)
 
     # --- due markers ------------------------------------------------------------------------------------------
 
@@ -506,7 +494,7 @@ class RegistryDal:
                     },
                 )
             except ClientError as exc:
-                if _is_conditional_failure(exc):
+                if is_conditional_failure(exc):
                     return False
                 raise
             return True
@@ -535,7 +523,7 @@ class RegistryDal:
                 ExpressionAttributeValues={":h": last_hour_collected},
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise
         return True

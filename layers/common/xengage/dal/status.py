@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
 from xengage.dal.aws import dynamodb_table
@@ -129,13 +128,7 @@ class StatusDal:
     def record_change(self, tweet_id: str, endpoint: Endpoint, change: StatusChange) -> bool:
         update = ItemUpdate(conditions=["attribute_exists(pk)"])
         change.add_to(update, tweet_id)
-        try:
-            self.table.update_item(Key=marker_key(tweet_id, endpoint), **update.arguments())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return update.apply(self.table, marker_key(tweet_id, endpoint))
 
     def record_outcome(self, post: PostMetrics, endpoint: Endpoint, *, at: str) -> bool:
         return self.record_change(post.tweet_id, endpoint, StatusChange.of(post, at=at))

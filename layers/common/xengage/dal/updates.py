@@ -6,8 +6,13 @@ totals are parts of the same UpdateItem on the marker's item (docs/DESIGN.md, "S
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import ClientError
+
+from xengage.dal.aws import is_conditional_failure
 
 
 @dataclass(slots=True)
@@ -38,6 +43,16 @@ class ItemUpdate:
             self.names[f"#{name}"] = name
             return f"#{name}"
         return name
+
+    def apply(self, table: Any, key: Mapping[str, str]) -> bool:
+        """UpdateItem on `table`; False when a condition does not hold (nothing written)."""
+        try:
+            table.update_item(Key=dict(key), **self.arguments())
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     def arguments(self) -> dict[str, Any]:
         """Keyword arguments of Table.update_item (Key aside)."""
