@@ -4,6 +4,9 @@ Each sample is a new interpreter that imports one thing and prints how long it t
 the import statement): `boto3`, or a handler module as Lambda imports it (`planner`, `collector`, `api`, with its
 function folder and the layer on the path and the environment template.yaml gives it), with the template's default
 `Tracing=PassThrough` (the X-Ray SDK never loads) and with `Tracing=Active`.
+The layer's own code is a copy of `layers/common/xengage` compiled as its Makefile compiles it (unchecked-hash .pyc of
+this interpreter's version), as boto3 and the other packages carry their own bytecode. One more row imports the
+copy without bytecode: what a layer built where no python3.13 was found costs, compiling at every cold start.
 The median of `--runs` samples each, interleaved so a busy moment hurts every module alike. Then one
 `-X importtime` run per handler, its self times summed by top-level package: where the time goes.
 """
@@ -11,12 +14,18 @@ The median of `--runs` samples each, interleaved so a busy moment hurts every mo
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from py_compile import PycInvalidationMode
 from typing import Final
 
 from bench.common import REPO_ROOT, table
@@ -40,8 +49,21 @@ TIMED_IMPORT: Final = (
 )
 
 
-def _env(module: str, tracing: bool) -> dict[str, str]:
-    paths = [str(REPO_ROOT / "layers/common")]
+@contextmanager
+def built_layer(bytecode: bool = True) -> Iterator[Path]:
+    """A copy of the layer's code, as `make build-CommonLayer` leaves it: with bytecode, or (bytecode=False) without."""
+    with tempfile.TemporaryDirectory(prefix="xengage-layer-") as root:
+        layer = Path(root)
+        shutil.copytree(
+            REPO_ROOT / "layers/common/xengage", layer / "xengage", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        if bytecode:
+            compileall.compile_dir(layer, quiet=1, workers=0, invalidation_mode=PycInvalidationMode.UNCHECKED_HASH)
+        yield layer
+
+
+def _env(module: str, tracing: bool, layer: Path) -> dict[str, str]:
+    paths = [str(layer)]
     if module in HANDLERS:
         paths.insert(0, str(REPO_ROOT / HANDLERS[module]))
     keep = {name: value for name, value in os.environ.items() if not name.startswith(("POWERTOOLS_", "PYTHON"))}
@@ -55,16 +77,16 @@ def _env(module: str, tracing: bool) -> dict[str, str]:
     }
 
 
-def import_seconds(module: str, tracing: bool = False) -> float:
-    """One fresh interpreter's wall time to import `module` (bytecode caches warm, as in a deployed package)."""
-    return import_times(module, tracing)[0]
+def import_seconds(module: str, layer: Path, tracing: bool = False) -> float:
+    """One fresh interpreter's wall time to import `module` with the layer copy `layer` (see `built_layer`)."""
+    return import_times(module, layer, tracing)[0]
 
 
-def import_times(module: str, tracing: bool = False) -> tuple[float, float]:
+def import_times(module: str, layer: Path, tracing: bool = False) -> tuple[float, float]:
     """One fresh interpreter's (wall, CPU) seconds to import `module`."""
     answer = subprocess.run(
         [sys.executable, "-c", TIMED_IMPORT.format(module=module)],
-        env=_env(module, tracing),
+        env=_env(module, tracing, layer),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -74,25 +96,25 @@ def import_times(module: str, tracing: bool = False) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-def medians(modules: Sequence[str], runs: int, tracing: bool) -> dict[str, tuple[float, float]]:
+def medians(modules: Sequence[str], layer: Path, runs: int, tracing: bool) -> dict[str, tuple[float, float]]:
     """Median (wall, CPU) seconds of each module's import, modules interleaved run by run."""
     samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for module in modules:
-        import_times(module, tracing)  # warm the bytecode and the disk cache once, unmeasured
+        import_times(module, layer, tracing)  # warm the disk cache once, unmeasured
     for _ in range(runs):
         for module in modules:
-            samples[module].append(import_times(module, tracing))
+            samples[module].append(import_times(module, layer, tracing))
     return {
         module: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
         for module, values in samples.items()
     }
 
 
-def import_profile(module: str, tracing: bool = False) -> dict[str, float]:
+def import_profile(module: str, layer: Path, tracing: bool = False) -> dict[str, float]:
     """Seconds of `-X importtime` self time per module imported by `import module` (one fresh interpreter)."""
     answer = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env=_env(module, tracing),
+        env=_env(module, tracing, layer),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -106,12 +128,37 @@ def import_profile(module: str, tracing: bool = False) -> dict[str, float]:
     return modules
 
 
-def profile(module: str, tracing: bool = False) -> dict[str, float]:
+def profile(module: str, layer: Path, tracing: bool = False) -> dict[str, float]:
     """Seconds of self time per top-level package: where the import's time goes."""
     by_package: dict[str, float] = defaultdict(float)
-    for name, seconds in import_profile(module, tracing).items():
+    for name, seconds in import_profile(module, layer, tracing).items():
         by_package[name.split(".")[0]] += seconds
     return dict(by_package)
+
+
+# (label, Tracing=Active?, layer with bytecode?): the default deployment first.
+SCENARIOS: Final = (
+    ("Tracing=PassThrough (default)", False, True),
+    ("Tracing=Active", True, True),
+    ("PassThrough, layer without bytecode", False, False),
+)
+
+
+def scenario_rows(label: str, times: dict[str, tuple[float, float]]) -> list[list[str]]:
+    """Table rows of one scenario: boto3, then each handler as a multiple of it (wall and CPU)."""
+    wall, cpu = times["boto3"]
+    rows = [[f"{label}: import boto3", f"{wall * 1000:.0f}", "1.00", f"{cpu * 1000:.0f}", "1.00"]]
+    for name in HANDLERS:
+        rows.append(
+            [
+                f"  import {name}",
+                f"{times[name][0] * 1000:.0f}",
+                f"{times[name][0] / wall:.2f}",
+                f"{times[name][1] * 1000:.0f}",
+                f"{times[name][1] / cpu:.2f}",
+            ]
+        )
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -120,26 +167,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv or [])
     print(f"setup: {sys.executable} ({sys.version.split()[0]}), median of {args.runs} fresh interpreters each")
     rows = []
-    for tracing, label in ((False, "PassThrough (default)"), (True, "Active")):
-        times = medians(["boto3", *HANDLERS], args.runs, tracing)
-        (wall, cpu) = times["boto3"]
-        rows.append([f"Tracing={label}: import boto3", f"{wall * 1000:.0f}", "1.00", f"{cpu * 1000:.0f}", "1.00"])
-        rows += [
-            [
-                f"  import {name}",
-                f"{times[name][0] * 1000:.0f}",
-                f"{times[name][0] / wall:.2f}",
-                f"{times[name][1] * 1000:.0f}",
-                f"{times[name][1] / cpu:.2f}",
-            ]
-            for name in HANDLERS
-        ]
+    for label, tracing, bytecode in SCENARIOS:
+        with built_layer(bytecode) as layer:
+            rows += scenario_rows(label, medians(["boto3", *HANDLERS], layer, args.runs, tracing))
     print(table(["module", "wall ms (median)", "x boto3", "CPU ms (median)", "x boto3 (CPU)"], rows))
-    for tracing in (False, True):
-        for name in HANDLERS:
-            spent = sorted(profile(name, tracing).items(), key=lambda item: -item[1])
-            shown = ", ".join(f"{package} {seconds * 1000:.0f}" for package, seconds in spent[:8] if seconds >= 0.002)
-            print(f"  {name}, tracing {'on' if tracing else 'off'} (-X importtime self ms by package): {shown}")
+    with built_layer() as layer:
+        for tracing in (False, True):
+            for name in HANDLERS:
+                spent = sorted(profile(name, layer, tracing).items(), key=lambda item: -item[1])
+                shown = ", ".join(f"{pkg} {seconds * 1000:.0f}" for pkg, seconds in spent[:8] if seconds >= 0.002)
+                print(f"  {name}, tracing {'on' if tracing else 'off'} (-X importtime self ms by package): {shown}")
 
 
 if __name__ == "__main__":

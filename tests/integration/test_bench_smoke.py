@@ -31,12 +31,17 @@ def test_rate_budget_collectors_sharing_the_budget_draw_no_429_where_pacing_alon
 
 
 def test_cold_start_handlers_import_and_the_xray_sdk_loads_only_with_tracing_active() -> None:
-    assert cold_start.import_seconds("collector") > 0
-    # With the template's default (Tracing=PassThrough) neither the X-Ray SDK's recorder nor requests load
-    quiet = cold_start.import_profile("collector", tracing=False)
-    assert "aws_xray_sdk.core" not in quiet and "requests" not in quiet and "xengage.pipeline.collector" in quiet
-    # With Tracing=Active the SDK loads
-    assert "aws_xray_sdk.core" in cold_start.import_profile("collector", tracing=True)
+    with cold_start.built_layer() as layer:
+        # The layer copy is the library with its bytecode, as the layer Makefile leaves it
+        assert (layer / "xengage" / "__pycache__").is_dir()
+        assert cold_start.import_seconds("collector", layer) > 0
+        # With the template's default (Tracing=PassThrough) neither the X-Ray SDK's recorder nor requests load
+        quiet = cold_start.import_profile("collector", layer, tracing=False)
+        assert "aws_xray_sdk.core" not in quiet and "requests" not in quiet and "xengage.pipeline.collector" in quiet
+        # With Tracing=Active the SDK loads
+        assert "aws_xray_sdk.core" in cold_start.import_profile("collector", layer, tracing=True)
+    with cold_start.built_layer(bytecode=False) as bare:
+        assert not list(bare.rglob("*.pyc"))
 
 
 def test_client_calls_runs_whole_and_isolates_the_protected_post_within_its_bound(capsys) -> None:

@@ -7,6 +7,7 @@ artifacts the way Lambda would (handler dir, then /opt/python = the built layer,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -668,10 +669,13 @@ def test_sam_build_produces_an_arm64_layer_without_runtime_packages(tools: Tools
     returncode, output = tools.result("sam-build")
     assert returncode == 0, output
     layer = tools.lambda_build / "CommonLayer" / "python"
-    # Then the layer holds the library (without bytecode) and cp313 aarch64 binaries, and leaves boto3 & co. to
-    # the runtime; each function artifact holds its handler
+    # Then the layer holds the library and cp313 aarch64 binaries, and leaves boto3 & co. to the runtime; each
+    # function artifact holds its handler
     assert (layer / "xengage" / "__init__.py").is_file()
-    assert not list(layer.rglob("__pycache__"))
+    # And its bytecode is python3.13's only: compiled where the build found a python3.13, else said to be missing
+    bytecode = list(layer.rglob("*.pyc"))
+    assert all(".cpython-313." in path.name for path in bytecode), bytecode[:3]
+    assert bool(bytecode) != ("the layer ships without bytecode" in output), output[-500:]
     binaries = [path.name for path in layer.rglob("*.so")]
     assert binaries and all("cpython-313-aarch64-linux-gnu" in name for name in binaries), binaries
     assert not [name for name in RUNTIME_PROVIDED if (layer / name).exists()]
@@ -722,6 +726,11 @@ def test_built_artifacts_import_like_lambda(tools: Tools, runtime_packages: Path
         returncode, output = tools.result(name)
         assert returncode == 0, output
     function_dir = tools.lambda_build / logical_id
+    # And the layer Makefile compiled every module of the library for this interpreter, unchecked (flags 0b01: hash
+    # based, source not checked), so the read-only /opt/python never compiles at a cold start
+    for source in (tools.host_layer / "xengage").rglob("*.py"):
+        header = Path(importlib.util.cache_from_source(str(source))).read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == 1, source
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",
