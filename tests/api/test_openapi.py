@@ -23,6 +23,7 @@ EXPECTED_OPERATIONS = {
     ("/engagement/{endpoint}", "post"),
     ("/statuses/{status}", "get"),
     ("/app/status", "get"),
+    ("/usage", "get"),
 }
 
 
@@ -44,7 +45,12 @@ def test_every_route_is_documented_with_its_models() -> None:
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
     assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[1-9][0-9]{0,18}$"
     live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
-    assert live["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryIncomplete")
+    # 429: the per-minute limit (what was fetched, what was not) or the monthly @handle cap (an error only)
+    usage = document["paths"]["/usage"]["get"]["responses"]
+    assert usage["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/UsageOut")
+    assert set(document["components"]["schemas"]["CallCounts"]["properties"]) == {"totals", "28hr", "historical"}
+    capped = [one["$ref"] for one in live["429"]["content"]["application/json"]["schema"]["anyOf"]]
+    assert [ref.rsplit("/", 1)[1] for ref in capped] == ["LiveQueryIncomplete", "ErrorResponse"]
     refs = [one["$ref"] for one in live["503"]["content"]["application/json"]["schema"]["oneOf"]]
     assert [ref.rsplit("/", 1)[1] for ref in refs] == ["LiveQueryIncomplete", "ErrorResponse"]
     assert live["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/AccountErrorResponse")

@@ -69,3 +69,8 @@ def count(name: str, value: int = 1) -> None:
     """Add a Count metric; zero values are skipped so dashboards only show what happened."""
     if value:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def gauge(name: str, value: int) -> None:
+    """A level rather than an occurrence (e.g. the month's unique @handles): emitted as it is, zero included."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -30,11 +30,21 @@ class QueueSettings(SharedSettings):
     collect_queue_url: str = Field(alias="COLLECT_QUEUE_URL", min_length=1)
 
 
+class UsageSettings(BaseModel):
+    """The @handle billing guard's cap (template `MonthlyHandleCap`): 0 = no cap."""
+
+    monthly_handle_cap: int = Field(default=0, ge=0, alias="MONTHLY_HANDLE_CAP")
+
+    @property
+    def handle_cap(self) -> int | None:
+        return self.monthly_handle_cap or None
+
+
 class PlannerSettings(QueueSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
 
 
-class CollectorSettings(QueueSettings):
+class CollectorSettings(QueueSettings, UsageSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
@@ -42,7 +52,7 @@ class CollectorSettings(QueueSettings):
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
-class ApiSettings(SharedSettings):
+class ApiSettings(SharedSettings, UsageSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")

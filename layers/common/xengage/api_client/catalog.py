@@ -38,6 +38,7 @@ class ErrorKind(StrEnum):
     METRIC = "metric"  # an engagement type refused or no longer offered: drop it, keep the others
     USER_AUTH = "user_auth"  # the account's tokens: that account needs re-authorization
     APP_AUTH = "app_auth"  # the app's bearer token or consumer key: every call fails until the app secret changes
+    QUOTA = "quota"  # the deployment's own monthly @handle cap: no call is made; waits for the month or a higher cap
 
 
 class Reason(StrEnum):
@@ -52,6 +53,7 @@ class Reason(StrEnum):
     RATE_LIMITED = "rate_limited"  # the per-minute limit is spent: handed on, with the time of the next attempt
     DEFERRED = "deferred"  # out of time or transient errors: handed on, with the time of the next attempt
     FAILED = "failed"  # a permanent error (400, 404), or transient errors that outlasted every attempt
+    USAGE_CAPPED = "usage_capped"  # a new @handle past the monthly cap (MONTHLY_HANDLE_CAP): not called, rescheduled
 
     @property
     def kind(self) -> ErrorKind:
@@ -73,6 +75,7 @@ REASON_KINDS: Final[dict[Reason, ErrorKind]] = {
     Reason.RATE_LIMITED: ErrorKind.TRANSIENT,
     Reason.DEFERRED: ErrorKind.TRANSIENT,
     Reason.FAILED: ErrorKind.PERMANENT,
+    Reason.USAGE_CAPPED: ErrorKind.QUOTA,
 }
 
 

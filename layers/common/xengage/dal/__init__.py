@@ -1,7 +1,7 @@
 """The only modules that touch boto3: RegistryTable (statuses on its due markers), MetricsTable, CollectQueue, Secrets.
 
-`registry_dal()`, `metrics_dal()`, `status_dal()`, `rate_budget()` and `collect_queue()` build DAL objects from the
-parsed environment, once per cold start.
+`registry_dal()`, `metrics_dal()`, `status_dal()`, `usage_dal()`, `rate_budget()` and `collect_queue()` build DAL
+objects from the parsed environment, once per cold start.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from xengage.dal.queue import CollectQueue, SendFailed, SendStats
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
 from xengage.dal.status import PostStatus, StatusDal
+from xengage.dal.usage import UsageDal
 from xengage.settings import queue_settings, shared_settings
 
 
@@ -39,6 +40,11 @@ def status_dal() -> StatusDal:
 
 
 @functools.cache
+def usage_dal() -> UsageDal:
+    return UsageDal(shared_settings().registry_table)
+
+
+@functools.cache
 def rate_budget(window_seconds: float) -> SharedRateBudget:
     """The deployment's shared rate budget, one per process so the limits it learned outlive a request."""
     return SharedRateBudget(shared_settings().registry_table, window_seconds=window_seconds)
@@ -53,7 +59,7 @@ def collect_queue() -> CollectQueue:
 def clear_dal_cache() -> None:
     from xengage.dal.aws import clear_clients
 
-    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, rate_budget, collect_queue):
+    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, usage_dal, rate_budget, collect_queue):
         factory.cache_clear()
     clear_clients()
 
@@ -76,6 +82,7 @@ __all__ = [
     "SharedRateBudget",
     "StatusDal",
     "TrackedPost",
+    "UsageDal",
     "WriteStats",
     "app_state_dal",
     "clear_dal_cache",
@@ -84,4 +91,5 @@ __all__ = [
     "rate_budget",
     "registry_dal",
     "status_dal",
+    "usage_dal",
 ]

@@ -60,7 +60,8 @@ class PostStatus:
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """A Post's outcome to record: `next_attempt_at` only with a pending status, `unsupported_metrics` when some."""
+    """A Post's outcome to record: `next_attempt_at` only with a pending status (or `usage_capped`),
+    `unsupported_metrics` when some."""
 
     status: str
     at: str
@@ -79,7 +80,7 @@ class StatusChange:
             status=post.status,
             at=at,
             message=post.reason,
-            next_attempt_at=to_iso(post.retry_at) if post.pending and post.retry_at else None,
+            next_attempt_at=to_iso(post.retry_at) if post.retry_at and _rescheduled(post) else None,
             unsupported_metrics=tuple(sorted(set(post.unsupported_metrics))),
         )
 
@@ -163,6 +164,11 @@ class StatusDal:
             items=[PostStatus.from_item(item) for item in response.get("Items", [])],
             cursor=encode_cursor(response.get("LastEvaluatedKey")),
         )
+
+
+def _rescheduled(post: PostMetrics) -> bool:
+    """Handed on (rate_limited / deferred), or deferred by the monthly @handle cap: tried again at retry_at."""
+    return post.pending or post.status == Reason.USAGE_CAPPED.value
 
 
 def marker_key(tweet_id: str, endpoint: Endpoint) -> dict[str, str]:

@@ -13,6 +13,7 @@ from xengage.dal.metrics import MetricsDal
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import RegistryDal
 from xengage.dal.status import StatusDal
+from xengage.dal.usage import UsageDal
 from xengage.settings import ApiSettings, clear_settings_cache
 
 
@@ -46,6 +47,10 @@ def metrics_store() -> MetricsDal:
 
 def status_store() -> StatusDal:
     return dal.status_dal()
+
+
+def usage() -> UsageDal:
+    return dal.usage_dal()
 
 
 def rate_budget(window_seconds: float) -> SharedRateBudget:

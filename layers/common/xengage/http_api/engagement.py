@@ -28,6 +28,7 @@ from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, Incomplete, answers, bad_request
 from xengage.http_api.models import (
     AccountErrorResponse,
+    ErrorResponse,
     LivePostResult,
     LiveQueryIn,
     LiveQueryIncomplete,
@@ -46,6 +47,9 @@ router = Router()
 
 if TYPE_CHECKING:
     from xengage.api_client.models import EngagementResult, PostMetrics
+    from xengage.pipeline.usage import UsageGuard
+
+USAGE_CAPPED: Final = "usage_capped"
 
 
 def account_tokens(account_id: str) -> UserTokens:
@@ -158,9 +162,25 @@ def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -
         logger.warning("auth failed for an account deleted meanwhile", extra={"account_id": account_id})
 
 
+def metered(endpoint: Endpoint, body: LiveQueryIn, user: UserTokens | None, *, now: datetime) -> UsageGuard:
+    """The @handle billing guard (pipeline/usage.py): a user-context query counts its account's handle this month;
+    past the monthly cap a handle not counted yet is refused with 429 `usage_capped`, before any call."""
+    from xengage.pipeline.usage import usage_guard, user_context
+
+    guard = usage_guard(context.usage(), context.settings().handle_cap)
+    if not (body.account_id and user is not None and user_context(endpoint, body.engagement_types, user)):
+        return guard
+    if not guard.admit(body.account_id, user.screen_name, now=now):
+        count("LiveQueriesUsageCapped")
+        message = guard.capped_message(body.account_id, user.screen_name, now=now)
+        raise ApiError(HTTPStatus.TOO_MANY_REQUESTS, USAGE_CAPPED, message)
+    return guard
+
+
 def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> EngagementResult:
     start, end = validate(endpoint, body, now=now)
     user = account_tokens(body.account_id) if body.account_id else None
+    guard = metered(endpoint, body, user, now=now)
     settings = context.settings()
     # Imported here: requests and oauthlib are for live queries only, not for every cold start of the API.
     from xengage.api_client.client import EngagementClient
@@ -174,7 +194,7 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
     )
     with client:
         try:
-            return client.fetch(
+            result = client.fetch(
                 endpoint,
                 list(dict.fromkeys(body.tweet_ids)),
                 engagement_types=body.engagement_types,
@@ -183,6 +203,8 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
                 end=end,
                 deadline=live_deadline(),
             )
+            guard.record_calls(endpoint, result.calls, now=now)
+            return result
         except UserAuthError as exc:
             if body.account_id:
                 mark_needs_reauth(body.account_id, exc, now=now)
@@ -244,7 +266,9 @@ def incomplete(
     summary="Query the Engagement API now; results are stored and returned",
     description="App credentials sign /totals public metrics; `account_id` selects the owner tokens needed for "
     "private metrics, /28hr and /historical. At most 250 ids for /totals, 25 for the time series; "
-    "/historical windows at most 4 weeks within the last 365 days. A query the contract's per-minute limit or API "
+    "/historical windows at most 4 weeks within the last 365 days. A query signed with the account's tokens counts its "
+    "@handle this month (`GET /usage`); past the `MonthlyHandleCap` a handle not counted yet is refused (429 "
+    "`usage_capped`). A query the contract's per-minute limit or API "
     "Gateway's 29 s cannot finish stores what it got and answers 429 or 503 with Retry-After, naming the Posts "
     "not fetched.",
     tags=["engagement"],
@@ -261,8 +285,10 @@ def incomplete(
                 "content": {"application/json": {"model": AccountErrorResponse}},
             },
             429: {
-                "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After",
-                "content": {"application/json": {"model": LiveQueryIncomplete}},
+                "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After "
+                "(LiveQueryIncomplete); or the monthly @handle cap is reached and the account's handle is not counted "
+                "this month (ErrorResponse, code usage_capped): nothing was called",
+                "content": {"application/json": {"model": LiveQueryIncomplete | ErrorResponse}},
             },
             503: {
                 "description": "out of time or transient API errors (what was fetched is stored; see Retry-After: "

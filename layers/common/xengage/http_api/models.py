@@ -174,6 +174,7 @@ StatusName = Literal[
     "rate_limited",
     "deferred",
     "failed",
+    "usage_capped",
 ]
 
 
@@ -296,3 +297,38 @@ class AppStatusOut(_Model):
         description="per endpoint, engagement types the API refused (no longer asked), with its words"
     )
     rate_limits: dict[str, int] = Field(description="per endpoint, the per-minute limit the API last reported")
+
+
+# --- usage (the @handle billing guard) ------------------------------------------------------------------------
+
+
+class CallCounts(_Model):
+    """Engagement API calls by endpoint (every call, bearer-signed ones too)."""
+
+    totals: int = 0
+    hourly_28hr: int = Field(default=0, alias="28hr", serialization_alias="28hr")
+    historical: int = 0
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
+class UsageAccountOut(_Model):
+    account_id: StoredUserId
+    handle: str | None = Field(description="the account's screen name when it was first counted this month")
+    first_call_at: Timestamp = Field(description="its first user-context call this month")
+
+
+class UsageDayOut(_Model):
+    day: str = Field(description="YYYY-MM-DD (UTC)", examples=["2026-12-01"])
+    new_handles: int = Field(description="@handles counted for the first time this month on that day")
+    calls: CallCounts
+
+
+class UsageOut(_Model):
+    month: str = Field(description="YYYY-MM (UTC)", examples=["2026-12"])
+    unique_handles: int = Field(description="unique @handles whose tokens signed a call this month: what X bills")
+    cap: int | None = Field(description="the MonthlyHandleCap parameter; null: no cap")
+    capped: bool = Field(description="the cap is reached: Posts of @handles not counted yet are deferred")
+    accounts: list[UsageAccountOut] = Field(description="the month's @handles, first counted first")
+    days: list[UsageDayOut] = Field(description="every day of the month so far")
+    calls: CallCounts = Field(description="the month's calls by endpoint")

@@ -40,6 +40,7 @@ from xengage.dal import (
     rate_budget,
     registry_dal,
     status_dal,
+    usage_dal,
 )
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, Advance, DueMarker, MarkerMove, Reschedule
 from xengage.dal.secrets import (
@@ -54,6 +55,7 @@ from xengage.observability import count, logger
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
 from xengage.pipeline.messages import CollectMessage
+from xengage.pipeline.usage import UsageGuard, capped_retry_at, usage_guard, user_context
 from xengage.settings import collector_settings
 from xengage.timeutil import floor_hour, floor_minute, parse_iso, snowflake_created_at, to_iso, utc_now
 
@@ -95,6 +97,7 @@ class CollectorDeps:
     secret_version: Callable[[], str | None]
     now: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
+    usage: UsageGuard | None = None  # the @handle billing guard (None: calls are neither counted nor capped)
 
 
 @dataclass(slots=True)
@@ -147,10 +150,11 @@ class InvalidPayload(ValueError):
 class _Skip(Exception):
     """No call can be made for this message: every Post gets `reason`, and its lease is released."""
 
-    def __init__(self, reason: Reason, message: str) -> None:
+    def __init__(self, reason: Reason, message: str, retry_at: datetime | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.retry_at = retry_at  # when the Posts are due again, if not as of the tick
 
 
 @functools.cache
@@ -182,6 +186,7 @@ def default_deps(*, with_queue: bool = True) -> CollectorDeps:
         load_app=lambda fresh=False: load_app_credentials(settings.app_secret_arn, fresh=fresh),
         load_tokens=lambda user_id: load_account_tokens(settings.secret_prefix, user_id),
         secret_version=lambda: app_secret_version(settings.app_secret_arn),
+        usage=usage_guard(usage_dal(), settings.handle_cap),
     )
 
 
@@ -244,9 +249,9 @@ def collect(
     try:
         user = _account_tokens(run)
         app = _app_credentials(run)
-        posts = _fetch(run, app, user, tweet_ids)
+        posts = _metered_fetch(run, app, user, tweet_ids)
     except _Skip as skip:
-        posts = [_post_with(tweet_id, skip.reason, skip.message) for tweet_id in tweet_ids]
+        posts = [_post_with(tweet_id, skip.reason, skip.message, retry_at=skip.retry_at) for tweet_id in tweet_ids]
         summary.skipped = skip.message
         logger.warning("posts not collected", extra={**run.log_keys, "reason": skip.message})
     if _never_started(run, posts):
@@ -326,6 +331,29 @@ def _app_credentials(run: _Collection) -> AppCredentials:
     except AppSecretPlaceholder as exc:
         _flag_app(run.deps, str(exc))
         raise _Skip(Reason.APP_AUTH_FAILED, str(exc)) from exc
+
+
+def _metered_fetch(
+    run: _Collection, app: AppCredentials, user: UserTokens | None, tweet_ids: list[str]
+) -> list[PostMetrics]:
+    """`_fetch` within the @handle billing guard (pipeline/usage.py): a user-context message counts its account's
+    handle first, and past the monthly cap a handle not counted yet calls nothing (its Posts end `usage_capped`,
+    due again within the hour or when the month turns); every call made is counted by endpoint afterwards."""
+    usage, now = run.deps.usage, run.deps.now()
+    if usage is None:
+        return _fetch(run, app, user, tweet_ids)
+    account_id = run.message.account_id
+    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=True)
+    if account_id and user_context(run.endpoint, metrics, user):
+        handle = user.screen_name if user else None
+        if not usage.admit(account_id, handle, now=now):
+            count("UsageCapDeferredPosts", len(tweet_ids))
+            raise _Skip(Reason.USAGE_CAPPED, usage.capped_message(account_id, handle, now=now), capped_retry_at(now))
+    calls_before = run.summary.calls
+    try:
+        return _fetch(run, app, user, tweet_ids)
+    finally:
+        usage.record_calls(run.endpoint, run.summary.calls - calls_before, now=run.deps.now())
 
 
 def _fetch(run: _Collection, app: AppCredentials, user: UserTokens | None, tweet_ids: list[str]) -> list[PostMetrics]:
@@ -494,6 +522,8 @@ def _marker_move(run: _Collection, post: PostMetrics, collected_at: str) -> Mark
     message = run.message
     if post.pending:
         return Reschedule(to_iso(lease_until(post.retry_at or run.deps.now())), keep_lease=True)
+    if post.status == Reason.USAGE_CAPPED.value and post.retry_at is not None:
+        return Reschedule(to_iso(post.retry_at), keep_lease=False)  # not called: collected when the cap allows
     if post.status in (Reason.AUTH_FAILED.value, Reason.APP_AUTH_FAILED.value):
         # Due again as of the tick that queued it; the planner leaves it alone until the account or the app has
         # credentials again, then takes it among the oldest due.
@@ -616,9 +646,10 @@ def _post_deferred(tweet_id: str, message: str, run: _Collection) -> PostMetrics
     return post
 
 
-def _post_with(tweet_id: str, reason: Reason, message: str) -> PostMetrics:
+def _post_with(tweet_id: str, reason: Reason, message: str, *, retry_at: datetime | None = None) -> PostMetrics:
     post = PostMetrics(tweet_id=tweet_id)
     post.mark(reason, message)
+    post.retry_at = retry_at
     return post
 
 
