@@ -208,6 +208,7 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
         f"  curl -s {api}/accounts",
         f"  curl -s '{api}/tweets?account_id=1000000001'",
         f"  curl -s '{api}/tweets/<tweet_id>/metrics?endpoint=totals'",
+        f"  curl -s {api}/usage",
         "  make invoke FUNCTION=PlannerFunction EVENT=events/<schedule event>.json",
         f"  AWS_ENDPOINT_URL={stack.dynamodb_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"aws dynamodb scan --table-name {metrics_table} --max-items 3",

@@ -31,6 +31,7 @@ class CollectionSummary:
     items: dict[str, int] = field(default_factory=dict)  # table -> item count
     metrics_by_endpoint: dict[str, int] = field(default_factory=dict)  # endpoint -> MetricsTable items
     samples: list[dict[str, Any]] = field(default_factory=list)  # a few Posts' latest /totals metrics
+    usage: dict[str, Any] = field(default_factory=dict)  # month -> {"handles": [...], "calls": endpoint -> calls}
 
     @property
     def landed(self) -> bool:
@@ -68,6 +69,7 @@ def summarize(stack: LocalStack, ticks: list[TickOutcome], *, sample_size: int =
     registry = scan_items(stack, "RegistryTable") if "RegistryTable" in resources else []
     statuses = [item for item in registry if item["sk"].startswith("DUE#") and "status" in item]
     summary.items = {"RegistryTable": len(registry)}
+    summary.usage = _usage(registry)
     for (endpoint, status), posts in sorted(Counter((item["endpoint"], item["status"]) for item in statuses).items()):
         summary.statuses.setdefault(endpoint, {})[status] = posts
     if "MetricsTable" in resources:
@@ -79,6 +81,23 @@ def summarize(stack: LocalStack, ticks: list[TickOutcome], *, sample_size: int =
 
 
 _ENDPOINTS = ("totals", "28hr", "historical")
+
+
+def _usage(registry: list[dict[str, Any]]) -> dict[str, Any]:
+    """The @handle ledger's months (`xengage.dal.usage`): handles counted (screen names) and calls by endpoint."""
+    months: dict[str, Any] = {}
+    for item in registry:
+        if not item["pk"].startswith("USAGE#"):
+            continue
+        month = months.setdefault(item["pk"].removeprefix("USAGE#"), {"handles": [], "calls": {}})
+        if item["sk"] == "HANDLES":
+            month["handles"] = sorted(
+                (item.get(f"a_{user_id}") or {}).get("handle") or user_id for user_id in item.get("handles", ())
+            )
+        else:
+            for endpoint in _ENDPOINTS:
+                month["calls"][endpoint] = month["calls"].get(endpoint, 0) + int(item.get(endpoint, 0))
+    return months
 
 
 def _count_metrics(stack: LocalStack, tweet_ids: list[str]) -> dict[str, int]:
@@ -152,6 +171,11 @@ def format_summary(summary: CollectionSummary) -> str:
     lines.append("== items in DynamoDB ==")
     lines.append("  " + ", ".join(f"{table} {count}" for table, count in summary.items.items()))
     lines.append("  MetricsTable by endpoint: " + ", ".join(f"{k} {v}" for k, v in summary.metrics_by_endpoint.items()))
+    for month, usage in sorted(summary.usage.items()):
+        calls = ", ".join(f"{endpoint} {made}" for endpoint, made in usage["calls"].items())
+        handles = ", ".join(f"@{handle}" for handle in usage["handles"]) or "none"
+        lines.append(f"== @handle usage {month} (GET /usage) ==")
+        lines.append(f"  {len(usage['handles'])} unique @handles ({handles}); calls: {calls or 'none'}")
     if summary.samples:
         lines.append("== sample /totals metrics ==")
         for sample in summary.samples:

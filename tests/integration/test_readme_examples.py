@@ -92,7 +92,7 @@ def test_the_readme_parser_finds_every_documented_route() -> None:
     checked = [example for example in examples if example.status is not None]
     assert len(checked) >= 15 and any(example.status is None for example in examples)
     text = " ".join(example.command for example in checked)
-    for route in ("/accounts", "/oauth/", "/tweets", "/metrics", "/top", "/engagement/", "/statuses/"):
+    for route in ("/accounts", "/oauth/", "/tweets", "/metrics", "/top", "/engagement/", "/statuses/", "/usage"):
         assert route in text, route
     for method in ("PUT", "POST", "DELETE"):
         assert f"-X {method}" in text, method

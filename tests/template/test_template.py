@@ -194,6 +194,15 @@ def test_every_function_gets_the_design_environment(
     assert env["SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/"}
     assert env["APP_SECRET_ARN"] == {"Ref": "AppSecret"}
     assert ("COLLECT_QUEUE_URL" in env) == (logical_id in ("PlannerFunction", "CollectorFunction"))
+    # And the functions that make Engagement API calls get the monthly @handle cap from its parameter
+    cap = env.get("MONTHLY_HANDLE_CAP")
+    assert cap == ({"Ref": "MonthlyHandleCap"} if logical_id in ("CollectorFunction", "ApiFunction") else None)
+    assert template["Parameters"]["MonthlyHandleCap"] | {"Description": ""} == {
+        "Type": "Number",
+        "Default": 0,
+        "MinValue": 0,
+        "Description": "",
+    }
 
 
 def test_no_statement_grants_scan_or_wildcard_dynamodb(template: dict[str, Any]) -> None:

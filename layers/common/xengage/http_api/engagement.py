@@ -7,6 +7,7 @@ not fetched.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime
 from http import HTTPStatus
@@ -53,9 +54,9 @@ USAGE_CAPPED: Final = "usage_capped"
 
 
 def account_tokens(account_id: str) -> UserTokens:
-    require_account(account_id)
+    account = require_account(account_id)
     try:
-        return secrets.load_account_tokens(context.settings().secret_prefix, account_id)
+        tokens = secrets.load_account_tokens(context.settings().secret_prefix, account_id)
     except SecretNotFoundError:
         raise ApiError(
             HTTPStatus.CONFLICT,
@@ -63,6 +64,8 @@ def account_tokens(account_id: str) -> UserTokens:
             f"account {account_id} has no stored tokens; register them again",
             account_id=account_id,
         ) from None
+    # The registry's screen name is the current one: the @handle the usage ledger shows.
+    return dataclasses.replace(tokens, screen_name=account.screen_name or tokens.screen_name)
 
 
 def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[datetime | None, datetime | None]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -309,10 +309,12 @@ def _account_tokens(run: _Collection) -> UserTokens | None:
     if account.needs_reauth:
         raise _Skip(Reason.AUTH_FAILED, NEEDS_REAUTH_MESSAGE)
     try:
-        return run.deps.load_tokens(account_id)
+        tokens = run.deps.load_tokens(account_id)
     except SecretError as exc:
         _mark_needs_reauth(run.deps, account_id, str(exc))
         raise _Skip(Reason.AUTH_FAILED, f"no usable tokens stored for account {account_id}") from exc
+    # The registry's screen name is the current one: the @handle the usage ledger shows.
+    return replace(tokens, screen_name=account.screen_name or tokens.screen_name)
 
 
 def _app_credentials(run: _Collection) -> AppCredentials:
