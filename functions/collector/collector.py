@@ -30,6 +30,7 @@ from xengage.pipeline.collector import (
     collect,
     collect_direct,
     default_deps,
+    flush_usage,
     parse_message,
 )
 
@@ -94,5 +95,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.warning("invalid console payload", extra={"problem": str(exc)})
             return {"error": "invalid_payload", "message": str(exc)}
     invocation = _Invocation(default_deps(), deadline)
-    response = process_partial_response(event, invocation.handle, processor, context)
+    try:
+        response = process_partial_response(event, invocation.handle, processor, context)
+    finally:
+        flush_usage(invocation.deps)  # the batch's calls, in one write
     return dict(response)

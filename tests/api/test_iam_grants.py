@@ -137,6 +137,7 @@ def use_every_api_route(api: ApiCaller, emulator: EmulatorServer) -> None:
         api("GET", f"/accounts/{BRAND_USER_ID}/top", query={"metric": "impressions", "from": to_iso(utc_now())}),
         api("GET", "/statuses/ok"),
         api("GET", "/app/status"),
+        api("GET", "/usage"),
         api("DELETE", f"/tweets/{owned[1]}", query={"purge": "true"}),
     ]
     started = api("GET", "/oauth/start")

@@ -104,6 +104,7 @@ def test_the_previous_month_stays_readable_after_the_turn(api: ApiCaller) -> Non
     guard = UsageGuard(UsageDal(usage_dal().table_name), None)
     assert guard.admit("42", "someone", now=last_minute) and guard.admit("42", "someone", now=first_minute)
     guard.record_calls(Endpoint.HOURLY_28HR, 3, now=last_minute)
+    guard.flush()
 
     # When both months are read
     previous = api("GET", "/usage", query={"month": last_minute.strftime("%Y-%m")}).json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from xengage.api_client.catalog import Endpoint
 from xengage.dal import usage_dal
 from xengage.dal.usage import UsageDal
 from xengage.observability import metrics
-from xengage.pipeline.collector import CollectorDeps, collect, parse_message
+from xengage.pipeline.collector import CollectorDeps, CollectSummary, collect, flush_usage, parse_message
 from xengage.pipeline.usage import UsageGuard, capped_retry_at, next_month_start
 from xengage.settings import clear_settings_cache
 from xengage.timeutil import to_iso
@@ -22,13 +22,6 @@ from xengage.timeutil import to_iso
 LAST_MINUTE = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
 NEW_YEAR = datetime(2027, 1, 1, 0, 0, tzinfo=UTC)
 MID_MONTH = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def fresh_metrics() -> Iterator[None]:
-    metrics.clear_metrics()
-    yield
-    metrics.clear_metrics()
 
 
 @pytest.fixture
@@ -43,12 +36,21 @@ def with_cap(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
 
 
 def _emitted() -> dict[str, list[float]]:
+    """Metrics added so far in this test (the suite-wide fixture clears them after each test)."""
     return {name: list(values["Value"]) for name, values in metrics.metric_set.items()}
 
 
 def _message(endpoint: Endpoint, ids: list[str], account_id: str | None, at: datetime) -> Any:
     body = {"endpoint": endpoint.value, "tweet_ids": ids, "account_id": account_id, "scheduled_time": to_iso(at)}
     return parse_message(body)
+
+
+def _invoke(message: Any, deps: CollectorDeps) -> CollectSummary:
+    """One collector invocation of one record: collect, then write the calls it counted (as the handler does)."""
+    try:
+        return collect(message, deps)
+    finally:
+        flush_usage(deps)
 
 
 def _deps_at(client: FakeEngagementClient, now: datetime) -> CollectorDeps:
@@ -66,17 +68,22 @@ def _tracked(deps: CollectorDeps, account_id: str, now: datetime, *, first: int 
     return ids
 
 
+def _account_42(client: FakeEngagementClient, now: datetime) -> tuple[CollectorDeps, list[str]]:
+    """A process at `now` and account 42 with two tracked Posts."""
+    deps = _deps_at(client, now)
+    register_account(deps, "42")
+    return deps, _tracked(deps, "42", now)
+
+
 def test_a_handle_is_counted_once_per_month_and_a_new_month_starts_a_new_set(aws):
     # Given an account whose Posts are collected on /totals (user context) at 23:59 on Dec 31
     client = FakeEngagementClient()
-    deps = _deps_at(client, LAST_MINUTE)
-    register_account(deps, "42")
-    ids = _tracked(deps, "42", LAST_MINUTE)
-    collect(_message(Endpoint.TOTALS, ids, "42", LAST_MINUTE), deps)
+    deps, ids = _account_42(client, LAST_MINUTE)
+    _invoke(_message(Endpoint.TOTALS, ids, "42", LAST_MINUTE), deps)
 
     # When the clock turns to Jan 1 00:00 UTC and the same process collects them again
     january = replace(deps, now=lambda: NEW_YEAR)
-    collect(_message(Endpoint.TOTALS, ids, "42", NEW_YEAR), january)
+    _invoke(_message(Endpoint.TOTALS, ids, "42", NEW_YEAR), january)
 
     # Then each month holds the handle once, with the first call of that month, and December stays readable
     december, new_year = usage_dal().month("2026-12"), usage_dal().month("2027-01")
@@ -93,17 +100,15 @@ def test_a_handle_is_counted_once_per_month_and_a_new_month_starts_a_new_set(aws
 def test_redelivery_retries_and_other_processes_never_count_a_handle_twice(aws):
     # Given an account's /28hr message collected once
     client = FakeEngagementClient()
-    deps = _deps_at(client, MID_MONTH)
-    register_account(deps, "42")
-    ids = _tracked(deps, "42", MID_MONTH)
+    deps, ids = _account_42(client, MID_MONTH)
     message = _message(Endpoint.HOURLY_28HR, ids, "42", MID_MONTH)
-    collect(message, deps)
+    _invoke(message, deps)
 
     # When SQS delivers it again, to this process and to another one, and a later message comes for the account
-    collect(message, deps)
-    collect(message, _new_process(deps, None))
+    _invoke(message, deps)
+    _invoke(message, _new_process(deps, None))
     later = MID_MONTH + timedelta(hours=1)
-    collect(_message(Endpoint.HOURLY_28HR, ids, "42", later), _new_process(deps, None))
+    _invoke(_message(Endpoint.HOURLY_28HR, ids, "42", later), _new_process(deps, None))
 
     # Then the month counts one handle (the gauge said 1 once), and calls only for what was fetched
     usage = usage_dal().month("2026-12")
@@ -112,46 +117,54 @@ def test_redelivery_retries_and_other_processes_never_count_a_handle_twice(aws):
     assert len(client.calls) == 2 and usage.calls_by_day == {"2026-12-14": {"28hr": 2}}
 
 
-def test_a_handle_this_process_counted_costs_no_more_requests(aws):
+def test_a_handle_this_process_counted_costs_no_request_and_calls_are_written_once_an_invocation(aws):
     # Given a process that collected an account's Posts once this month
     client = FakeEngagementClient()
-    deps = _deps_at(client, MID_MONTH)
-    register_account(deps, "42")
-    ids = _tracked(deps, "42", MID_MONTH)
-    collect(_message(Endpoint.TOTALS, ids, "42", MID_MONTH), deps)
+    deps, ids = _account_42(client, MID_MONTH)
+    _invoke(_message(Endpoint.TOTALS, ids, "42", MID_MONTH), deps)
     assert deps.usage is not None
     writes: list[str] = []
-    original = deps.usage.dal.count_handle
-    deps.usage.dal.count_handle = lambda *a, **k: writes.append(a[1]) or original(*a, **k)  # type: ignore[method-assign]
+    dal = deps.usage.dal
+    original_count, original_add = dal.count_handle, dal.add_calls
+    dal.count_handle = lambda *a, **k: writes.append("count_handle") or original_count(*a, **k)  # type: ignore[method-assign]
+    dal.add_calls = lambda *a, **k: writes.append("add_calls") or original_add(*a, **k)  # type: ignore[method-assign]
 
-    # When it collects the account's next message, and a bearer-only message of app Posts
+    # When one invocation collects the account's next message and a bearer-only message of app Posts
     later = MID_MONTH + timedelta(minutes=15)
     timely = replace(deps, now=lambda: later)
     collect(_message(Endpoint.TOTALS, ids, "42", later), timely)
     app_ids = _tracked(deps, "", later, first=10)
     collect(_message(Endpoint.TOTALS, app_ids, None, later), timely)
+    during = list(writes)
+    flush_usage(timely)
 
-    # Then no handle was written again, yet every call (the bearer one too) is counted
-    assert writes == []
+    # Then the ledger cost nothing while collecting, and one write at the end counted every call (the bearer one too)
+    assert during == [] and writes == ["add_calls"]
     assert usage_dal().month("2026-12").calls_by_day == {"2026-12-14": {"totals": 3}}
     assert [a.account_id for a in usage_dal().month("2026-12").accounts] == ["42"]
+
+
+def _cap_of_one_taken_by_42(client: FakeEngagementClient) -> tuple[CollectorDeps, list[str], list[str]]:
+    """Accounts 42 and 43 with two Posts each; 42's were collected this month, so it holds the only slot."""
+    deps = _deps_at(client, MID_MONTH)
+    for account in ("42", "43"):
+        register_account(deps, account)
+    ids_42 = _tracked(deps, "42", MID_MONTH)
+    ids_43 = _tracked(deps, "43", MID_MONTH, first=10)
+    _invoke(_message(Endpoint.TOTALS, ids_42, "42", MID_MONTH), deps)
+    return deps, ids_42, ids_43
 
 
 def test_past_the_cap_a_new_handle_is_deferred_and_a_counted_one_keeps_collecting(aws, with_cap):
     # Given a cap of one handle, taken by account 42 this month
     with_cap(1)
     client = FakeEngagementClient()
-    deps = _deps_at(client, MID_MONTH)
-    for account in ("42", "43"):
-        register_account(deps, account)
-    ids_42 = _tracked(deps, "42", MID_MONTH)
-    ids_43 = _tracked(deps, "43", MID_MONTH, first=10)
-    collect(_message(Endpoint.TOTALS, ids_42, "42", MID_MONTH), deps)
+    deps, ids_42, ids_43 = _cap_of_one_taken_by_42(client)
 
     # When account 43's Posts come up, and then 42's again in another process
-    capped = collect(_message(Endpoint.HOURLY_28HR, ids_43, "43", MID_MONTH), deps)
+    capped = _invoke(_message(Endpoint.HOURLY_28HR, ids_43, "43", MID_MONTH), deps)
     later = MID_MONTH + timedelta(minutes=15)
-    again = collect(_message(Endpoint.TOTALS, ids_42, "42", later), replace(_new_process(deps, 1), now=lambda: later))
+    again = _invoke(_message(Endpoint.TOTALS, ids_42, "42", later), replace(_new_process(deps, 1), now=lambda: later))
 
     # Then 43 was not called: its Posts say usage_capped with the cap and when they are tried again
     assert [call.user.user_id for call in client.calls if call.user] == ["42", "42"]
@@ -173,18 +186,13 @@ def test_past_the_cap_a_new_handle_is_deferred_and_a_counted_one_keeps_collectin
 def test_deferred_posts_collect_once_the_cap_is_raised(aws, with_cap):
     # Given account 43 deferred by a cap of one
     with_cap(1)
-    client = FakeEngagementClient()
-    deps = _deps_at(client, MID_MONTH)
-    for account in ("42", "43"):
-        register_account(deps, account)
-    collect(_message(Endpoint.TOTALS, _tracked(deps, "42", MID_MONTH), "42", MID_MONTH), deps)
-    ids_43 = _tracked(deps, "43", MID_MONTH, first=10)
-    collect(_message(Endpoint.TOTALS, ids_43, "43", MID_MONTH), deps)
+    deps, _, ids_43 = _cap_of_one_taken_by_42(FakeEngagementClient())
+    _invoke(_message(Endpoint.TOTALS, ids_43, "43", MID_MONTH), deps)
 
     # When the cap is raised to two (a new deployment: new processes) and the Posts come up at their next attempt
     retry_at = capped_retry_at(MID_MONTH)
     raised = replace(_new_process(deps, 2), now=lambda: retry_at)
-    summary = collect(_message(Endpoint.TOTALS, ids_43, "43", retry_at), raised)
+    summary = _invoke(_message(Endpoint.TOTALS, ids_43, "43", retry_at), raised)
 
     # Then they are collected and 43 is the month's second handle
     assert summary.counts == {"ok": 2}

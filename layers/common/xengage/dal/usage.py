@@ -94,13 +94,14 @@ class UsageDal:
         new = account_id not in before
         return HandleCount(counted=True, new=new, unique=len(before) + (1 if new else 0))
 
-    def add_calls(self, day: str, endpoint: Endpoint, calls: int) -> None:
-        """Count `calls` made to `endpoint` on `day` (YYYY-MM-DD), in that day's item of its month."""
+    def add_calls(self, day: str, calls: Mapping[Endpoint, int]) -> None:
+        """Count the calls made to each endpoint on `day` (YYYY-MM-DD), in that day's item of its month."""
+        names = {f"#e{index}": endpoint.value for index, endpoint in enumerate(calls)}
         self.table.update_item(
             Key={"pk": f"{USAGE_PREFIX}{day[:7]}", "sk": f"{CALLS_PREFIX}{day}"},
-            UpdateExpression="ADD #endpoint :calls",
-            ExpressionAttributeNames={"#endpoint": endpoint.value},
-            ExpressionAttributeValues={":calls": calls},
+            UpdateExpression="ADD " + ", ".join(f"#e{index} :c{index}" for index in range(len(calls))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":c{index}": made for index, made in enumerate(calls.values())},
         )
 
     def month(self, month: str) -> MonthUsage:

@@ -207,6 +207,7 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
                 deadline=live_deadline(),
             )
             guard.record_calls(endpoint, result.calls, now=now)
+            guard.flush()
             return result
         except UserAuthError as exc:
             if body.account_id:

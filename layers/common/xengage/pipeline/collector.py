@@ -617,8 +617,11 @@ def collect_direct(
     total = CollectSummary(
         endpoint=endpoint.value, account_id=payload.get("account_id") or None, scheduled_time=to_iso(scheduled_time)
     )
-    for message in messages:
-        total.add(collect(message, deps, deadline=deadline, advance_markers=False))
+    try:
+        for message in messages:
+            total.add(collect(message, deps, deadline=deadline, advance_markers=False))
+    finally:
+        flush_usage(deps)
     return {
         "endpoint": total.endpoint,
         "account_id": total.account_id,
@@ -705,6 +708,18 @@ def record_app_refusal(app_state: AppStateDal, error: str, *, secret_version: st
     app_state.flag_credentials(error, secret_version=secret_version, now=now)
     count("AppCredentialsRefused")
     logger.error("app credentials refused: collection paused until the app secret changes", extra={"error": error})
+
+
+def flush_usage(deps: CollectorDeps) -> None:
+    """Write the calls this invocation counted (pipeline/usage.py). A failure is logged, not raised: the records are
+    done (failing them would fetch them again), and call counts are for reading; handles were counted before."""
+    if deps.usage is None:
+        return
+    try:
+        deps.usage.flush()
+    except Exception:
+        logger.exception("calls made could not be counted in the usage ledger")
+        count("UsageCallsNotCounted")
 
 
 def _emit(summary: CollectSummary) -> None:

@@ -5,7 +5,8 @@ guard").
 Before a user-context call the account's handle is counted in the month's set (`dal.usage`); a handle this process
 already counted this month costs nothing more. With a cap, a handle the month has not counted yet is refused once
 the set is full: the collector defers its Posts (`usage_capped`), a live query answers 429. Handles already counted
-keep collecting. Every call (bearer too) is counted by endpoint and day afterwards.
+keep collecting. Every call (bearer too) is counted by endpoint and day in the process and written by `flush`: once
+an invocation in the collector, once a query in the API.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class UsageGuard:
         self.cap = cap
         self._month = ""
         self._known: set[str] = set()
+        self._calls: dict[tuple[str, Endpoint], int] = {}  # (day, endpoint) -> calls not written yet
 
     def admit(self, account_id: str, handle: str | None, *, now: datetime) -> bool:
         """Count the account's handle this month; False when the cap leaves no room for it (nothing is called)."""
@@ -77,14 +79,25 @@ class UsageGuard:
         return True
 
     def record_calls(self, endpoint: Endpoint, calls: int, *, now: datetime) -> None:
+        """Count calls made (written at the next `flush`)."""
         if calls:
-            self.dal.add_calls(now.astimezone(UTC).strftime("%Y-%m-%d"), endpoint, calls)
+            key = (now.astimezone(UTC).strftime("%Y-%m-%d"), endpoint)
+            self._calls[key] = self._calls.get(key, 0) + calls
+
+    def flush(self) -> None:
+        """Write the calls counted since the last flush: one UpdateItem a day they fall on (usually one)."""
+        pending, self._calls = self._calls, {}
+        by_day: dict[str, dict[Endpoint, int]] = {}
+        for (day, endpoint), calls in pending.items():
+            by_day.setdefault(day, {})[endpoint] = calls
+        for day, calls_by_endpoint in sorted(by_day.items()):
+            self.dal.add_calls(day, calls_by_endpoint)
 
     def capped_message(self, account_id: str, handle: str | None, *, now: datetime) -> str:
         who = f"account {account_id}" + (f" (@{handle})" if handle else "")
         return (
             f"the monthly cap of {self.cap} unique @handles (MonthlyHandleCap) is reached for {month_of(now)} and "
-            f"{who} is not among them: collected when the month turns ({to_iso(next_month_start(now))}) "
+            f"{who} is not among them: its calls wait until the month turns ({to_iso(next_month_start(now))}) "
             "or the cap is raised"
         )
 
