@@ -14,6 +14,7 @@ from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
+from xengage.dal.series_state import HourSums, SeriesState, TotalsSnapshot
 from xengage.dal.status import PostStatus, StatusDal
 from xengage.dal.usage import UsageDal
 from xengage.settings import queue_settings, shared_settings
@@ -70,6 +71,7 @@ __all__ = [
     "AppStateDal",
     "CollectQueue",
     "DueMarker",
+    "HourSums",
     "InvalidCursor",
     "MetricPoint",
     "MetricsDal",
@@ -79,8 +81,10 @@ __all__ = [
     "RegistryDal",
     "SendFailed",
     "SendStats",
+    "SeriesState",
     "SharedRateBudget",
     "StatusDal",
+    "TotalsSnapshot",
     "TrackedPost",
     "UsageDal",
     "WriteStats",
