@@ -92,6 +92,8 @@ def gauges(values: Mapping[str, tuple[float, MetricUnit]], **dimensions: str) ->
 # (tests/template/test_operations.py), and every `count`/`gauges` name in the code is listed here
 # (tests/unit/test_metric_names.py). `Posts_<status>`: one per non-ok status (api_client.catalog.Reason).
 POSTS_BY_STATUS_PREFIX: Final = "Posts_"
+# Published per endpoint too (the planner's `gauges(..., endpoint=...)`): one series per endpoint.
+PER_ENDPOINT_METRICS: Final = frozenset({"OldestOverdueSeconds", "OldestOverdueSchedulePeriods"})
 EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
     {
         "collector": frozenset(
