@@ -314,6 +314,10 @@ def test_the_email_subscription_and_the_handle_warning_exist_only_when_their_par
     subscription = resolver.resolve(configured.properties("AlarmEmailSubscription"))
     assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
     assert resolver.resolve(configured.properties("HandleWarningAlarm")["Threshold"]) == "500"
+    # And CloudFormation takes an address or nothing, not a list (SNS mails one address per subscription)
+    pattern = default.document["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, ALL_ON["AlarmEmail"])
+    assert not re.fullmatch(pattern, "ops@example.com,oncall@example.com") and not re.fullmatch(pattern, "ops")
 
 
 # --- the dashboard ------------------------------------------------------------------------------------------------

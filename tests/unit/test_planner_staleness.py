@@ -1,4 +1,6 @@
-"""Staleness: every planner tick publishes how late the most overdue Post waiting for collection is."""
+"""Staleness: every planner tick publishes how late the most overdue Post waiting for collection is.
+
+The ticks run through the planner's handler, which publishes the gauges (plan() itself prints nothing)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import FakeLambdaContext
 from tests.unit.fakes import TICK, post_ids
 from xengage.api_client.catalog import Endpoint
 from xengage.dal import app_state_dal, registry_dal
@@ -15,11 +18,18 @@ from xengage.dal.aws import dynamodb_resource
 from xengage.dal.registry import DUE_SHARDS
 from xengage.dal.secrets import app_secret_version
 from xengage.observability import metrics
-from xengage.pipeline.planner import plan, schedule_interval
+from xengage.pipeline.planner import PlanSummary
 from xengage.timeutil import to_iso
 
 NOW = to_iso(TICK)
-EVERY_15_MINUTES = schedule_interval("rate(15 minutes)")
+
+
+def tick(endpoint: Endpoint = Endpoint.TOTALS, expression: str = "rate(15 minutes)") -> PlanSummary:
+    """One scheduler tick at TICK through the planner's handler (the schedule's Input)."""
+    from functions.planner.planner import lambda_handler
+
+    event = {"endpoint": endpoint.value, "scheduled_time": NOW, "schedule_expression": expression}
+    return PlanSummary(**lambda_handler(event, FakeLambdaContext()))
 
 
 def _gauges(out: str) -> list[dict[str, Any]]:
@@ -38,7 +48,7 @@ def test_the_tick_publishes_how_late_the_oldest_post_waiting_for_collection_is(a
     registry.track_posts(post_ids(3, first=10), None, now=to_iso(TICK - timedelta(minutes=10)))
 
     # When a tick of a 15-minute schedule is planned
-    summary = plan(Endpoint.TOTALS, TICK, interval=EVERY_15_MINUTES)
+    summary = tick()
 
     # Then the oldest Post that waits for the collector (not for new tokens) sets it: 40 min, 2.67 periods
     assert summary.needs_reauth == 2
@@ -58,7 +68,7 @@ def test_a_tick_with_nothing_overdue_publishes_zero(aws, capsys):
     registry_dal().track_posts(post_ids(1), None, now=to_iso(TICK + timedelta(minutes=5)))
 
     # When the tick is planned
-    summary = plan(Endpoint.TOTALS, TICK, interval=EVERY_15_MINUTES)
+    summary = tick()
 
     # Then 0 is published, not nothing: the alarm sees the endpoint is fresh
     assert (summary.due, summary.oldest_overdue_seconds, summary.oldest_overdue_periods) == (0, 0.0, 0.0)
@@ -71,7 +81,7 @@ def test_a_schedule_without_a_rate_publishes_seconds_only(aws, capsys):
     registry_dal().track_posts(post_ids(1), None, now=to_iso(TICK - timedelta(hours=1)))
 
     # When the tick is planned
-    summary = plan(Endpoint.TOTALS, TICK, interval=schedule_interval("cron(0 * * * ? *)"))
+    summary = tick(expression="cron(0 * * * ? *)")
 
     # Then the seconds are published and the periods are not (no threshold can be read against them)
     assert (summary.oldest_overdue_seconds, summary.oldest_overdue_periods) == (3600.0, None)
@@ -87,7 +97,7 @@ def test_a_paused_tick_still_publishes_staleness_from_one_cheap_read(aws, capsys
     queries = _record_queries()
 
     # When the tick is planned
-    summary = plan(Endpoint.TOTALS, TICK, interval=EVERY_15_MINUTES)
+    summary = tick()
 
     # Then nothing is planned, staleness is 4 periods, and it cost one Query of one item per DueIndex shard
     assert summary.paused and summary.planned == 0

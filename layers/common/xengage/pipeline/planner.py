@@ -289,6 +289,11 @@ def _observe_staleness(summary: PlanSummary, scheduled_time: datetime, interval:
     summary.oldest_overdue_seconds, summary.oldest_overdue_periods = staleness(
         summary.oldest_due_at, scheduled_time, interval
     )
+
+
+def publish_staleness(summary: PlanSummary) -> None:
+    """Publish a tick's staleness gauges, per endpoint. The handler calls it, as its metrics are flushed there too:
+    plan() itself prints nothing (benchmarks and scripts run it)."""
     values = {"OldestOverdueSeconds": (summary.oldest_overdue_seconds, MetricUnit.Seconds)}
     if summary.oldest_overdue_periods is not None:
         values["OldestOverdueSchedulePeriods"] = (summary.oldest_overdue_periods, MetricUnit.NoUnit)
