@@ -510,7 +510,7 @@ def _cloudwatch_lines(settings: TemplateSettings) -> list[Line]:
             metrics,
             "metrics",
             metrics * PRICES["cloudwatch_custom_metric_month"],
-            "-",
+            "fewer series: Posts_<status> is one a status, the staleness gauges one an endpoint",
         ),
         Line(
             "CloudWatch",
