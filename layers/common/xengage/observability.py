@@ -88,9 +88,9 @@ def gauges(values: Mapping[str, tuple[float, MetricUnit]], **dimensions: str) ->
 
 
 # Every metric the functions emit (namespace POWERTOOLS_METRICS_NAMESPACE), by the `service` dimension it carries
-# (POWERTOOLS_SERVICE_NAME of the function that emits it). template.yaml's alarms and dashboard name only these
-# (tests/template/test_operations.py), and every `count`/`gauges` name in the code is listed here
-# (tests/unit/test_metric_names.py). `Posts_<status>`: one per non-ok status (api_client.catalog.Reason).
+# (POWERTOOLS_SERVICE_NAME of the function that emits it). template.yaml's alarms and dashboard name only these, and
+# every `count`/`gauges` name in the code is listed here (both: tests/template/test_operations.py; a local run's EMF:
+# tests/integration/test_local_run.py). `Posts_<status>`: one per non-ok status (api_client.catalog.Reason).
 POSTS_BY_STATUS_PREFIX: Final = "Posts_"
 # Published per endpoint too (the planner's `gauges(..., endpoint=...)`): one series per endpoint.
 PER_ENDPOINT_METRICS: Final = frozenset({"OldestOverdueSeconds", "OldestOverdueSchedulePeriods"})
