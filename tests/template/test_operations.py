@@ -27,8 +27,8 @@ TEMPLATE = REPO / "template.yaml"
 CODE = [REPO / "layers" / "common" / "xengage", REPO / "functions"]
 NAMESPACE = "XEngagementCollector"
 ALARM = "AWS::CloudWatch::Alarm"
-# Declared for the @handle billing guard (issue 10, item 4), emitted by the collector once that lands.
-EMITTED_BY_THE_USAGE_GUARD = {"UsageCapDeferredPosts", "UniqueHandlesThisMonth"}
+# Declared for the @handle billing guard (issue 10, item 4), emitted by the collector and live queries once it lands.
+EMITTED_BY_THE_USAGE_GUARD = {"UsageCapDeferredPosts", "UniqueHandlesThisMonth", "LiveQueriesUsageCapped"}
 # Parameters that switch the optional alarm and subscription on.
 ALL_ON = {"AlarmEmail": "ops@example.com", "HandleWarningThreshold": 500}
 
@@ -47,7 +47,7 @@ def _metric_calls(tree: ast.AST) -> Iterator[ast.Call]:
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if name in ("count", "gauges", "add_metric", "single_metric"):
+            if name in ("count", "gauge", "gauges", "add_metric", "single_metric"):
                 yield node
 
 
@@ -242,6 +242,7 @@ def evaluate(alarm: dict[str, Any], values: dict[tuple[str, str], float | None],
         "IF": lambda condition, then, otherwise: then if condition else otherwise,
         "FILL": lambda value, fill: fill if value is None else value,
         "DIV": lambda numerator, denominator: numerator / denominator if denominator else math.nan,
+        "MAX": lambda values: max((value for value in values if value is not None), default=None),
     }
     result = None
     for query in alarm["Metrics"]:
@@ -254,8 +255,7 @@ def evaluate(alarm: dict[str, Any], values: dict[tuple[str, str], float | None],
             series[query["Id"]] = eval(code, {"__builtins__": {}}, {**functions, **series})
             if query.get("ReturnData"):
                 result = series[query["Id"]]
-    assert result is not None
-    return float(result)
+    return math.nan if result is None else float(result)
 
 
 def test_the_429_share_counts_collector_and_live_query_calls_and_reads_no_calls_as_zero(full: StackTemplate) -> None:
@@ -299,6 +299,16 @@ def test_reauth_and_app_credential_alarms_add_every_source(full: StackTemplate) 
     assert evaluate(reauth, {}, full.parameters) == 0
     assert evaluate(app, {("PlanningPaused", "planner"): 3, ("AppCredentialsRefused", "collector"): 1}, {}) == 4
     assert evaluate(app, {}, full.parameters) == 0
+
+
+def test_the_handle_warning_reads_the_count_whichever_function_counted_the_last_handle(full: StackTemplate) -> None:
+    warning = alarms(full)["HandleWarningAlarm"]
+    threshold = float(full.resolver().resolve(warning["Threshold"]))
+    # Then a live query's count alone reaches it, the higher count wins, and an hour without a new handle is no data
+    assert evaluate(warning, {("UniqueHandlesThisMonth", "api"): 510}, full.parameters) == 510 >= threshold
+    both = {("UniqueHandlesThisMonth", "collector"): 480, ("UniqueHandlesThisMonth", "api"): 481}
+    assert evaluate(warning, both, full.parameters) == 481 < threshold
+    assert math.isnan(evaluate(warning, {}, full.parameters))
 
 
 # --- optional resources -------------------------------------------------------------------------------------------

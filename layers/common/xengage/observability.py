@@ -108,7 +108,8 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 "AccountsNeedingReauth",
                 "AppCredentialsRefused",
                 "MessagesSentOnUnstarted",
-                # The @handle billing guard (issue 10, item 4) emits these two from the collector.
+                # The @handle billing guard (issue 10, item 4): Posts deferred at the cap; the month's unique
+                # @handles, published by whichever function counts a new one (collector or live query).
                 "UsageCapDeferredPosts",
                 "UniqueHandlesThisMonth",
             }
@@ -132,6 +133,9 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 "AppCredentialsRefused",
                 "LiveQueriesIncomplete",
                 "ApiUnexpectedErrors",
+                # The @handle billing guard: see the collector's.
+                "UniqueHandlesThisMonth",
+                "LiveQueriesUsageCapped",
             }
         ),
     }
