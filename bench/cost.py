@@ -58,6 +58,11 @@ PRICES: Final[dict[str, float]] = {
     "xray_trace": 5.00 / 1e6,
     "scheduler_invocation": 1.00 / 1e6,
     "api_gateway_rest_request": 3.50 / 1e6,
+    # CloudWatch, as published, unchecked: custom metrics (first 10,000; billed by the hour a metric is emitted),
+    # standard-resolution alarms per metric they read (a metric math alarm of 4 metrics is 4), dashboards (3 free).
+    "cloudwatch_custom_metric_month": 0.30,
+    "cloudwatch_alarm_metric_month": 0.10,
+    "cloudwatch_dashboard_month": 3.00,
 }
 
 # Stated assumptions (not measurable here):
@@ -102,6 +107,8 @@ class TemplateSettings:
     log_retention_days: int | None  # None: no log group sets one, Lambda's groups never expire
     tracing: str
     tables: int = 3
+    alarm_metrics: int = 0  # metrics the alarms read (those of alarms without a Condition, i.e. at the defaults)
+    dashboards: int = 0
 
 
 def _default(value: Any, parameters: dict[str, Any]) -> Any:
@@ -156,6 +163,12 @@ def template_settings(template: dict[str, Any] | None = None) -> TemplateSetting
         log_retention_days=min(retention) if retention and None not in retention else None,
         tracing=str(_default(function["Tracing"], parameters)),
         tables=len(tables),
+        alarm_metrics=sum(
+            1 if "MetricName" in r["Properties"] else sum("MetricStat" in q for q in r["Properties"]["Metrics"])
+            for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Alarm" and "Condition" not in r
+        ),
+        dashboards=sum(r["Type"] == "AWS::CloudWatch::Dashboard" for r in resources.values()),
     )
 
 
@@ -342,6 +355,7 @@ def model(mix: Mix, settings: TemplateSettings, measured: Measurement, bands: li
         *_lambda_lines(mix, settings, measured, loads),
         *_dynamodb_lines(mix, settings, measured, loads),
         *_other_lines(mix, settings, measured, loads),
+        *_cloudwatch_lines(settings),
     ]
     return Model(mix, loads, lines, _warnings(settings, loads))
 
@@ -471,6 +485,49 @@ def _other_lines(mix: Mix, settings: TemplateSettings, measured: Measurement, lo
         Line("X-Ray", f"traces (Tracing={settings.tracing})", traces, "traces", traces * PRICES["xray_trace"], "-"),
         Line("EventBridge Scheduler", "invocations", ticks, "invocations", ticks * PRICES["scheduler_invocation"], "-"),
         Line("API Gateway", "REST requests", queries, "requests", queries * PRICES["api_gateway_rest_request"], "-"),
+    ]
+
+
+def custom_metrics() -> int:
+    """Metric series the functions can emit (`xengage.observability.EMITTED_METRICS`): one per name and service, one
+    per non-ok status for `Posts_<status>`, one per endpoint for the planner's staleness gauges."""
+    from xengage.api_client.catalog import Endpoint, Reason
+    from xengage.observability import EMITTED_METRICS, PER_ENDPOINT_METRICS
+
+    series = 0
+    for names in EMITTED_METRICS.values():
+        series += sum(len(Endpoint) if name in PER_ENDPOINT_METRICS else 1 for name in names)
+    return series + len(Reason)
+
+
+def _cloudwatch_lines(settings: TemplateSettings) -> list[Line]:
+    """Fixed costs, whatever the number of Posts (EMF lines are in the logs' bytes)."""
+    metrics = custom_metrics()
+    return [
+        Line(
+            "CloudWatch",
+            "custom metrics (upper bound: each emitted every hour)",
+            metrics,
+            "metrics",
+            metrics * PRICES["cloudwatch_custom_metric_month"],
+            "fewer series: Posts_<status> is one a status, the staleness gauges one an endpoint",
+        ),
+        Line(
+            "CloudWatch",
+            "alarm metrics",
+            settings.alarm_metrics,
+            "metrics",
+            settings.alarm_metrics * PRICES["cloudwatch_alarm_metric_month"],
+            "-",
+        ),
+        Line(
+            "CloudWatch",
+            "dashboards (no free tier)",
+            settings.dashboards,
+            "dashboards",
+            settings.dashboards * PRICES["cloudwatch_dashboard_month"],
+            "-",
+        ),
     ]
 
 

@@ -58,6 +58,9 @@ def test_cost_model_follows_the_cadence_and_scales_with_the_posts(capsys) -> Non
     printed = capsys.readouterr().out
     assert f"checked {cost.PRICES_DATE}" in printed
     assert small.dollars > 0
+    # CloudWatch (metrics, alarms, the dashboard) is a fixed cost: the same for ten times the Posts
+    cloudwatch = [sum(ln.dollars for ln in result.lines if ln.service == "CloudWatch") for result in (small, large)]
+    assert cloudwatch[0] > 0 and cloudwatch[0] == cloudwatch[1]
     # Ten times the Posts: ten times the writes (the measured units per collection scale with collections)
     writes = [sum(load.units["write_units"] for load in result.loads) for result in (small, large)]
     assert writes[0] > 0 and writes[1] == pytest.approx(10 * writes[0], rel=0.01)

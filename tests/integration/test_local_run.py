@@ -235,3 +235,41 @@ def test_function_logs_go_to_one_file_per_function(make_run: RunOutcome) -> None
     ]
     assert any(line.get("message") == "collected" for line in collector_lines)
     assert (logs / "PlannerFunction.log").stat().st_size > 0
+
+
+def _emf_records(logs: Path) -> list[dict[str, Any]]:
+    """The EMF metric records every function printed to its log."""
+    return [
+        json.loads(line)
+        for path in logs.iterdir()
+        for line in path.read_text().splitlines()
+        if line.startswith('{"_aws"')
+    ]
+
+
+def test_every_metric_the_functions_printed_is_declared_for_their_service(make_run: RunOutcome) -> None:
+    # Given the EMF records the three functions printed during the run
+    records = _emf_records(make_run.state_dir / "logs")
+    assert records
+
+    # Then each is in the template's namespace and names only metrics declared for its service: what the alarms and
+    # the dashboard watch (tests/template/test_operations.py) is what the functions emit
+    from xengage.observability import EMITTED_METRICS, PER_ENDPOINT_METRICS, POSTS_BY_STATUS_PREFIX
+
+    undeclared = set()
+    for record in records:
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "XEngagementCollector"
+        for metric in directive["Metrics"]:
+            name = metric["Name"]
+            if name not in EMITTED_METRICS[record["service"]] and not name.startswith(POSTS_BY_STATUS_PREFIX):
+                undeclared.add((record["service"], name))
+    assert undeclared == set()
+    # And every tick published its staleness under its endpoint, in schedule periods (only those carry an endpoint)
+    per_endpoint = [record for record in records if "endpoint" in record]
+    assert {metric["Name"] for r in per_endpoint for metric in r["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == set(
+        PER_ENDPOINT_METRICS
+    )
+    staleness = {record["endpoint"]: record["OldestOverdueSchedulePeriods"] for record in per_endpoint}
+    assert set(staleness) == set(ENDPOINTS)
+    assert all(periods[0] >= 0 for periods in staleness.values())

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
@@ -74,3 +76,77 @@ def count(name: str, value: int = 1) -> None:
 def gauge(name: str, value: int) -> None:
     """A level rather than an occurrence (e.g. the month's unique @handles): emitted as it is, zero included."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def gauges(values: Mapping[str, tuple[float, MetricUnit]], **dimensions: str) -> None:
+    """Publish `values` now, as one EMF record with the function's `service` dimension plus `dimensions`.
+
+    Its own record, not the handler's metric set: the extra dimensions (the planner's `endpoint`) would otherwise
+    apply to every metric of the invocation. Unlike `count`, zeros are published: a gauge of 0 is news.
+    """
+    record = AmazonCloudWatchEMFProvider(namespace=metrics.namespace, service=metrics.service)
+    for name, (value, unit) in values.items():
+        record.add_metric(name=name, unit=unit, value=value)
+    for dimension, label in dimensions.items():
+        record.add_dimension(name=dimension, value=label)
+    record.flush_metrics()
+
+
+# Every metric the functions emit (namespace POWERTOOLS_METRICS_NAMESPACE), by the `service` dimension it carries
+# (POWERTOOLS_SERVICE_NAME of the function that emits it). template.yaml's alarms and dashboard name only these, and
+# every `count`/`gauges` name in the code is listed here (both: tests/template/test_operations.py; a local run's EMF:
+# tests/integration/test_local_run.py). `Posts_<status>`: one per non-ok status (api_client.catalog.Reason).
+POSTS_BY_STATUS_PREFIX: Final = "Posts_"
+# Published per endpoint too (the planner's `gauges(..., endpoint=...)`): one series per endpoint.
+PER_ENDPOINT_METRICS: Final = frozenset({"OldestOverdueSeconds", "OldestOverdueSchedulePeriods"})
+EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        "collector": frozenset(
+            {
+                "EngagementCalls",
+                "Retries",
+                "Throttled",
+                "PostsCollected",
+                "MetricItemsWritten",
+                "Continuations",
+                "MetricsRefused",
+                "AccountsNeedingReauth",
+                "AppCredentialsRefused",
+                "MessagesSentOnUnstarted",
+                # The @handle billing guard (issue 10, item 4): Posts deferred at the cap; the month's unique
+                # @handles, published by whichever function counts a new one (collector or live query).
+                "UsageCapDeferredPosts",
+                "UniqueHandlesThisMonth",
+                "UsageCallsNotCounted",
+                # Data checks (issue 10, item 5): a /totals snapshot lower than the one before; /totals drifting
+                # from the sum of the /historical hours.
+                "TotalsDecreased",
+                "TotalsDrift",
+            }
+        ),
+        "planner": frozenset(
+            {
+                "PlannedPosts",
+                "PlannedMessages",
+                "DeferredPosts",
+                "PostsOfAccountsNeedingReauth",
+                "PlanningPaused",
+                "OldestOverdueSeconds",
+                "OldestOverdueSchedulePeriods",
+            }
+        ),
+        "api": frozenset(
+            {
+                "EngagementCalls",
+                "Throttled",
+                "AccountsNeedingReauth",
+                "AppCredentialsRefused",
+                "LiveQueriesIncomplete",
+                "ApiUnexpectedErrors",
+                # The @handle billing guard: see the collector's.
+                "UniqueHandlesThisMonth",
+                "LiveQueriesUsageCapped",
+            }
+        ),
+    }
+)

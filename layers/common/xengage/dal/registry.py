@@ -197,6 +197,16 @@ def _post_from(item: Mapping[str, Any], totals_marker: Mapping[str, Any] | None 
     )
 
 
+def _due_query(endpoint: Endpoint, shard: int, due_by: str) -> dict[str, Any]:
+    """Query arguments for one DueIndex shard's markers due at or before `due_by`, oldest due first."""
+    # due_sk is "{next_due_at}#{tweet_id}": "~" sorts after every digit, so this bound includes due_by itself.
+    upper = f"{due_by}#~"
+    return {
+        "IndexName": "DueIndex",
+        "KeyConditionExpression": Key("due_pk").eq(f"DUE#{endpoint.value}#{shard}") & Key("due_sk").lte(upper),
+    }
+
+
 def _marker_from(item: Mapping[str, Any]) -> DueMarker:
     return DueMarker(
         tweet_id=item["tweet_id"],
@@ -450,19 +460,22 @@ class RegistryDal:
 
         Each shard's Query pages come in due order; merging the 16 streams keeps one page per shard in memory.
         """
-        # due_sk is "{next_due_at}#{tweet_id}": "~" sorts after every digit, so this bound includes due_by itself.
-        upper = f"{due_by}#~"
         shards = [
-            query_pages(
-                self.table,
-                IndexName="DueIndex",
-                KeyConditionExpression=Key("due_pk").eq(f"DUE#{endpoint.value}#{shard}") & Key("due_sk").lte(upper),
-                Limit=page_size,
-            )
+            query_pages(self.table, **_due_query(endpoint, shard, due_by), Limit=page_size)
             for shard in range(DUE_SHARDS)
         ]
         for item in heapq.merge(*shards, key=lambda item: item["due_sk"]):
             yield _marker_from(item)
+
+    def oldest_due(self, endpoint: Endpoint, due_by: str) -> str | None:
+        """The earliest next_due_at of `endpoint` at or before `due_by` (None: nothing due), for a reader that does
+        not stream the due Posts: one Query of one small index entry per shard."""
+        firsts = [
+            self.table.query(**_due_query(endpoint, shard, due_by), Limit=1).get("Items", [])
+            for shard in range(DUE_SHARDS)
+        ]
+        dues = [_marker_from(items[0]).next_due_at for items in firsts if items]
+        return min((due for due in dues if due), default=None)
 
     def lease_due(self, marker: DueMarker, *, lease: str, until: str) -> bool:
         """Take a due marker for the message of tick `lease` until `until`, unless it changed since it was read.

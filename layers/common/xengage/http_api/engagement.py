@@ -165,6 +165,8 @@ def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -
         )
     except NotFound:
         logger.warning("auth failed for an account deleted meanwhile", extra={"account_id": account_id})
+        return
+    count("AccountsNeedingReauth")
 
 
 def metered(endpoint: Endpoint, body: LiveQueryIn, user: UserTokens | None, *, now: datetime) -> UsageGuard:
@@ -223,6 +225,9 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
 def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
     now = utc_now()
     result = fetch_live(endpoint, body, now=now)
+    # Live queries spend the same per-minute limit as the collector: the 429 share alarm counts both.
+    count("EngagementCalls", result.calls)
+    count("Throttled", result.throttled)
     store(result, body.account_id or "", now=now)
     if body.account_id and any(post.ok for post in result.posts.values()):
         context.registry().mark_account_success(body.account_id, now=to_iso(now))

@@ -16,6 +16,9 @@ a Post twice. What is not planned is counted, never silently dropped:
   first), or beyond the planner's own deadline; they stay due for the next tick;
 - the whole tick pauses (`paused`) while the app's credentials are refused and the app secret has not changed, or
   while it holds the template's placeholders.
+
+Every tick, paused or not, publishes how late the most overdue Post waiting for collection is (`staleness`): in
+seconds and in periods of the endpoint's schedule, so one threshold ("more than 2 periods late") suits every endpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW, Endpoint
 from xengage.api_client.credentials import AppCredentials
@@ -42,7 +47,7 @@ from xengage.dal import (
 )
 from xengage.dal.queue import MAX_BATCH_ENTRIES, SendStats
 from xengage.dal.secrets import AppSecretPlaceholder, app_secret_version, load_app_credentials
-from xengage.observability import count, logger
+from xengage.observability import count, gauges, logger
 from xengage.pipeline.cadence import historical_window
 from xengage.pipeline.continuations import lease_until
 from xengage.pipeline.messages import CollectMessage
@@ -67,7 +72,11 @@ class PlanSummary:
     deferred: int = 0  # due, but beyond this tick's capacity or the planner's deadline: left due for the next tick
     already_leased: int = 0  # another planner run leased them first (a retried or concurrent tick)
     capacity_calls: int | None = None  # Engagement API calls the contract allows before the next tick (None: unknown)
-    oldest_due_at: str | None = None  # the most overdue Post's due time (staleness)
+    # The most overdue Post waiting for collection (planned or deferred; not those of accounts needing
+    # re-authorization, which wait for new tokens, not for the collector): its due time and how late it is at the tick.
+    oldest_due_at: str | None = None
+    oldest_overdue_seconds: float = 0.0
+    oldest_overdue_periods: float | None = None  # None when the schedule is not a rate(...)
     paused: str | None = None  # why nothing was planned, when the app cannot collect
     messages: int = 0
     send_calls: int = 0  # SendMessageBatch requests, resends included
@@ -224,39 +233,71 @@ def plan(
     if summary.paused:
         count("PlanningPaused")
         logger.error("planning paused", extra={"endpoint": endpoint.value, "reason": summary.paused})
+        # Nothing is streamed while paused: a cheap read tells how late collection falls (any account's Posts).
+        summary.oldest_due_at = deps.registry.oldest_due(endpoint, summary.scheduled_time)
+        _observe_staleness(summary, scheduled_time, interval)
         return summary
     summary.capacity_calls = capacity_calls(state.rate_limits.get(endpoint), interval)
     tick = _Plan(endpoint, scheduled_time, deps, summary)
     for marker in deps.registry.iter_due(endpoint, summary.scheduled_time):
         summary.due += 1
-        summary.oldest_due_at = summary.oldest_due_at or marker.next_due_at
         if deadline is not None and not deadline.allows(0):
             summary.deferred += 1
-            continue
-        _consider(tick, marker)
+            waiting = True
+        else:
+            waiting = _consider(tick, marker)
+        if waiting and summary.oldest_due_at is None:  # oldest due first: the first one waiting is the most overdue
+            summary.oldest_due_at = marker.next_due_at
     tick.finish()
     _emit(summary)
+    _observe_staleness(summary, scheduled_time, interval)
     logger.info("planned collection", extra={"plan": summary.as_dict()})
     return summary
 
 
-def _consider(tick: _Plan, marker: DueMarker) -> None:
+def _consider(tick: _Plan, marker: DueMarker) -> bool:
+    """Plan or defer one due Post; False when it is not waiting for the collector (skipped, or its account needs
+    re-authorization)."""
     summary = tick.summary
     if tick.endpoint.is_time_series and not marker.account_id:
         summary.skipped += 1  # series need the owner's tokens; such markers are never created
-        return
+        return False
     if not tick.account_ok(marker.account_id):
         summary.needs_reauth += 1
-        return
+        return False
     window = None
     if tick.endpoint is Endpoint.HISTORICAL:
         last_hour = parse_iso(marker.last_hour_collected) if marker.last_hour_collected else None
         window = historical_window(marker.tweet_id, last_hour, tick.scheduled_time)
         if window is None:
             summary.skipped += 1  # created within the current hour: nothing whole to ask for yet
-            return
+            return False
     if not tick.add(marker, window, capacity=summary.capacity_calls):
         summary.deferred += 1
+    return True
+
+
+def staleness(oldest_due_at: str | None, at: datetime, interval: timedelta | None) -> tuple[float, float | None]:
+    """How late a Post due at `oldest_due_at` is at the tick `at`, in seconds and in schedule periods (`interval`;
+    None when unknown); 0 when nothing is overdue. A healthy endpoint stays under 1 period: a Post falls due at most a
+    period before the tick that queues it."""
+    late = max(0.0, (at - parse_iso(oldest_due_at)).total_seconds()) if oldest_due_at else 0.0
+    return late, (late / interval.total_seconds() if interval else None)
+
+
+def _observe_staleness(summary: PlanSummary, scheduled_time: datetime, interval: timedelta | None) -> None:
+    summary.oldest_overdue_seconds, summary.oldest_overdue_periods = staleness(
+        summary.oldest_due_at, scheduled_time, interval
+    )
+
+
+def publish_staleness(summary: PlanSummary) -> None:
+    """Publish a tick's staleness gauges, per endpoint. The handler calls it, as its metrics are flushed there too:
+    plan() itself prints nothing (benchmarks and scripts run it)."""
+    values = {"OldestOverdueSeconds": (summary.oldest_overdue_seconds, MetricUnit.Seconds)}
+    if summary.oldest_overdue_periods is not None:
+        values["OldestOverdueSchedulePeriods"] = (summary.oldest_overdue_periods, MetricUnit.NoUnit)
+    gauges(values, endpoint=summary.endpoint)
 
 
 def _paused(deps: PlannerDeps, state: AppState) -> str | None:
