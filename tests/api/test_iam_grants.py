@@ -137,6 +137,9 @@ def use_every_api_route(api: ApiCaller, emulator: EmulatorServer) -> None:
         api("GET", f"/accounts/{BRAND_USER_ID}/top", query={"metric": "impressions", "from": to_iso(utc_now())}),
         api("GET", "/statuses/ok"),
         api("GET", "/app/status"),
+        api("GET", "/collection/health"),
+        api("GET", "/dashboard"),
+        api("GET", "/dashboard/assets/dashboard.js"),
         api("DELETE", f"/tweets/{owned[1]}", query={"purge": "true"}),
     ]
     started = api("GET", "/oauth/start")

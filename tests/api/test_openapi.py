@@ -23,6 +23,9 @@ EXPECTED_OPERATIONS = {
     ("/engagement/{endpoint}", "post"),
     ("/statuses/{status}", "get"),
     ("/app/status", "get"),
+    ("/collection/health", "get"),
+    ("/dashboard", "get"),
+    ("/dashboard/assets/{name}", "get"),
 }
 
 
