@@ -19,6 +19,13 @@
     accountPosts: [],
     errors: [],
   };
+  // Views asked for in quick succession (three pickers changed) run at once: only the latest of each kind draws.
+  const latest = { post: 0, top: 0, posts: 0 };
+  let pending = 0;
+  const isLatest = (kind) => {
+    const token = ++latest[kind];
+    return () => token === latest[kind];
+  };
   window.xengageDashboard = state;
 
   // --- small DOM helpers: text only ------------------------------------------------------------------------------
@@ -178,7 +185,9 @@
       $("top-note").textContent = "Posts tracked without an account have no ranking.";
       return [];
     }
+    const current = isLatest("top");
     const top = await api(query(`accounts/${encodeURIComponent(accountId)}/top`, { metric: $("top-metric").value, limit: 10 }));
+    if (!current()) return top.posts;
     fill(
       tbody,
       top.posts.map((entry, index) =>
@@ -198,7 +207,9 @@
 
   async function loadPosts() {
     const accountId = $("account-select").value;
+    const current = isLatest("posts");
     const { items, complete } = await allPages("tweets", { account_id: accountId, limit: 250, order: "newest" }, "posts");
+    if (!current()) return items;
     state.accountPosts = items;
     $("posts-count").textContent = `${items.length}${complete ? "" : "+"} tracked`;
     showPosts();
@@ -260,13 +271,15 @@
       report("Post id: digits only, no leading zero");
       return;
     }
-    $("post-label").textContent = tweetId;
+    const current = isLatest("post");
     const metric = $("metric").value;
     const range = rangeParams();
     const [totals, hourly] = await Promise.all([
       series(tweetId, "totals", metric, range),
       series(tweetId, $("series-endpoint").value, metric, range),
     ]);
+    if (!current()) return;
+    $("post-label").textContent = tweetId;
     draw("totals", totals, $("chart-totals"));
     draw("hourly", hourly, $("chart-hourly"));
     $("totals-count").textContent = `${totals.x.length} snapshots${totals.complete ? "" : " (first pages only)"}`;
@@ -286,6 +299,7 @@
   // --- wiring ----------------------------------------------------------------------------------------------------
 
   async function run(view) {
+    pending += 1;
     state.ready = false;
     $("status").textContent = "";
     try {
@@ -293,7 +307,8 @@
     } catch (failure) {
       report(failure.message);
     } finally {
-      state.ready = true;
+      pending -= 1;
+      state.ready = pending === 0;
     }
   }
 
