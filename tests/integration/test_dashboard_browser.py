@@ -186,6 +186,12 @@ def test_the_dashboard_draws_what_the_api_answers_on_loopback_only(running_stack
     else:
         assert usage_status == 404 and handles == "n/a"
 
+    # And the accounts are the API's (and the app's own Posts), the top Posts its ranking
+    options = page.locator("#account-select option").evaluate_all("nodes => nodes.map(n => n.value)")
+    assert options == [account["user_id"] for account in accounts["accounts"]] + [""]
+    top_rows = page.locator("#top-table tbody tr").all_inner_texts()
+    assert [row.split("\t")[1] for row in top_rows] == [entry["tweet_id"] for entry in top["posts"]]
+
     # And the account's tracked Posts are listed, and the search narrows them
     _, posts = get_json(api, "tweets", account_id=account_id, limit=250)
     listed = page.locator("#post-list li button").all_inner_texts()

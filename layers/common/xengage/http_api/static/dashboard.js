@@ -254,11 +254,16 @@
   function draw(name, plotted, target) {
     if (state.charts[name]) state.charts[name].destroy();
     const width = Math.max(320, target.clientWidth || 800);
+    const x = { time: true };
+    if (plotted.x.length === 1) {
+      // One snapshot alone: uPlot would widen its zero-width range by 1000 days (it takes seconds for ms).
+      x.auto = false;
+      x.range = [plotted.x[0] - 3600, plotted.x[0] + 3600];
+    }
     const options = {
       width: width,
       height: 260,
-      // One snapshot alone would get a zero-width x range: show the hour around it.
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      scales: { x: x },
       series: [{}, { label: `${plotted.metric} (/${plotted.endpoint})`, stroke: "#1d9bf0", width: 2, points: { show: true, size: 5 } }],
     };
     state.charts[name] = new uPlot(options, [plotted.x, plotted.y], target);
