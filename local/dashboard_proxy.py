@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
         return 2
     try:
         upstream = upstream_from_args(args, os.environ)
-    except ProxyConfigError as error:
+    except (ProxyConfigError, BotoCoreError) as error:
         print(f"dashboard proxy: {error}", file=sys.stderr)
         return 2
     stopping = stop or threading.Event()
