@@ -218,7 +218,12 @@ def upstream_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Upst
     )
 
 
-def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    stop: threading.Event | None = None,
+    listening: Callable[[str], None] | None = None,
+) -> int:
+    """Run until Ctrl-C or `stop`; `listening` is told the dashboard's URL once the proxy accepts requests."""
     args = parse_args(argv)
     if not (args.stack or args.api_url):
         print("make dashboard STACK=<stack name>", file=sys.stderr)
@@ -232,6 +237,8 @@ def main(argv: list[str] | None = None, stop: threading.Event | None = None) -> 
     with DashboardProxy(upstream, port=args.port) as proxy:
         print(f"forwarding to {upstream.api_url} ({upstream.auth})", flush=True)
         print(f"dashboard: {proxy.url}/dashboard   (Ctrl-C to stop)", flush=True)
+        if listening is not None:
+            listening(f"{proxy.url}/dashboard")
         try:
             while not stopping.wait(0.5):
                 pass

@@ -228,3 +228,30 @@ def test_the_dashboard_draws_what_the_api_answers_on_loopback_only(running_stack
     tolerated = {f"{api}/usage"} if usage_status == 404 else set()
     assert [error for error in log.console_errors if error[1] not in tolerated] == []
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_through_the_signing_proxy_the_page_works_as_on_the_api(running_stack: str, page: Any) -> None:
+    # Given `make dashboard`'s proxy in IAM mode in front of the stack's API (a deployed stack's stage path is /v1/:
+    # the proxy maps its root there, and the page asks for nothing by absolute path)
+    from botocore.credentials import Credentials
+
+    from local.dashboard_proxy import DashboardProxy, Upstream
+
+    upstream = Upstream(
+        api_url=running_stack + "/", auth="IAM", region="us-east-1", credentials=Credentials("AKIDTEST", "secret")
+    )
+    log = PageLog(page)
+    with DashboardProxy(upstream) as proxy:
+        # When the browser opens the URL the proxy prints
+        page.goto(f"{proxy.url}/dashboard")
+        wait_for_view(page, 0)
+        shown = drawn(page)
+
+    # Then the page drew the API's points, every request went through the proxy, and nothing failed
+    assert shown["errors"] == []
+    for name in ("totals", "hourly"):
+        assert shown[name]["data"] == api_series(running_stack, shown[name]), name
+    assert log.refused == [] and all(url.startswith(proxy.url) for url in log.urls if not url.startswith("data:"))
+    usage_status, _ = get_json(running_stack, "usage")
+    tolerated = {f"{proxy.url}/usage"} if usage_status == 404 else set()
+    assert [error for error in log.console_errors if error[1] not in tolerated] == []

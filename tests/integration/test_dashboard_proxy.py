@@ -8,6 +8,8 @@ botocore's signer; the stack's outputs and the key come from AWS through botocor
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -20,7 +22,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.stub import Stubber
 
-from local.dashboard_proxy import DashboardProxy, ProxyConfigError, Upstream, stack_upstream
+from local.dashboard_proxy import DashboardProxy, ProxyConfigError, Upstream, main, stack_upstream
 from local.stack.stack import LocalStack, StackSettings
 from local.stack.triggers import ReceivedRequest
 
@@ -172,3 +174,26 @@ def test_a_stack_that_cannot_be_read_or_a_missing_key_is_a_clear_error() -> None
         stack_upstream(cast(Any, session), "xe")
     with pytest.raises(ProxyConfigError, match="needs the key"):
         Upstream(api_url="https://x/v1/", auth="API_KEY", region=REGION, api_key="")
+
+
+def test_the_command_prints_the_dashboard_url_and_serves_it(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given `python -m local.dashboard_proxy` (make dashboard) pointed at the local API without auth
+    assert stack.api is not None
+    stop, listening = threading.Event(), queue.Queue[str]()
+    argv = ["--api-url", stack.api.url + "/", "--auth", "NONE", "--port", "0"]
+    runner = threading.Thread(target=main, args=(argv, stop, listening.put), daemon=True)
+    runner.start()
+    try:
+        # When it listens
+        url = listening.get(timeout=10)
+        # Then it printed that loopback URL, where the dashboard answers
+        assert f"dashboard: {url}" in capsys.readouterr().out
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/dashboard")
+        status, content_type, _ = fetch(url)
+        assert status == 200 and content_type.startswith("text/html")
+    finally:
+        stop.set()
+        runner.join(timeout=5)
+    assert not runner.is_alive()
