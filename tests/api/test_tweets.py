@@ -6,6 +6,8 @@ from tests.api.conftest import ApiCaller
 from xengage.api_client.catalog import Endpoint
 from xengage.dal import metrics_dal, registry_dal, status_dal
 from xengage.dal.metrics import MetricPoint
+from xengage.dal.series_state import HourSums, TotalsSnapshot
+from xengage.timeutil import floor_hour, snowflake_created_at, to_iso
 
 POST_A = "1021817816134156288"
 POST_B = "1021817816134156289"
@@ -123,6 +125,44 @@ def test_post_detail_shows_latest_totals_and_availability_with_reason(api: ApiCa
     assert by_endpoint["28hr"]["status"] == "not_owned"
     assert by_endpoint["28hr"]["message"] == "Forbidden to access tweets"
     assert {c["endpoint"] for c in detail["collection"]} == {"totals", "28hr", "historical"}
+
+
+def test_post_detail_shows_what_the_data_checks_found(api: ApiCaller) -> None:
+    # Given a tracked Post whose last /totals snapshot fell, and whose /historical hours sum far below /totals
+    api.put_account("701")
+    api("POST", "/tweets", body={"tweet_ids": [POST_A], "account_id": "701"})
+    created = to_iso(floor_hour(snowflake_created_at(POST_A)))
+    through, at = "2026-11-25T18:00:00Z", "2026-11-25T18:15:00Z"
+    fell = {"metrics": {"favorites": {"from": 12, "to": 9}}, "at": at, "previous_at": "2026-11-25T18:00:00Z"}
+    registry_dal().settle(POST_A, Endpoint.TOTALS, part=TotalsSnapshot({"favorites": 9, "engagements": 80}, at, fell))
+    registry_dal().settle(POST_A, Endpoint.HISTORICAL, part=HourSums({"engagements": 50}, created, through, None))
+    point = MetricPoint(POST_A, Endpoint.TOTALS, at, {"favorites": 9, "engagements": 80}, collected_at=at)
+    metrics_dal().put_points([point])
+
+    # When it is read
+    checks = api("GET", f"/tweets/{POST_A}").json()["checks"]
+
+    # Then the decrease and the drift are there, with what was compared
+    assert checks["totals_decrease"] == fell
+    assert checks["historical_drift"] == {
+        "status": "drift",
+        "reason": None,
+        "totals_at": at,
+        "hours_from": created,
+        "hours_through": through,
+        "metrics": [{"metric": "engagements", "totals": 80, "hours_sum": 50, "difference": 30}],
+    }
+
+
+def test_post_detail_says_why_drift_could_not_be_judged(api: ApiCaller) -> None:
+    # Given a tracked Post without /historical hours
+    api.put_account("702")
+    api("POST", "/tweets", body={"tweet_ids": [POST_A], "account_id": "702"})
+    # When it is read, Then no decrease is flagged and drift is not comparable, with the reason
+    checks = api("GET", f"/tweets/{POST_A}").json()["checks"]
+    assert checks["totals_decrease"] is None
+    assert checks["historical_drift"]["status"] == "not_comparable"
+    assert checks["historical_drift"]["reason"] == "no /historical hours collected yet"
 
 
 def test_get_post_rejects_malformed_id_and_unknown_post(api: ApiCaller) -> None:

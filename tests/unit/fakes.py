@@ -55,6 +55,7 @@ class FakeEngagementClient:
     error: Exception | None = None
     refuse: dict[str, str] = field(default_factory=dict)
     series_hours: int = 3
+    totals: dict[str, int] | None = None  # every /totals answer (else derived from the id)
     calls: list[FakeCall] = field(default_factory=list)
 
     def fetch(
@@ -90,7 +91,7 @@ class FakeEngagementClient:
             elif status != STATUS_OK:
                 post.mark(Reason(status), f"fake answer: {status}")
             elif endpoint is Endpoint.TOTALS:
-                post.totals = {"favorites": int(tweet_id) % 97, "retweets": 2}
+                post.totals = dict(self.totals) if self.totals else {"favorites": int(tweet_id) % 97, "retweets": 2}
             else:
                 last = floor_hour(end) if end else floor_hour(TICK)
                 first = max(

@@ -15,6 +15,7 @@ from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
+from xengage.dal.series_state import HourSums, SeriesState, TotalsSnapshot
 from xengage.dal.status import PostStatus, StatusDal
 from xengage.settings import queue_settings, shared_settings
 
@@ -71,6 +72,7 @@ __all__ = [
     "CollectQueue",
     "DueMarker",
     "HealthDal",
+    "HourSums",
     "InvalidCursor",
     "MetricPoint",
     "MetricsDal",
@@ -80,8 +82,10 @@ __all__ = [
     "RegistryDal",
     "SendFailed",
     "SendStats",
+    "SeriesState",
     "SharedRateBudget",
     "StatusDal",
+    "TotalsSnapshot",
     "TrackedPost",
     "WriteStats",
     "app_state_dal",

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_client, dynamodb_table, is_conditional_failure
 from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, plain, query_pages
+from xengage.dal.series_state import MarkerPart, SeriesState, TotalsSnapshot
 from xengage.dal.status import StatusChange, marker_key
 from xengage.dal.updates import ItemUpdate
 from xengage.timeutil import snowflake_created_at, to_iso
@@ -74,6 +75,7 @@ class DueMarker:
     last_hour_collected: str | None = None
     due_sk: str | None = None
     lease: str | None = None
+    series: SeriesState = field(default_factory=SeriesState)  # read from the item, not from DueIndex
 
 
 def endpoints_for(account_id: str | None) -> tuple[Endpoint, ...]:
@@ -136,7 +138,6 @@ class Reschedule:
 
 
 MarkerMove = Advance | Reschedule
-_NEVER_OLDER_TOTALS: Final = "attribute_not_exists(latest_totals_at) OR latest_totals_at <= :latest_totals_at"
 
 
 def post_items(tweet_id: str, account_id: str | None, *, now: str) -> list[dict[str, Any]]:
@@ -207,6 +208,7 @@ def _marker_from(item: Mapping[str, Any]) -> DueMarker:
         last_hour_collected=item.get("last_hour_collected"),
         due_sk=item.get("due_sk"),
         lease=item.get("lease"),
+        series=SeriesState.from_item(item),
     )
 
 
@@ -414,7 +416,7 @@ class RegistryDal:
 
     def update_latest_totals(self, tweet_id: str, totals: Mapping[str, int], *, at: str) -> bool:
         """Keep the newest /totals snapshot on the Post's /totals marker (never older: a late redelivery loses)."""
-        return self.settle(tweet_id, TOTALS, latest_totals=totals, latest_at=at)
+        return self.settle(tweet_id, TOTALS, part=TotalsSnapshot(totals, at))
 
     def settle(
         self,
@@ -423,14 +425,15 @@ class RegistryDal:
         *,
         status: StatusChange | None = None,
         move: MarkerMove | None = None,
-        latest_totals: Mapping[str, int] | None = None,
-        latest_at: str | None = None,
+        part: MarkerPart | None = None,
     ) -> bool:
-        """Settle a Post on one endpoint with one UpdateItem of its marker: its status, the marker's move and the
-        latest /totals snapshot. False when the marker is gone (untracked) or, for a Reschedule, off DueIndex.
+        """Settle a Post on one endpoint with one UpdateItem of its marker: its status, the marker's move and a
+        part of its series (the latest /totals snapshot, the /historical hour sums). False when the marker is gone
+        (untracked) or, for a Reschedule, off DueIndex.
 
-        The snapshot is never older than the one kept: when a newer one is there (a live query came after this
-        tick), the write is made again without it, the only case that takes a second write.
+        The part has a condition of its own (a snapshot never older than the one kept, sums moved on from where
+        they were read): when it fails, the write is made again without the part, the only case that takes a
+        second write.
         """
 
         def marker_update() -> ItemUpdate:
@@ -442,13 +445,11 @@ class RegistryDal:
             return update
 
         key = _due_key(tweet_id, endpoint)
-        if latest_totals is None or latest_at is None:
+        if part is None:
             return marker_update().apply(self.table, key)
-        with_totals = marker_update()
-        with_totals.set("latest_totals", dict(latest_totals))
-        with_totals.set("latest_totals_at", latest_at)
-        with_totals.conditions.append(_NEVER_OLDER_TOTALS)
-        if with_totals.apply(self.table, key):
+        with_part = marker_update()
+        part.add_to(with_part)
+        if with_part.apply(self.table, key):
             return True
         return (status is not None or move is not None) and marker_update().apply(self.table, key)
 

@@ -22,6 +22,7 @@ from xengage.api_client.errors import AppAuthError, UserAuthError
 from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
+from xengage.dal.series_state import TotalsSnapshot
 from xengage.dal.status import StatusChange
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
@@ -99,7 +100,8 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
         # One write a Post: its status, and on /totals its latest snapshot (kept only where tracked)
         latest = post.totals if result.endpoint is Endpoint.TOTALS and post.ok and post.totals else None
         change = StatusChange.of(post, at=collected_at)
-        registry.settle(post.tweet_id, result.endpoint, status=change, latest_totals=latest, latest_at=snapshot_at)
+        part = TotalsSnapshot(latest, snapshot_at) if latest else None
+        registry.settle(post.tweet_id, result.endpoint, status=change, part=part)
 
 
 def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:

@@ -193,11 +193,50 @@ class CollectionOut(_Model):
     last_collected_at: Timestamp | None = None
 
 
+class MetricFallOut(_Model):
+    from_: int = Field(alias="from", serialization_alias="from")
+    to: int
+
+
+class TotalsDecreaseOut(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+    metrics: dict[str, MetricFallOut] = Field(description="each metric that fell, from and to")
+    at: Timestamp = Field(description="the snapshot that was lower")
+    previous_at: Timestamp = Field(description="the snapshot before it")
+
+
+class MetricDriftOut(_Model):
+    metric: str
+    totals: int = Field(description="the /totals value")
+    hours_sum: int = Field(description="the sum of the /historical hour buckets")
+    difference: int = Field(description="totals - hours_sum")
+
+
+class DriftOut(_Model):
+    status: Literal["ok", "drift", "not_comparable"]
+    reason: str | None = Field(default=None, description="why the two could not be compared")
+    totals_at: Timestamp | None = Field(default=None, description="the /totals snapshot compared")
+    hours_from: Timestamp | None = None
+    hours_through: Timestamp | None = Field(default=None, description="end (exclusive) of the hours summed")
+    metrics: list[MetricDriftOut] = Field(default_factory=list)
+
+
+class DataChecksOut(_Model):
+    totals_decrease: TotalsDecreaseOut | None = Field(
+        description="the last /totals snapshot lower than the one before (unlikes and deletions lower counts too)"
+    )
+    historical_drift: DriftOut = Field(
+        description="/totals against the sum of the /historical hours: drift past max(5, 5% of /totals)"
+    )
+
+
 class PostDetailOut(TrackedPostOut):
     latest_totals: dict[str, int] = Field(default_factory=dict)
     latest_totals_at: Timestamp | None = None
     availability: list[EndpointStatusOut] = Field(description="last known status per endpoint, with the reason")
     collection: list[CollectionOut]
+    checks: DataChecksOut
 
 
 class UntrackOut(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Annotated, Literal
 
@@ -9,7 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.registry import TrackedPost
+from xengage.dal.registry import DueMarker, TrackedPost
+from xengage.dal.series_state import SeriesState
 from xengage.dal.status import PostStatus
 from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
@@ -17,12 +19,16 @@ from xengage.http_api.errors import ApiError, answers, not_found
 from xengage.http_api.models import (
     USER_ID_PATTERN,
     CollectionOut,
+    DataChecksOut,
+    DriftOut,
     EndpointStatusOut,
+    MetricDriftOut,
     PostDetailOut,
     PostPage,
     StatusEntryOut,
     StatusName,
     StatusPage,
+    TotalsDecreaseOut,
     TrackedPostOut,
     TrackIn,
     TrackOut,
@@ -31,6 +37,7 @@ from xengage.http_api.models import (
 )
 from xengage.http_api.params import CursorQuery, TweetIdPath
 from xengage.observability import logger
+from xengage.pipeline.checks import drift_of
 from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
@@ -106,12 +113,14 @@ def post_detail(tweet_id: str) -> PostDetailOut:
     post = require_post(tweet_id)
     registry = context.registry()
     statuses = context.status_store().get_statuses(tweet_id)
+    markers = {
+        endpoint: marker for endpoint in Endpoint if (marker := registry.get_due_marker(tweet_id, endpoint)) is not None
+    }
     collection = [
         CollectionOut(
             endpoint=marker.endpoint, next_due_at=marker.next_due_at, last_collected_at=marker.last_collected_at
         )
-        for endpoint in Endpoint
-        if (marker := registry.get_due_marker(tweet_id, endpoint)) is not None
+        for marker in markers.values()
     ]
     return PostDetailOut(
         **tracked_out(post).model_dump(),
@@ -119,6 +128,29 @@ def post_detail(tweet_id: str) -> PostDetailOut:
         latest_totals_at=post.latest_totals_at,
         availability=[status_out(status) for status in statuses],
         collection=collection,
+        checks=data_checks(tweet_id, markers),
+    )
+
+
+def data_checks(tweet_id: str, markers: Mapping[Endpoint, DueMarker]) -> DataChecksOut:
+    """What the data checks found: the last /totals decrease its marker keeps, and the drift of /totals from the
+    /historical hour sums (one small Query of the /totals series)."""
+    totals, historical = markers.get(Endpoint.TOTALS), markers.get(Endpoint.HISTORICAL)
+    decrease = totals.series.totals_decrease if totals is not None else None
+    drift = drift_of(tweet_id, historical.series if historical else SeriesState(), context.metrics_store())
+    return DataChecksOut(
+        totals_decrease=TotalsDecreaseOut.model_validate(decrease) if decrease else None,
+        historical_drift=DriftOut(
+            status=drift.status,
+            reason=drift.reason,
+            totals_at=drift.totals_at,
+            hours_from=drift.hours_from,
+            hours_through=drift.hours_through,
+            metrics=[
+                MetricDriftOut(metric=m.metric, totals=m.totals, hours_sum=m.hours_sum, difference=m.difference)
+                for m in drift.metrics
+            ],
+        ),
     )
 
 

@@ -29,11 +29,14 @@ from xengage.dal import (
     AppState,
     AppStateDal,
     CollectQueue,
+    HourSums,
     MetricPoint,
     MetricsDal,
     NotFound,
     RegistryDal,
+    SeriesState,
     StatusDal,
+    TotalsSnapshot,
     app_state_dal,
     collect_queue,
     metrics_dal,
@@ -49,9 +52,11 @@ from xengage.dal.secrets import (
     load_account_tokens,
     load_app_credentials,
 )
+from xengage.dal.series_state import MarkerPart
 from xengage.dal.status import StatusChange
 from xengage.observability import count, logger
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
+from xengage.pipeline.checks import DRIFT, drift_of, next_hour_sums, totals_decrease
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
 from xengage.pipeline.messages import CollectMessage
 from xengage.settings import collector_settings
@@ -112,6 +117,8 @@ class CollectSummary:
     throttled: int = 0
     already_done: int = 0  # Posts another delivery already collected (their lease had ended): not fetched again
     continuations: int = 0  # messages handed on
+    totals_decreased: int = 0  # Posts whose /totals snapshot fell below the previous one (data checks)
+    totals_drift: int = 0  # Posts whose /totals drift from the sum of their /historical hours (data checks)
     skipped: str | None = None  # why no call was made, if none was
 
     def as_dict(self) -> dict[str, Any]:
@@ -137,6 +144,8 @@ _SUMMED: Final = (
     "throttled",
     "already_done",
     "continuations",
+    "totals_decreased",
+    "totals_drift",
 )
 
 
@@ -462,23 +471,54 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
         _give_up(run, pending)
         pending = []
     collected_at = to_iso(run.deps.now())
+    sums: dict[str, HourSums] = {}
     for post in posts:
         if post.ok or post.pending:
             post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
-        latest = post.totals if run.endpoint is Endpoint.TOTALS and post.ok and post.totals else None
+        part = _series_part(run, post)
+        if isinstance(part, HourSums):
+            sums[post.tweet_id] = part
         run.deps.registry.settle(
             post.tweet_id,
             run.endpoint,
             status=StatusChange.of(post, at=collected_at),
             move=_marker_move(run, post, collected_at) if run.advance_markers else None,
-            latest_totals=latest,
-            latest_at=run.summary.scheduled_time,
+            part=part,
         )
         run.summary.count_status(post.status)
+    _check_drift(run, sums)
     if pending and run.deps.queue is not None:
         _hand_on(run, pending)
     if run.message.account_id and run.summary.counts.get(STATUS_OK):
         run.deps.registry.mark_account_success(run.message.account_id, now=collected_at)
+
+
+def _series_part(run: _Collection, post: PostMetrics) -> MarkerPart | None:
+    """What the Post's marker keeps of this collection for the data checks: the /totals snapshot (with the
+    decrease it shows against the one kept), or the /historical hour sums moved on by the hours fetched."""
+    marker = run.markers.get(post.tweet_id)
+    state = marker.series if marker is not None else SeriesState()
+    if run.endpoint is Endpoint.TOTALS and post.ok and post.totals:
+        decrease = totals_decrease(state, post.totals, run.summary.scheduled_time)
+        if decrease is not None:
+            run.summary.totals_decreased += 1
+            logger.warning("totals decreased", extra={"tweet_id": post.tweet_id, "decrease": decrease})
+        return TotalsSnapshot(post.totals, run.summary.scheduled_time, decrease)
+    if run.endpoint is Endpoint.HISTORICAL and marker is not None and (post.ok or post.pending):
+        return next_hour_sums(state, post_hours(post))
+    return None
+
+
+def _check_drift(run: _Collection, sums: Mapping[str, HourSums]) -> None:
+    """Compare the new /historical sums with /totals (one small Query a Post, once a day at the daily cadence)."""
+    for tweet_id, moved in sums.items():
+        state = SeriesState(
+            hour_sums=dict(moved.sums), hour_sums_from=moved.first_hour, hour_sums_through=moved.through
+        )
+        check = drift_of(tweet_id, state, run.deps.metrics)
+        if check.status == DRIFT:
+            run.summary.totals_drift += 1
+            logger.warning("totals drift from the hour sums", extra={"tweet_id": tweet_id, "check": asdict(check)})
 
 
 def _give_up(run: _Collection, pending: list[PostMetrics]) -> None:
@@ -680,6 +720,8 @@ def _emit(summary: CollectSummary) -> None:
     count("Throttled", summary.throttled)
     count("PostsCollected", summary.counts.get(STATUS_OK, 0))
     count("MetricItemsWritten", summary.items_written)
+    count("TotalsDecreased", summary.totals_decreased)
+    count("TotalsDrift", summary.totals_drift)
     for status, posts in summary.counts.items():
         if status != STATUS_OK:
             count(f"Posts_{status}", posts)
