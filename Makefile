@@ -14,8 +14,14 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?=
 FUZZ_EXAMPLES ?= 300
 EVENT ?=
+STACK ?=
+DASHBOARD_PORT ?= 8765
+# The dashboard's chart library, vendored into the layer (make vendor-uplot): npm view uplot@<v> dist.integrity
+UPLOT_VERSION := 1.6.32
+UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
+UPLOT_DEST := layers/common/xengage/http_api/static
 
-.PHONY: help venv sam-venv node-deps test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses clean
+.PHONY: help venv sam-venv node-deps browser vendor-uplot dashboard test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -38,6 +44,24 @@ $(NODE_DEPS): local/dynamodb/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix local/dynamodb --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the local stack's DynamoDB falls back to moto"; fi
+
+# The browser test drives Debian's chromium (playwright cannot download its own browser here). Installed when missing;
+# when it cannot be (no apt, no root or sudo), the test skips and says why.
+browser: ## install Debian's chromium for the dashboard's browser test, when missing
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then echo "no chromium and no apt-get: the dashboard browser test will skip"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; \
+		else echo "no chromium, not root and no sudo: the dashboard browser test will skip"; exit 0; fi; \
+		echo "installing chromium (apt-get) for the dashboard browser test ..."; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+			|| { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+			|| echo "chromium could not be installed: the dashboard browser test will skip"; \
+	fi
+
+vendor-uplot: ## fetch the pinned uPlot from the npm registry, check its integrity, vendor its built files into the layer
+	UPLOT_VERSION=$(UPLOT_VERSION) UPLOT_INTEGRITY=$(UPLOT_INTEGRITY) UPLOT_DEST=$(UPLOT_DEST) PYTHON=$(PYTHON) \
+		bash tools/vendor_uplot.sh
 
 venv: $(VENV)/.installed ## create .venv with the pinned dependencies
 node-deps: $(NODE_DEPS) ## install dynalite (the local stack's DynamoDB) from local/dynamodb/package-lock.json
@@ -62,7 +86,7 @@ validate: sam-venv ## sam validate --lint (offline)
 
 # Two workers, a test file each at a time (module-scoped stacks stay in one process): the fault matrix, which mostly
 # waits on its shortened minutes, runs beside the rest instead of after it (pytest-xdist).
-pytest: venv sam-venv node-deps ## the test suite
+pytest: venv sam-venv node-deps browser ## the test suite
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 test: lint typecheck cfn-lint validate pytest ## everything CI runs
@@ -72,6 +96,9 @@ build: sam-venv ## sam build (makefile build methods: works without a local pyth
 
 run: venv node-deps ## run the whole system locally on its embedded default (Ctrl-C to stop)
 	$(PY) -m local.run
+
+dashboard: venv ## open a deployed stack's dashboard through a local signing proxy: make dashboard STACK=<name> [DASHBOARD_PORT=8765]
+	$(PY) -m local.dashboard_proxy --stack "$(STACK)" --port $(DASHBOARD_PORT)
 
 emulator: venv ## run the Engagement API emulator alone
 	$(PY) -m local.emulator

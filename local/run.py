@@ -202,6 +202,7 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
         f"  DynamoDB            {stack.dynamodb_url}   ({dynamodb_kind}; AWS_ENDPOINT_URL_DYNAMODB)",
         f"  Engagement API      {emulator_url or 'external'}",
         f"  REST API            {api}",
+        f"  dashboard           {api}/dashboard   (open it in a browser)",
         f"  state               {state_file}",
         f"  function logs       {state_file.parent / 'logs'}/<LogicalId>.log",
         "== try ==",

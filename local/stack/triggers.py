@@ -749,6 +749,16 @@ def proxy_response(invocation: Invocation) -> HttpResponse:
     return HttpResponse(payload["statusCode"], headers, body)
 
 
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as it reached the local API Gateway (which checks no SigV4 signature or API key: tests read the
+    headers a client sent, such as the dashboard proxy's signature)."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+
+
 class ApiServer:
     """API Gateway on loopback: routes HTTP requests to the functions' `Api` events."""
 
@@ -756,6 +766,7 @@ class ApiServer:
         self.routes = routes
         self.invoke = invoke
         self.requests = 0
+        self.received: deque[ReceivedRequest] = deque(maxlen=RECENT_BODIES)
         handler = self._handler_class()
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
@@ -774,6 +785,7 @@ class ApiServer:
 
             def _serve(self) -> None:
                 api.requests += 1
+                api.received.append(ReceivedRequest(self.command, self.path, tuple(self.headers.items())))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = urlsplit(self.path).path

@@ -138,6 +138,9 @@ def use_every_api_route(api: ApiCaller, emulator: EmulatorServer) -> None:
         api("GET", "/statuses/ok"),
         api("GET", "/app/status"),
         api("GET", "/usage"),
+        api("GET", "/collection/health"),
+        api("GET", "/dashboard"),
+        api("GET", "/dashboard/assets/dashboard.js"),
         api("DELETE", f"/tweets/{owned[1]}", query={"purge": "true"}),
     ]
     started = api("GET", "/oauth/start")

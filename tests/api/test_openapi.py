@@ -24,6 +24,9 @@ EXPECTED_OPERATIONS = {
     ("/statuses/{status}", "get"),
     ("/app/status", "get"),
     ("/usage", "get"),
+    ("/collection/health", "get"),
+    ("/dashboard", "get"),
+    ("/dashboard/assets/{name}", "get"),
 }
 
 

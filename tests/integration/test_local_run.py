@@ -142,6 +142,9 @@ def test_first_collection_lands_and_main_returns_zero(make_run: RunOutcome) -> N
     # And it printed the real, bound ports, never the 0 it was given
     urls = re.findall(r"http://127\.0\.0\.1:(\d+)", make_run.output)
     assert urls and "0" not in urls
+    # And the dashboard's address, on the API's port
+    api_port = re.search(r"REST API +http://127\.0\.0\.1:(\d+)", make_run.output)
+    assert api_port and f"dashboard           http://127.0.0.1:{api_port.group(1)}/dashboard" in make_run.output
 
 
 def test_every_schedule_ticked_once_and_nothing_was_dead_lettered(make_run: RunOutcome) -> None:

@@ -1,7 +1,7 @@
 """The only modules that touch boto3: RegistryTable (statuses on its due markers), MetricsTable, CollectQueue, Secrets.
 
-`registry_dal()`, `metrics_dal()`, `status_dal()`, `usage_dal()`, `rate_budget()` and `collect_queue()` build DAL
-objects from the parsed environment, once per cold start.
+`registry_dal()`, `metrics_dal()`, `status_dal()`, `usage_dal()`, `health_dal()`, `rate_budget()` and
+`collect_queue()` build DAL objects from the parsed environment, once per cold start.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from xengage.dal.app_state import AppState, AppStateDal
+from xengage.dal.health import HealthDal
 from xengage.dal.metrics import MetricPoint, MetricsDal, WriteStats
 from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
@@ -46,6 +47,11 @@ def usage_dal() -> UsageDal:
 
 
 @functools.cache
+def health_dal() -> HealthDal:
+    return HealthDal(shared_settings().registry_table)
+
+
+@functools.cache
 def rate_budget(window_seconds: float) -> SharedRateBudget:
     """The deployment's shared rate budget, one per process so the limits it learned outlive a request."""
     return SharedRateBudget(shared_settings().registry_table, window_seconds=window_seconds)
@@ -60,7 +66,16 @@ def collect_queue() -> CollectQueue:
 def clear_dal_cache() -> None:
     from xengage.dal.aws import clear_clients
 
-    for factory in (registry_dal, app_state_dal, metrics_dal, status_dal, usage_dal, rate_budget, collect_queue):
+    for factory in (
+        registry_dal,
+        app_state_dal,
+        metrics_dal,
+        status_dal,
+        usage_dal,
+        health_dal,
+        rate_budget,
+        collect_queue,
+    ):
         factory.cache_clear()
     clear_clients()
 
@@ -71,6 +86,7 @@ __all__ = [
     "AppStateDal",
     "CollectQueue",
     "DueMarker",
+    "HealthDal",
     "HourSums",
     "InvalidCursor",
     "MetricPoint",
@@ -91,6 +107,7 @@ __all__ = [
     "app_state_dal",
     "clear_dal_cache",
     "collect_queue",
+    "health_dal",
     "metrics_dal",
     "rate_budget",
     "registry_dal",

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
@@ -259,6 +259,25 @@ class RegistryDal:
 
     def list_accounts(self, *, limit: int = 50, cursor: str | None = None) -> Page[Account]:
         return self._list_page("ACCOUNTS", _account_from, limit=limit, cursor=cursor)
+
+    def accounts_needing_reauth(self, *, bound: int) -> tuple[list[Account], bool]:
+        """Accounts flagged needs_reauth among the first `bound` registered ones (a filtered ListIndex Query);
+        True when every account was looked at."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "ListIndex",
+            "KeyConditionExpression": Key("list_pk").eq("ACCOUNTS"),
+            "FilterExpression": Attr("status").eq(ACCOUNT_NEEDS_REAUTH),
+        }
+        flagged: list[Account] = []
+        looked_at = 0
+        while True:
+            response = self.table.query(**kwargs, Limit=bound - looked_at)
+            looked_at += int(response.get("ScannedCount", 0))
+            flagged.extend(_account_from(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if not last or looked_at >= bound:
+                return flagged, not last
+            kwargs["ExclusiveStartKey"] = last
 
     def set_account_status(
         self,

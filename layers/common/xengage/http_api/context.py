@@ -9,6 +9,7 @@ from pydantic import Field
 
 from xengage import dal
 from xengage.dal.app_state import AppStateDal
+from xengage.dal.health import HealthDal
 from xengage.dal.metrics import MetricsDal
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import RegistryDal
@@ -51,6 +52,10 @@ def status_store() -> StatusDal:
 
 def usage() -> UsageDal:
     return dal.usage_dal()
+
+
+def health() -> HealthDal:
+    return dal.health_dal()
 
 
 def rate_budget(window_seconds: float) -> SharedRateBudget:

@@ -371,3 +371,41 @@ class UsageOut(_Model):
     accounts: list[UsageAccountOut] = Field(description="the month's @handles, first counted first")
     days: list[UsageDayOut] = Field(description="every day of the month so far")
     calls: CallCounts = Field(description="the month's calls by endpoint")
+
+
+# --- collection health ----------------------------------------------------------------------------------------
+
+
+class StatusCountOut(_Model):
+    status: StatusName = Field(description="ok, or the reason code of the last outcome")
+    count: int = Field(description="entries (a Post on one endpoint) whose last outcome is this status")
+    at_least: bool = Field(description="true: counting stopped at count_limit, there are at least `count`")
+
+
+class ReauthAccountOut(_Model):
+    user_id: StoredUserId
+    screen_name: str | None
+    last_error: str | None
+
+
+class AccountsNeedingReauthOut(_Model):
+    accounts: list[ReauthAccountOut]
+    at_least: bool = Field(description="true: only the first count_limit registered accounts were looked at")
+
+
+class OverdueOut(_Model):
+    endpoint: Endpoint
+    tweet_id: StoredTweetId
+    account_id: StoredUserId | None = Field(description="null: collected with the app's bearer token")
+    next_due_at: Timestamp
+    overdue_seconds: int = Field(description="how long ago it fell due (0: due now)")
+
+
+class CollectionHealthOut(_Model):
+    checked_at: Timestamp
+    count_limit: int = Field(description="each count stops here (Select=COUNT still reads every item it counts)")
+    statuses: list[StatusCountOut] = Field(description="every status, ok first, then the reasons")
+    accounts_needing_reauth: AccountsNeedingReauthOut
+    oldest_overdue: list[OverdueOut] = Field(
+        description="per endpoint with a Post past its due time (not leased by a tick), the one due longest ago"
+    )
