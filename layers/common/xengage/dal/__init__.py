@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from xengage.dal.app_state import AppState, AppStateDal
-from xengage.dal.health import HealthDal
 from xengage.dal.metrics import MetricPoint, MetricsDal, WriteStats
 from xengage.dal.paging import InvalidCursor, Page
 from xengage.dal.queue import CollectQueue, SendFailed, SendStats
@@ -17,8 +17,11 @@ from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import Account, DueMarker, NotFound, RegistryDal, TrackedPost
 from xengage.dal.series_state import HourSums, SeriesState, TotalsSnapshot
 from xengage.dal.status import PostStatus, StatusDal
-from xengage.dal.usage import UsageDal
 from xengage.settings import queue_settings, shared_settings
+
+if TYPE_CHECKING:  # imported by their factories: only the routes and code that use them pay for them
+    from xengage.dal.health import HealthDal
+    from xengage.dal.usage import UsageDal
 
 
 @functools.cache
@@ -43,11 +46,15 @@ def status_dal() -> StatusDal:
 
 @functools.cache
 def usage_dal() -> UsageDal:
+    from xengage.dal.usage import UsageDal
+
     return UsageDal(shared_settings().registry_table)
 
 
 @functools.cache
 def health_dal() -> HealthDal:
+    from xengage.dal.health import HealthDal
+
     return HealthDal(shared_settings().registry_table)
 
 
@@ -86,7 +93,6 @@ __all__ = [
     "AppStateDal",
     "CollectQueue",
     "DueMarker",
-    "HealthDal",
     "HourSums",
     "InvalidCursor",
     "MetricPoint",
@@ -102,7 +108,6 @@ __all__ = [
     "StatusDal",
     "TotalsSnapshot",
     "TrackedPost",
-    "UsageDal",
     "WriteStats",
     "app_state_dal",
     "clear_dal_cache",

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from xengage import dal
 from xengage.dal.app_state import AppStateDal
-from xengage.dal.health import HealthDal
 from xengage.dal.metrics import MetricsDal
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.dal.registry import RegistryDal
 from xengage.dal.status import StatusDal
-from xengage.dal.usage import UsageDal
 from xengage.settings import ApiSettings, clear_settings_cache
+
+if TYPE_CHECKING:
+    from xengage.dal.health import HealthDal
+    from xengage.dal.usage import UsageDal
 
 
 class HttpApiSettings(ApiSettings):

@@ -37,7 +37,6 @@ from xengage.http_api.models import (
 )
 from xengage.http_api.params import CursorQuery, TweetIdPath
 from xengage.observability import logger
-from xengage.pipeline.checks import drift_of
 from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
@@ -135,6 +134,8 @@ def post_detail(tweet_id: str) -> PostDetailOut:
 def data_checks(tweet_id: str, markers: Mapping[Endpoint, DueMarker]) -> DataChecksOut:
     """What the data checks found: the last /totals decrease its marker keeps, and the drift of /totals from the
     /historical hour sums (one small Query of the /totals series)."""
+    from xengage.pipeline.checks import drift_of  # this route alone: kept off the API's cold start
+
     totals, historical = markers.get(Endpoint.TOTALS), markers.get(Endpoint.HISTORICAL)
     decrease = totals.series.totals_decrease if totals is not None else None
     drift = drift_of(tweet_id, historical.series if historical else SeriesState(), context.metrics_store())

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from xengage.dal.usage import MonthUsage
 from xengage.http_api import context
 from xengage.http_api.errors import answers, bad_request
 from xengage.http_api.models import CallCounts, UsageAccountOut, UsageDayOut, UsageOut
 from xengage.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from xengage.dal.usage import MonthUsage
 
 router = Router()
 
