@@ -236,8 +236,9 @@
   function rangeParams() {
     const days = RANGES[$("range").value];
     if (!days) return { from: null, to: null };
+    // Up to the end of the current minute: a snapshot taken seconds ago (a tick's scheduled time) is in range.
     const to = new Date();
-    to.setUTCSeconds(0, 0);
+    to.setUTCMinutes(to.getUTCMinutes() + 1, 0, 0);
     const from = new Date(to.getTime() - days * 86400000);
     const iso = (moment) => moment.toISOString().replace(/\.\d{3}Z$/, "Z");
     return { from: iso(from), to: iso(to) };
