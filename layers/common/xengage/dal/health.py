@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_client
-from xengage.dal.registry import DUE_SHARDS
+from xengage.dal.registry import DueMarker, RegistryDal
 from xengage.dal.status import KNOWN_STATUSES
 
 READ_WORKERS: Final = 8  # queries in flight at once: the answer waits on their round trips, not on DynamoDB
@@ -24,14 +24,6 @@ READ_WORKERS: Final = 8  # queries in flight at once: the answer waits on their 
 class BoundedCount:
     count: int
     complete: bool  # False: counting stopped at the bound, so there are at least `count`
-
-
-@dataclass(frozen=True, slots=True)
-class OverdueMarker:
-    endpoint: Endpoint
-    tweet_id: str
-    account_id: str
-    next_due_at: str
 
 
 class HealthDal:
@@ -70,38 +62,8 @@ class HealthDal:
                 return BoundedCount(count, complete=False)
             kwargs["ExclusiveStartKey"] = last
 
-    def oldest_overdue(self, endpoints: Iterable[Endpoint], *, now: str) -> dict[Endpoint, OverdueMarker]:
-        """Per endpoint, the marker due longest ago (next_due_at <= now): one Query Limit 1 per DueIndex shard,
-        oldest due first. Leased markers carry their lease's end, so a Post a tick is collecting is not overdue."""
-        shards = [(endpoint, shard) for endpoint in endpoints for shard in range(DUE_SHARDS)]
-        with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
-            firsts = list(pool.map(lambda pair: self._first_due(pair[0], pair[1], now), shards))
-        oldest: dict[Endpoint, OverdueMarker] = {}
-        for marker in firsts:
-            if marker is None:
-                continue
-            kept = oldest.get(marker.endpoint)
-            if kept is None or (marker.next_due_at, marker.tweet_id) < (kept.next_due_at, kept.tweet_id):
-                oldest[marker.endpoint] = marker
-        return oldest
-
-    def _first_due(self, endpoint: Endpoint, shard: int, now: str) -> OverdueMarker | None:
-        response = dynamodb_client().query(
-            TableName=self.table_name,
-            IndexName="DueIndex",
-            # due_sk is "{next_due_at}#{tweet_id}": "~" sorts after every digit, so `now` itself is included.
-            KeyConditionExpression="due_pk = :pk AND due_sk <= :upper",
-            ExpressionAttributeValues={":pk": {"S": f"DUE#{endpoint.value}#{shard}"}, ":upper": {"S": f"{now}#~"}},
-            Limit=1,
-            ScanIndexForward=True,
-        )
-        items = response.get("Items") or []
-        if not items:
-            return None
-        item = items[0]
-        return OverdueMarker(
-            endpoint=endpoint,
-            tweet_id=item["tweet_id"]["S"],
-            account_id=item.get("account_id", {}).get("S", ""),
-            next_due_at=item["due_sk"]["S"].split("#", 1)[0],
-        )
+    def oldest_overdue(self, endpoints: Iterable[Endpoint], *, now: str) -> dict[Endpoint, DueMarker]:
+        """Per endpoint, the marker due longest ago (next_due_at <= now), as the planner reads it when paused."""
+        registry = RegistryDal(self.table_name)
+        oldest = {endpoint: registry.oldest_due_marker(endpoint, now) for endpoint in endpoints}
+        return {endpoint: marker for endpoint, marker in oldest.items() if marker is not None}

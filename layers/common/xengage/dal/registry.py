@@ -487,14 +487,25 @@ class RegistryDal:
             yield _marker_from(item)
 
     def oldest_due(self, endpoint: Endpoint, due_by: str) -> str | None:
-        """The earliest next_due_at of `endpoint` at or before `due_by` (None: nothing due), for a reader that does
-        not stream the due Posts: one Query of one small index entry per shard."""
-        firsts = [
-            self.table.query(**_due_query(endpoint, shard, due_by), Limit=1).get("Items", [])
-            for shard in range(DUE_SHARDS)
-        ]
-        dues = [_marker_from(items[0]).next_due_at for items in firsts if items]
-        return min((due for due in dues if due), default=None)
+        """The earliest next_due_at of `endpoint` at or before `due_by` (None: nothing due)."""
+        marker = self.oldest_due_marker(endpoint, due_by)
+        return marker.next_due_at if marker is not None else None
+
+    def oldest_due_marker(self, endpoint: Endpoint, due_by: str) -> DueMarker | None:
+        """The marker of `endpoint` due longest ago at or before `due_by` (None: nothing due), for a reader that does
+        not stream the due Posts: one Query of one small index entry per shard, LEASE_WORKERS at a time. Leased
+        markers carry their lease's end, so a Post a tick is collecting is not among them."""
+
+        def first(shard: int) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = self.table.query(**_due_query(endpoint, shard, due_by), Limit=1).get(
+                "Items", []
+            )
+            return items
+
+        with ThreadPoolExecutor(max_workers=LEASE_WORKERS) as pool:
+            firsts = [items[0] for items in pool.map(first, range(DUE_SHARDS)) if items]
+        # due_sk is "{next_due_at}#{tweet_id}": the smallest is due longest ago (ties broken by tweet id)
+        return _marker_from(min(firsts, key=lambda item: item["due_sk"])) if firsts else None
 
     def lease_due(self, marker: DueMarker, *, lease: str, until: str) -> bool:
         """Take a due marker for the message of tick `lease` until `until`, unless it changed since it was read.

@@ -60,7 +60,7 @@ def collection_health(now: datetime, count_limit: int) -> CollectionHealthOut:
                 overdue_seconds=max(0, int((now - parse_iso(marker.next_due_at)).total_seconds())),
             )
             for endpoint in Endpoint
-            if (marker := overdue.get(endpoint)) is not None
+            if (marker := overdue.get(endpoint)) is not None and marker.next_due_at is not None  # read off DueIndex
         ],
     )
 
