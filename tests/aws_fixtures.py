@@ -16,7 +16,7 @@ import boto3
 import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
-TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE"}
+TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE", "JobsTable": "JOBS_TABLE"}
 STACK_NAME = "xengage-test"
 # Obviously fake app credentials (the emulator's demo values are not needed by unit tests).
 FAKE_APP_SECRET = {
@@ -84,6 +84,7 @@ class AwsResources:
     collect_queue_url: str
     app_secret_arn: str
     secret_prefix: str
+    jobs_table: str
 
     def environment(self) -> dict[str, str]:
         return {
@@ -92,6 +93,7 @@ class AwsResources:
             "COLLECT_QUEUE_URL": self.collect_queue_url,
             "APP_SECRET_ARN": self.app_secret_arn,
             "SECRET_PREFIX": self.secret_prefix,
+            "JOBS_TABLE": self.jobs_table,
         }
 
 
@@ -132,4 +134,5 @@ def create_resources(
         collect_queue_url=queue_url,
         app_secret_arn=secret_arn,
         secret_prefix=f"{stack_name}/",
+        jobs_table=names["JobsTable"],
     )

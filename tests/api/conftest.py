@@ -78,12 +78,16 @@ def module_aws() -> Iterator[AwsResources]:
 def _empty_stack(resources: AwsResources) -> None:
     """Delete every item and every secret but the app's, and restore the app secret: each test starts clean."""
     dynamodb = boto3.resource("dynamodb")
-    for name in (resources.registry_table, resources.metrics_table):
+    for name in (resources.registry_table, resources.metrics_table, resources.jobs_table):
         table = dynamodb.Table(name)
         keys = [{"pk": item["pk"], "sk": item["sk"]} for item in table.scan(ProjectionExpression="pk, sk")["Items"]]
         with table.batch_writer() as batch:
             for key in keys:
                 batch.delete_item(Key=key)
+    sqs = boto3.client("sqs")  # PurgeQueue: once a minute only
+    while messages := sqs.receive_message(QueueUrl=resources.collect_queue_url, MaxNumberOfMessages=10).get("Messages"):
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=resources.collect_queue_url, Entries=entries)
     secrets = boto3.client("secretsmanager")
     for secret in secrets.list_secrets()["SecretList"]:
         if secret["ARN"] != resources.app_secret_arn:

@@ -81,7 +81,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
 
 def required_grants(calls: list[tuple[str, str, dict[str, Any]]], aws: AwsResources) -> set[Grant]:
     """The (action, template resource) each recorded call needs."""
-    tables = {aws.registry_table: "RegistryTable", aws.metrics_table: "MetricsTable"}
+    tables = {aws.registry_table: "RegistryTable", aws.metrics_table: "MetricsTable", aws.jobs_table: "JobsTable"}
     app_secret_name = aws.app_secret_arn.split(":secret:", 1)[1].rsplit("-", 1)[0]
     needed: set[Grant] = set()
     for service, operation, params in calls:
@@ -143,6 +143,10 @@ def use_every_api_route(api: ApiCaller, emulator: EmulatorServer) -> None:
         api("GET", "/dashboard/assets/dashboard.js"),
         api("DELETE", f"/tweets/{owned[1]}", query={"purge": "true"}),
     ]
+    # A job (its message is collected with the planner's: the collector settles its Posts in JobsTable)
+    job_query = {"tweet_ids": owned[:1], "account_id": BRAND_USER_ID, "start": to_iso(utc_now() - timedelta(days=2))}
+    job = api("POST", "/engagement/historical", body=job_query, headers={"Prefer": "respond-async"})
+    replies += [job, api("GET", f"/jobs/{job.json()['job_id']}")]
     started = api("GET", "/oauth/start")
     location = approve(started.json()["authorize_url"], CLIENT_USER_ID)
     replies += [started, api("GET", "/oauth/callback", query=callback_query(location))]
@@ -180,7 +184,8 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(
     app_state_dal().flag_credentials("refused before", secret_version="an-older-version", now=to_iso(utc_now()))
     with recorder.running("CollectorFunction"):
         batch = collector_handler({"Records": records}, FakeLambdaContext())
-        owned = json.loads(records[0]["body"])["tweet_ids"][:2]
+        planned = [json.loads(record["body"]) for record in records]
+        owned = next(body["tweet_ids"][:2] for body in planned if "job_id" not in body and len(body["tweet_ids"]) > 1)
         console = collector_handler({"endpoint": "totals", "tweet_ids": owned}, FakeLambdaContext())
         # A record reached with too little time left is sent on as it is (the continuation path's SendMessage)
         late = collector_handler({"Records": records[:1]}, FakeLambdaContext(remaining_millis=4_000))

@@ -189,11 +189,15 @@ def test_every_function_gets_the_design_environment(
         **template["Globals"]["Function"]["Environment"]["Variables"],
         **resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {}),
     }
-    # Then every name docs/DESIGN.md promises is set, and the planner and the collector (continuations) know the queue
+    # Then every name docs/DESIGN.md promises is set; every function sends to the queue (the planner its plan, the
+    # collector continuations, the API jobs), and the API and the collector know the jobs table
     assert set(DESIGN_ENV) <= set(env)
     assert env["SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/"}
     assert env["APP_SECRET_ARN"] == {"Ref": "AppSecret"}
-    assert ("COLLECT_QUEUE_URL" in env) == (logical_id in ("PlannerFunction", "CollectorFunction"))
+    assert env["COLLECT_QUEUE_URL"] == {"Ref": "CollectQueue"}
+    assert env.get("JOBS_TABLE") == (
+        {"Ref": "JobsTable"} if logical_id in ("CollectorFunction", "ApiFunction") else None
+    )
     # And the functions that make Engagement API calls get the monthly @handle cap from its parameter
     cap = env.get("MONTHLY_HANDLE_CAP")
     assert cap == ({"Ref": "MonthlyHandleCap"} if logical_id in ("CollectorFunction", "ApiFunction") else None)

@@ -141,7 +141,8 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 "Throttled",
                 "AccountsNeedingReauth",
                 "AppCredentialsRefused",
-                "LiveQueriesIncomplete",
+                "LiveQueriesHandedToJobs",
+                "JobsStarted",
                 "ApiUnexpectedErrors",
                 # The @handle billing guard: see the collector's.
                 "UniqueHandlesThisMonth",

@@ -41,11 +41,17 @@ class UsageSettings(BaseModel):
         return self.monthly_handle_cap or None
 
 
+class JobsSettings(BaseModel):
+    """Live-query jobs (JobsTable): the API makes them, the collector settles their Posts."""
+
+    jobs_table: str | None = Field(default=None, alias="JOBS_TABLE")
+
+
 class PlannerSettings(QueueSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
 
 
-class CollectorSettings(QueueSettings, UsageSettings):
+class CollectorSettings(QueueSettings, UsageSettings, JobsSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
@@ -53,7 +59,7 @@ class CollectorSettings(QueueSettings, UsageSettings):
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
-class ApiSettings(SharedSettings, UsageSettings):
+class ApiSettings(SharedSettings, UsageSettings, JobsSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
@@ -82,11 +88,16 @@ def collector_settings() -> CollectorSettings:
 
 
 @functools.cache
+def jobs_settings() -> JobsSettings:
+    return JobsSettings.model_validate(dict(os.environ))
+
+
+@functools.cache
 def api_settings() -> ApiSettings:
     return ApiSettings.model_validate(dict(os.environ))
 
 
 def clear_settings_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, api_settings):
+    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, jobs_settings, api_settings):
         parse.cache_clear()

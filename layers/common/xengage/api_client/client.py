@@ -461,6 +461,8 @@ class EngagementClient:
         ]
         for tweet_id in unfinished:
             run.result.posts[tweet_id].defer(stop.reason, stop.message, stop.retry_at, cause=stop.cause)
+            if window is not None:
+                run.result.resume_at[tweet_id] = window[0] if tweet_id in run.pending else window[1]
         if window is not None and unfinished:
             run.result.resume_from = window[0]
         logger.warning("/%s: %d Post(s) %s: %s", run.endpoint.value, len(unfinished), stop.reason.value, stop.message)

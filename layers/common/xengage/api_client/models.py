@@ -89,6 +89,9 @@ class EngagementResult:
     refused_metrics: dict[str, str] = field(default_factory=dict)
     # /historical: the start of the first window not fetched for every Post (None when every window was).
     resume_from: datetime | None = None
+    # /historical: per Post handed on, the start of its first window not fetched (later than resume_from for Posts
+    # whose batch finished the window the run stopped in).
+    resume_at: dict[str, datetime] = field(default_factory=dict)
     rate_limit: int | None = None  # the x-per-minute-limit the API last reported for this endpoint
 
     def pending_ids(self) -> list[str]:

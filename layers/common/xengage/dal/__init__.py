@@ -21,6 +21,7 @@ from xengage.settings import queue_settings, shared_settings
 
 if TYPE_CHECKING:  # imported by their factories: only the routes and code that use them pay for them
     from xengage.dal.health import HealthDal
+    from xengage.dal.jobs import JobsDal
     from xengage.dal.usage import UsageDal
 
 
@@ -59,6 +60,18 @@ def health_dal() -> HealthDal:
 
 
 @functools.cache
+def jobs_dal() -> JobsDal:
+    """Live-query jobs (JobsTable); only functions given JOBS_TABLE have it."""
+    from xengage.dal.jobs import JobsDal
+    from xengage.settings import jobs_settings
+
+    table = jobs_settings().jobs_table
+    if not table:
+        raise RuntimeError("JOBS_TABLE is not set: this function has no jobs table")
+    return JobsDal(table)
+
+
+@functools.cache
 def rate_budget(window_seconds: float) -> SharedRateBudget:
     """The deployment's shared rate budget, one per process so the limits it learned outlive a request."""
     return SharedRateBudget(shared_settings().registry_table, window_seconds=window_seconds)
@@ -80,6 +93,7 @@ def clear_dal_cache() -> None:
         status_dal,
         usage_dal,
         health_dal,
+        jobs_dal,
         rate_budget,
         collect_queue,
     ):

@@ -1,22 +1,23 @@
 """POST /engagement/{endpoint}: a live Engagement API query now, stored like the collector's, then returned.
 
-It runs within API Gateway's 29 s: what is not fetched in time (or within the per-minute limit) is stored as far as
-it got and answered 429 (rate limited) or 503 (out of time, transient errors) with `Retry-After`, naming the Posts
-not fetched.
+Up to 1,000 ids on /totals and 250 on the time series, /historical ranges up to the 365-day look-back (the client
+batches ids and splits windows). What fits API Gateway's 29 s (and the shared per-minute budget) answers 200 at once;
+otherwise what was fetched is stored, and the rest becomes a job (http_api/jobs.py): 202 with the job, which the
+collector finishes through the queue. `Prefer: respond-async` asks for the job without the live attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Final
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
+from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
@@ -27,13 +28,14 @@ from xengage.dal.series_state import TotalsSnapshot
 from xengage.dal.status import StatusChange
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import ApiError, Incomplete, answers, bad_request
+from xengage.http_api.errors import ApiError, answers, bad_request
+from xengage.http_api.jobs import Handover, start_job
 from xengage.http_api.models import (
+    LIVE_MAX_IDS,
     AccountErrorResponse,
-    ErrorResponse,
+    JobOut,
     LivePostResult,
     LiveQueryIn,
-    LiveQueryIncomplete,
     LiveQueryOut,
     MetricPoint,
 )
@@ -41,14 +43,17 @@ from xengage.http_api.params import check_historical_window, metric_names, parse
 from xengage.observability import count, logger
 from xengage.timeutil import floor_minute, to_iso, utc_now
 
-# Kept back from API Gateway's 29 s for storing the results and answering.
-ANSWER_RESERVE_SECONDS: Final = 5.0
+# Kept back from API Gateway's 29 s for storing the results, recording a job for the rest, and answering.
+ANSWER_RESERVE_SECONDS: Final = 6.0
+# RFC 7240: the client takes a job (202) at once, without the live attempt.
+RESPOND_ASYNC: Final = "respond-async"
 APP_CREDENTIALS_REFUSED = "app_credentials_refused"
 
 router = Router()
 
 if TYPE_CHECKING:
     from xengage.api_client.models import EngagementResult, PostMetrics
+    from xengage.dal.jobs import Job
     from xengage.pipeline.usage import UsageGuard
 
 USAGE_CAPPED: Final = "usage_capped"
@@ -71,10 +76,10 @@ def account_tokens(account_id: str) -> UserTokens:
 
 def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[datetime | None, datetime | None]:
     """Every documented limit, checked before any call or write."""
-    if len(body.tweet_ids) > endpoint.max_ids:
+    if len(body.tweet_ids) > LIVE_MAX_IDS[endpoint]:
         raise bad_request(
             "too_many_ids",
-            f"tweet_ids: /{endpoint.value} takes at most {endpoint.max_ids} ids, got {len(body.tweet_ids)}",
+            f"tweet_ids: /{endpoint.value} takes at most {LIVE_MAX_IDS[endpoint]} ids, got {len(body.tweet_ids)}",
         )
     if body.engagement_types is not None:
         metric_names(endpoint, body.engagement_types, field="engagement_types")
@@ -184,8 +189,9 @@ def metered(endpoint: Endpoint, body: LiveQueryIn, user: UserTokens | None, *, n
     return guard
 
 
-def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> EngagementResult:
-    start, end = validate(endpoint, body, now=now)
+def fetch_live(
+    endpoint: Endpoint, body: LiveQueryIn, *, start: datetime | None, end: datetime | None, now: datetime
+) -> EngagementResult:
     user = account_tokens(body.account_id) if body.account_id else None
     guard = metered(endpoint, body, user, now=now)
     settings = context.settings()
@@ -222,9 +228,17 @@ def fetch_live(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> Engag
             raise
 
 
-def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
+def live_query(endpoint: Endpoint, body: LiveQueryIn, *, respond_async: bool) -> Response[LiveQueryOut | JobOut]:
     now = utc_now()
-    result = fetch_live(endpoint, body, now=now)
+    start, end = validate(endpoint, body, now=now)
+    tweet_ids = list(dict.fromkeys(body.tweet_ids))
+    if respond_async:
+        if body.account_id:
+            require_account(body.account_id)
+        job = job_for(endpoint, body, tweet_ids, start=start, end=end, now=now)
+        start_job(job, [], [Handover(tweet_id, start=start) for tweet_id in tweet_ids], now=now)
+        return accepted(job)
+    result = fetch_live(endpoint, body, start=start, end=end, now=now)
     # Live queries spend the same per-minute limit as the collector: the 429 share alarm counts both.
     count("EngagementCalls", result.calls)
     count("Throttled", result.throttled)
@@ -234,89 +248,112 @@ def live_query(endpoint: Endpoint, body: LiveQueryIn) -> LiveQueryOut:
     logger.info(
         "live query", extra={"endpoint": endpoint.value, "counts": result.counts_by_status(), "calls": result.calls}
     )
+    if result.pending_ids():
+        return hand_over(result, body, tweet_ids, start=start, end=end, now=now)
     results = {tweet_id: result_out(post, endpoint) for tweet_id, post in result.posts.items()}
-    not_fetched = result.pending_ids()
-    if not_fetched:
-        raise incomplete(result, results, not_fetched, now=now)
-    return LiveQueryOut(endpoint=endpoint, results=results, calls=result.calls)
+    out = LiveQueryOut(endpoint=endpoint, results=results, calls=result.calls)
+    return Response(HTTPStatus.OK, content_type="application/json", body=out)
 
 
-def incomplete(
-    result: EngagementResult, results: dict[str, LivePostResult], not_fetched: list[str], *, now: datetime
-) -> Incomplete:
-    """429 when the per-minute limit stopped it, else 503; Retry-After is when the API takes the rest."""
-    posts = [result.posts[tweet_id] for tweet_id in not_fetched]
-    rate_limited = any(post.status == Reason.RATE_LIMITED.value for post in posts)
-    latest = max((post.retry_at for post in posts if post.retry_at is not None), default=now)
-    retry_after = max(1, math.ceil((latest - now).total_seconds()))
-    status, code = (
-        (HTTPStatus.TOO_MANY_REQUESTS, "rate_limited") if rate_limited else (HTTPStatus.SERVICE_UNAVAILABLE, "deferred")
+def job_for(
+    endpoint: Endpoint,
+    body: LiveQueryIn,
+    tweet_ids: list[str],
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> Job:
+    from xengage.pipeline.jobs import new_job
+
+    return new_job(
+        endpoint,
+        tweet_ids,
+        account_id=body.account_id,
+        engagement_types=body.engagement_types,
+        start=start,
+        end=end,
+        now=now,
     )
-    why = "the contract's per-minute limit is spent" if rate_limited else "the Engagement API did not answer in time"
-    fetched = len(result.posts) - len(not_fetched)
-    body = LiveQueryIncomplete.model_validate(
-        {
-            "error": {
-                "code": code,
-                "message": f"{why}: {len(not_fetched)} of {len(result.posts)} Posts not fetched ({fetched} stored); "
-                f"ask for not_fetched again after {retry_after} s",
-            },
-            "not_fetched": not_fetched,
-            "retry_after_seconds": retry_after,
-            "resume_from": to_iso(result.resume_from) if result.resume_from else None,
-            "results": results,
-            "calls": result.calls,
-        }
-    )
-    count("LiveQueriesIncomplete")
-    return Incomplete(status, body)
+
+
+def hand_over(
+    result: EngagementResult,
+    body: LiveQueryIn,
+    tweet_ids: list[str],
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> Response[LiveQueryOut | JobOut]:
+    """What the live part settled goes into a job as it is; the Posts it did not finish are queued, each from the
+    first /historical window it has not stored (so no window is fetched twice)."""
+    from xengage.pipeline.jobs import job_post
+
+    job = job_for(result.endpoint, body, tweet_ids, start=start, end=end, now=now)
+    outcomes, handovers = [], []
+    for tweet_id, post in result.posts.items():
+        if not post.pending:
+            outcomes.append(job_post(post, result.endpoint, now=now))
+            continue
+        resume = result.resume_at.get(tweet_id, result.resume_from or start)
+        handovers.append(Handover(tweet_id, start=resume, retry_at=post.retry_at))
+        outcomes.append(job_post(post, result.endpoint, now=now, through=to_iso(resume) if resume else None))
+    count("LiveQueriesHandedToJobs")
+    start_job(job, outcomes, handovers, now=now)
+    return accepted(job)
+
+
+def accepted(job: Job) -> Response[LiveQueryOut | JobOut]:
+    """202 with the job as GET /jobs/{id} shows it, and where to follow it."""
+    from xengage.http_api.jobs import job_out
+
+    out = job_out(job, limit=100 if job.endpoint is Endpoint.TOTALS else 10, cursor=None)
+    headers = {"Location": f"jobs/{job.job_id}"}
+    return Response(HTTPStatus.ACCEPTED, content_type="application/json", body=out, headers=headers)
 
 
 @router.post(
     "/engagement/<endpoint>",
-    summary="Query the Engagement API now; results are stored and returned",
+    summary="Query the Engagement API now; results are stored and returned, or finished by a job",
     description="App credentials sign /totals public metrics; `account_id` selects the owner tokens needed for "
-    "private metrics, /28hr and /historical. At most 250 ids for /totals, 25 for the time series; "
-    "/historical windows at most 4 weeks within the last 365 days. A query signed with the account's tokens counts its "
-    "@handle this month (`GET /usage`); past the `MonthlyHandleCap` a handle not counted yet is refused (429 "
-    "`usage_capped`). A query the contract's per-minute limit or API "
-    "Gateway's 29 s cannot finish stores what it got and answers 429 or 503 with Retry-After, naming the Posts "
-    "not fetched.",
+    "private metrics, /28hr and /historical. At most 1,000 ids on /totals and 250 on the time series; /historical "
+    "ranges anywhere in the last 365 days, split into the API's 4-week windows. What fits API Gateway's 29 s and the "
+    "shared per-minute budget answers 200. Otherwise what was fetched is stored and the query answers 202 with a job "
+    "(`Location: jobs/{id}`; GET /jobs/{id} follows it to the same results shape) that the collector finishes through "
+    "the queue, sharing the rate budget. `Prefer: respond-async` asks for the job at once, without the live attempt. "
+    "A query signed with the account's tokens counts its @handle this month (`GET /usage`); past the "
+    "`MonthlyHandleCap` a handle not counted yet is refused (429 `usage_capped`; in a job, its Posts end "
+    "`usage_capped`).",
     tags=["engagement"],
     responses=answers(
         {
             400: "bad ids, metrics or window; user context required",
             404: "unknown account",
+            429: "the monthly @handle cap is reached and the account's handle is not counted this month "
+            "(usage_capped): nothing was called",
             502: "the Engagement API failed or answered what cannot be read",
+            503: "the app's credentials are refused or missing",
         },
         with_body=True,
         custom={
+            200: {
+                "description": "every Post asked, with its outcome",
+                "content": {"application/json": {"model": LiveQueryOut}},
+            },
+            202: {
+                "description": "not all fetched within the 29 s (or Prefer: respond-async): what was fetched is "
+                "stored, the rest is a job; the body is its first page (GET /jobs/{id})",
+                "content": {"application/json": {"model": JobOut}},
+            },
             409: {
                 "description": "the account's tokens were rejected or are missing: it needs re-authorization",
                 "content": {"application/json": {"model": AccountErrorResponse}},
             },
-            429: {
-                "description": "the per-minute limit is spent: what was fetched is stored; see Retry-After "
-                "(LiveQueryIncomplete); or the monthly @handle cap is reached and the account's handle is not counted "
-                "this month (ErrorResponse, code usage_capped): nothing was called",
-                "content": {"application/json": {"model": LiveQueryIncomplete | ErrorResponse}},
-            },
-            503: {
-                "description": "out of time or transient API errors (what was fetched is stored; see Retry-After: "
-                "LiveQueryIncomplete), or the app's credentials are refused or missing (ErrorResponse)",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                {"$ref": "#/components/schemas/LiveQueryIncomplete"},
-                                {"$ref": "#/components/schemas/ErrorResponse"},
-                            ]
-                        }
-                    }
-                },
-            },
         },
     ),
 )
-def post_engagement(endpoint: Annotated[Endpoint, Path()], body: LiveQueryIn) -> LiveQueryOut:
-    return live_query(endpoint, body)
+def post_engagement(endpoint: Annotated[Endpoint, Path()], body: LiveQueryIn) -> Response[LiveQueryOut | JobOut]:
+    prefer = router.current_event.headers.get("Prefer") or router.current_event.headers.get("prefer") or ""
+    respond_async = RESPOND_ASYNC in [token.strip().lower() for token in prefer.split(",")]
+    return live_query(endpoint, body, respond_async=respond_async)

@@ -42,16 +42,6 @@ class ApiError(Exception):
         self.extra = extra  # documented fields beside `error` (e.g. account_id of AccountErrorResponse)
 
 
-class Incomplete(Exception):
-    """A live query stopped by the per-minute limit or the deadline: answered 429/503 with Retry-After and a body
-    naming what was not fetched (`models.LiveQueryIncomplete`)."""
-
-    def __init__(self, status: HTTPStatus, body: Any) -> None:
-        super().__init__(body.error.message)
-        self.status = status
-        self.body = body
-
-
 def bad_request(code: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, code, message)
 
@@ -169,15 +159,6 @@ def _register_request_errors(app: APIGatewayRestResolver) -> None:
 
 def _register_upstream_errors(app: APIGatewayRestResolver) -> None:
     """What X, the credentials or the deployment did: the rate limit, the deadline, refused tokens, secrets."""
-
-    @app.exception_handler(Incomplete)
-    def _incomplete(exc: Incomplete) -> Response:
-        return Response(
-            status_code=int(exc.status),
-            content_type=content_types.APPLICATION_JSON,
-            body=exc.body.model_dump(mode="json", by_alias=True),
-            headers={"Retry-After": str(exc.body.retry_after_seconds)},
-        )
 
     @app.exception_handler(UserAuthError)
     def _account_refused(exc: UserAuthError) -> Response:

@@ -19,6 +19,8 @@ MAX_X_ID: Final = 2**63 - 1
 CLOCK_SKEW: Final = timedelta(minutes=5)
 SCREEN_NAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 MAX_TRACK_BATCH = MAX_IDS_PER_CALL[Endpoint.TOTALS]
+# A live query: 4 calls' worth on /totals, 10 on the time series (the API answers what fits 29 s, a job the rest).
+LIVE_MAX_IDS: dict[Endpoint, int] = {Endpoint.TOTALS: 1000, Endpoint.HOURLY_28HR: 250, Endpoint.HISTORICAL: 250}
 
 
 def real_user_id(value: str) -> str:
@@ -285,7 +287,9 @@ class TopOut(_Model):
 
 
 class LiveQueryIn(_Model):
-    tweet_ids: list[TweetId] = Field(min_length=1, max_length=MAX_TRACK_BATCH)
+    tweet_ids: list[TweetId] = Field(
+        min_length=1, max_length=LIVE_MAX_IDS[Endpoint.TOTALS], description="at most 1,000 on /totals, 250 otherwise"
+    )
     engagement_types: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
         default=None, min_length=1, max_length=32
     )
@@ -302,6 +306,10 @@ class LivePostResult(_Model):
     next_attempt_at: Timestamp | None = Field(
         default=None, description="rate_limited / deferred: when the Engagement API will take the Post again"
     )
+    more_points: str | None = Field(
+        default=None,
+        description="jobs: the Post has more points than one page holds; this stored-metrics URL pages the rest",
+    )
 
 
 class LiveQueryOut(_Model):
@@ -310,16 +318,29 @@ class LiveQueryOut(_Model):
     calls: int = Field(description="HTTP requests made to the Engagement API, retries included")
 
 
-class LiveQueryIncomplete(ErrorResponse):
-    """A live query that ran out of time or allowance: what it got is stored and returned, the rest is named."""
+class JobProgress(_Model):
+    total: int = Field(description="Posts asked (distinct ids)")
+    settled: int = Field(description="Posts with their final outcome for this job (ok or a reason code)")
+    queued: int = Field(description="Posts no collector has taken yet")
+    pending: int = Field(description="Posts a continuation carries (rate_limited or deferred), with next_attempt_at")
+    by_status: dict[str, int] = Field(description="Posts by status, queued included")
 
-    not_fetched: list[StoredTweetId] = Field(
-        description="the Posts still to fetch: ask for them again after Retry-After"
+
+class JobOut(_Model):
+    """A live query that did not fit API Gateway's 29 s: its progress and, page by page, its results."""
+
+    job_id: str = Field(examples=["5f0c6c1e9a1b4d2f8e7a6b5c4d3e2f10"])
+    endpoint: Endpoint
+    status: Literal["running", "done"] = Field(description="done: every Post is settled")
+    created_at: Timestamp
+    account_id: StoredUserId | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    progress: JobProgress
+    results: dict[str, LivePostResult] = Field(
+        description="this page of the job's Posts (id order), in the live query's result shape; queued Posts say so"
     )
-    retry_after_seconds: int = Field(description="the same as the Retry-After header")
-    resume_from: Timestamp | None = Field(default=None, description="/historical: the first window not fetched")
-    results: dict[str, LivePostResult] = Field(description="every Post asked, with what was fetched")
-    calls: int
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page of results")
 
 
 class AppCredentialsOut(_Model):

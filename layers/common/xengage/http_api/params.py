@@ -8,7 +8,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from xengage.api_client.catalog import HISTORICAL_LOOKBACK, HISTORICAL_MAX_WINDOW, METRICS_BY_ENDPOINT, Endpoint
+from xengage.api_client.catalog import HISTORICAL_LOOKBACK, METRICS_BY_ENDPOINT, Endpoint
 from xengage.http_api.errors import bad_request
 from xengage.http_api.models import TWEET_ID_PATTERN, USER_ID_PATTERN, TweetId, UserId
 from xengage.timeutil import parse_iso
@@ -55,14 +55,9 @@ def metric_names(endpoint: Endpoint, names: Iterable[str], *, field: str) -> lis
 
 
 def check_historical_window(start: datetime | None, end: datetime | None, *, now: datetime) -> None:
-    """The documented /historical limits: at most 4 weeks long, not before 365 days ago, not in the future."""
+    """The documented /historical look-back: not before 365 days ago, not in the future. Any range within it is
+    split into the API's windows of at most 4 weeks."""
     if start and start < now - HISTORICAL_LOOKBACK:
         raise bad_request("window_too_old", f"start: /historical reaches back {HISTORICAL_LOOKBACK.days} days only")
     if end and end > now:
         raise bad_request("window_in_future", "end: must not be in the future")
-    if start and end and end - start > HISTORICAL_MAX_WINDOW:
-        raise bad_request("window_too_long", f"start/end: a window is at most {HISTORICAL_MAX_WINDOW.days} days")
-    if start and not end and now - start > HISTORICAL_MAX_WINDOW:
-        raise bad_request(
-            "window_too_long", f"start: without end the window runs to now; at most {HISTORICAL_MAX_WINDOW.days} days"
-        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -39,12 +39,14 @@ from xengage.dal import (
     TotalsSnapshot,
     app_state_dal,
     collect_queue,
+    jobs_dal,
     metrics_dal,
     rate_budget,
     registry_dal,
     status_dal,
     usage_dal,
 )
+from xengage.dal.jobs import Job, JobPost, JobsDal
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, Advance, DueMarker, MarkerMove, Reschedule
 from xengage.dal.secrets import (
     AppSecretPlaceholder,
@@ -56,6 +58,7 @@ from xengage.dal.secrets import (
 from xengage.dal.series_state import MarkerPart
 from xengage.dal.status import StatusChange
 from xengage.observability import count, logger
+from xengage.pipeline import jobs
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.checks import DRIFT, drift_of, next_hour_sums, totals_decrease
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
@@ -103,6 +106,7 @@ class CollectorDeps:
     now: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
     usage: UsageGuard | None = None  # the @handle billing guard (None: calls are neither counted nor capped)
+    jobs: JobsDal | None = None  # live-query jobs (None: job messages cannot be settled and are refused)
 
 
 @dataclass(slots=True)
@@ -196,6 +200,7 @@ def default_deps(*, with_queue: bool = True) -> CollectorDeps:
         load_tokens=lambda user_id: load_account_tokens(settings.secret_prefix, user_id),
         secret_version=lambda: app_secret_version(settings.app_secret_arn),
         usage=usage_guard(usage_dal(), settings.handle_cap),
+        jobs=jobs_dal() if settings.jobs_table else None,
     )
 
 
@@ -225,6 +230,8 @@ class _Collection:
     resume_from: dict[str, datetime | None] = field(default_factory=dict)  # /historical: window to start again
     refused: dict[str, str] = field(default_factory=dict)  # engagement types the API refused on this endpoint
     progressed: bool = False  # some Post got data or a final outcome (a continuation then counts afresh)
+    job: Job | None = None  # a live query's job: its Posts are settled there (pipeline/jobs.py)
+    job_posts: dict[str, JobPost] = field(default_factory=dict)  # what the job knows of the message's Posts
 
     @property
     def endpoint(self) -> Endpoint:
@@ -232,7 +239,14 @@ class _Collection:
 
     @property
     def log_keys(self) -> dict[str, str]:
-        return {"endpoint": self.endpoint.value, "account_id": self.message.account_id or "APP"}
+        keys = {"endpoint": self.endpoint.value, "account_id": self.message.account_id or "APP"}
+        return {**keys, "job_id": self.message.job_id} if self.message.job_id else keys
+
+    @property
+    def snapshot_at(self) -> str:
+        """When a /totals snapshot is taken: the tick (a redelivery overwrites the same point), or for a job, the
+        minute of the fetch (a job's Post is fetched once: settled Posts are not asked again)."""
+        return to_iso(floor_minute(self.deps.now())) if self.job else self.summary.scheduled_time
 
 
 def collect(
@@ -247,8 +261,8 @@ def collect(
     summary = CollectSummary(
         endpoint=message.endpoint.value, account_id=message.account_id, scheduled_time=to_iso(message.scheduled_time)
     )
-    run = _Collection(message, deps, summary, deadline, advance_markers)
-    tweet_ids = _still_leased(run)
+    run = _Collection(message, deps, summary, deadline, advance_markers and message.job_id is None)
+    tweet_ids = _job_waiting(run) if message.job_id else _still_leased(run)
     summary.posts = len(tweet_ids)
     if not tweet_ids:
         logger.info("collected", extra={**run.log_keys, "summary": summary.as_dict()})
@@ -283,6 +297,23 @@ def _never_started(run: _Collection, posts: list[PostMetrics]) -> bool:
     run.summary.skipped = "no time left for a call: sent on as it is"
     logger.info("collected", extra={**run.log_keys, "summary": run.summary.as_dict()})
     return True
+
+
+def _job_waiting(run: _Collection) -> list[str]:
+    """A job message's Posts the job still waits for (none if the job has expired)."""
+    message, store = run.message, run.deps.jobs
+    if store is None or message.job_id is None:
+        raise InvalidPayload(f"job message {message.job_id} reached a collector without a jobs table")
+    run.job = store.get(message.job_id)
+    if run.job is None:
+        logger.warning("job not found (expired): message dropped", extra=run.log_keys)
+        return []
+    run.job_posts = store.get_posts(message.job_id, message.tweet_ids)
+    waiting = jobs.waiting(run.job_posts, message.tweet_ids)
+    run.summary.already_done = len(message.tweet_ids) - len(waiting)
+    # Statuses are kept for tracked Posts only: knowing which are saves a refused write for each of the others.
+    run.markers = run.deps.registry.get_due_markers(waiting, run.endpoint) if waiting else {}
+    return waiting
 
 
 def _still_leased(run: _Collection) -> list[str]:
@@ -354,7 +385,7 @@ def _metered_fetch(
     if usage is None:
         return _fetch(run, app, user, tweet_ids)
     account_id = run.message.account_id
-    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=True)
+    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=True, asked=run.message.engagement_types)
     if account_id and user_context(run.endpoint, metrics, user):
         handle = user.screen_name if user else None
         if not usage.admit(account_id, handle, now=now):
@@ -369,7 +400,7 @@ def _metered_fetch(
 
 def _fetch(run: _Collection, app: AppCredentials, user: UserTokens | None, tweet_ids: list[str]) -> list[PostMetrics]:
     """Fetch and store; returns every Post with its outcome. Credential failures become a _Skip."""
-    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=user is not None)
+    metrics = _metrics_to_ask(run.endpoint, run.refused, has_user=user is not None, asked=run.message.engagement_types)
     client = run.deps.client_factory(app)
     try:
         if run.endpoint is Endpoint.HISTORICAL:
@@ -395,11 +426,14 @@ def _fetch(run: _Collection, app: AppCredentials, user: UserTokens | None, tweet
         return [_post_with(tweet_id, Reason.FAILED, str(exc)) for tweet_id in tweet_ids]
 
 
-def _metrics_to_ask(endpoint: Endpoint, refused: Mapping[str, str], *, has_user: bool) -> list[str] | None:
-    """The endpoint's default metrics less those the API refused before (None: the client's default)."""
+def _metrics_to_ask(
+    endpoint: Endpoint, refused: Mapping[str, str], *, has_user: bool, asked: Sequence[str] | None = None
+) -> list[str] | None:
+    """What a job asked for, or the endpoint's default metrics, less those the API refused before (None: the
+    client's default)."""
     if not refused:
-        return None
-    return [m for m in resolve_metrics(endpoint, None, has_user=has_user) if m not in refused] or None
+        return list(asked) if asked else None
+    return [m for m in resolve_metrics(endpoint, asked, has_user=has_user) if m not in refused] or None
 
 
 def _fetch_history(
@@ -426,6 +460,7 @@ def _fetch_history(
         )
         _learn(run, result)
         _store(run, result.posts.values())
+        _job_window(run, result.posts.values(), window_end)
         for post in _every_requested_post(active, result):
             if post.pending:
                 run.resume_from[post.tweet_id] = window_start
@@ -442,11 +477,27 @@ def _history_start(run: _Collection, tweet_ids: list[str], now: datetime) -> dat
     """Where to start: the message's start, after the hours every one of its Posts already has (checkpoints of an
     earlier delivery), and never before the look-back at collection time."""
     start = run.message.start
+    if run.job is not None:
+        resumed = jobs.history_start(run.job_posts, tweet_ids, start)
+        start = parse_iso(resumed) if resumed else None
     checkpoints = [run.markers[i].last_hour_collected for i in tweet_ids if i in run.markers]
     if checkpoints and all(checkpoints) and run.advance_markers:
         done = parse_iso(min(c for c in checkpoints if c))
         start = max(start, done) if start is not None else done
     return max(start, earliest_historical_start(now)) if start is not None else None
+
+
+def _job_window(run: _Collection, posts: Iterable[PostMetrics], window_end: datetime) -> None:
+    """A job's /historical window stored: its Posts' hours and `through` recorded, their status left as it was."""
+    if run.job is None or run.deps.jobs is None:
+        return
+    now, done = run.deps.now(), []
+    for post in posts:
+        if post.ok:
+            known = run.job_posts.get(post.tweet_id) or JobPost(post.tweet_id)
+            outcome = jobs.job_post(post, run.endpoint, now=now, through=to_iso(window_end))
+            done.append(replace(outcome, status=known.status, reason=known.reason))
+    jobs.record(run.deps.jobs, run.job, run.job_posts, done)
 
 
 def _checkpoint(run: _Collection, tweet_ids: list[str], window_end: datetime) -> None:
@@ -476,7 +527,7 @@ def _learn(run: _Collection, result: EngagementResult) -> None:
 
 def _store(run: _Collection, posts: Any) -> None:
     """Upsert every point fetched, for Posts handed on too: what was fetched is never fetched again."""
-    at, collected_at = run.summary.scheduled_time, to_iso(run.deps.now())
+    at, collected_at = run.snapshot_at, to_iso(run.deps.now())
     points = (
         point
         for post in posts
@@ -505,6 +556,9 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
     for post in posts:
         if post.ok or post.pending:
             post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
+        if run.job is not None and post.tweet_id not in run.markers:
+            run.summary.count_status(post.status)
+            continue  # not tracked: the job keeps its outcome
         part = _series_part(run, post)
         if isinstance(part, HourSums):
             sums[post.tweet_id] = part
@@ -517,10 +571,23 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
         )
         run.summary.count_status(post.status)
     _check_drift(run, sums)
+    _settle_job(run, posts)
     if pending and run.deps.queue is not None:
         _hand_on(run, pending)
     if run.message.account_id and run.summary.counts.get(STATUS_OK):
         run.deps.registry.mark_account_success(run.message.account_id, now=collected_at)
+
+
+def _settle_job(run: _Collection, posts: list[PostMetrics]) -> None:
+    """A job message: every Post's outcome in the job (a pending one keeps the window to start again from)."""
+    if run.job is None or run.deps.jobs is None:
+        return
+    now = run.deps.now()
+    outcomes = []
+    for post in posts:
+        resume = run.resume_from.get(post.tweet_id) if post.pending else None
+        outcomes.append(jobs.job_post(post, run.endpoint, now=now, through=to_iso(resume) if resume else None))
+    jobs.record(run.deps.jobs, run.job, run.job_posts, outcomes)
 
 
 def _series_part(run: _Collection, post: PostMetrics) -> MarkerPart | None:
@@ -529,12 +596,13 @@ def _series_part(run: _Collection, post: PostMetrics) -> MarkerPart | None:
     marker = run.markers.get(post.tweet_id)
     state = marker.series if marker is not None else SeriesState()
     if run.endpoint is Endpoint.TOTALS and post.ok and post.totals:
-        decrease = totals_decrease(state, post.totals, run.summary.scheduled_time)
+        decrease = totals_decrease(state, post.totals, run.snapshot_at)
         if decrease is not None:
             run.summary.totals_decreased += 1
             logger.warning("totals decreased", extra={"tweet_id": post.tweet_id, "decrease": decrease})
-        return TotalsSnapshot(post.totals, run.summary.scheduled_time, decrease)
-    if run.endpoint is Endpoint.HISTORICAL and marker is not None and (post.ok or post.pending):
+        return TotalsSnapshot(post.totals, run.snapshot_at, decrease)
+    # A job's window is any range: the marker's running sums follow scheduled collection only.
+    if run.endpoint is Endpoint.HISTORICAL and marker is not None and run.job is None and (post.ok or post.pending):
         return next_hour_sums(state, post_hours(post))
     return None
 

@@ -25,6 +25,10 @@ class CollectMessage(BaseModel):
     end: datetime | None = None
     # Continuations in a row without progress (transient errors): the collector gives up after a bound.
     attempt: int = Field(default=0, ge=0, le=100)
+    # A live query's job (JobsTable): its Posts are settled there, not on due markers (no lease, no schedule moved).
+    job_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    # What the job asked for (None: the endpoint's default metrics).
+    engagement_types: list[str] | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("tweet_ids")
     @classmethod
@@ -67,6 +71,8 @@ class CollectMessage(BaseModel):
             "start": to_iso(self.start) if self.start else None,
             "end": to_iso(self.end) if self.end else None,
             "attempt": self.attempt,
+            **({"job_id": self.job_id} if self.job_id else {}),
+            **({"engagement_types": list(self.engagement_types)} if self.engagement_types else {}),
         }
 
     @property
