@@ -255,21 +255,29 @@ def test_jobs_that_do_not_exist_are_404_and_bad_ids_422(live_api: ApiCaller) -> 
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "count", "status", "words"),
+    ("endpoint", "count", "status", "words", "headers"),
     [
-        ("totals", 1001, 422, "at most 1000"),
-        ("28hr", 251, 400, "at most 250 ids, got 251"),
-        ("historical", 251, 400, "at most 250"),
+        ("totals", 1001, 400, "at most 1000 ids live", {}),
+        ("28hr", 251, 400, "at most 250 ids live", {}),
+        ("28hr", 1001, 400, "at most 1000 ids as a job", ASYNC),
+        ("historical", 251, 400, "at most 250", {}),
     ],
 )
 def test_queries_past_the_live_limits_are_refused_before_any_call(
-    live_api: ApiCaller, emulator: EmulatorServer, endpoint: str, count: int, status: int, words: str
+    live_api: ApiCaller,
+    emulator: EmulatorServer,
+    endpoint: str,
+    count: int,
+    status: int,
+    words: str,
+    headers: dict[str, str],
 ) -> None:
     # Given a query past the live limits of its endpoint
     emulator.clear_log()
 
     # When it is sent
-    reply = live_api("POST", f"/engagement/{endpoint}", body={"tweet_ids": unknown_ids(count), "account_id": "12"})
+    body = {"tweet_ids": unknown_ids(count), "account_id": "12"}
+    reply = live_api("POST", f"/engagement/{endpoint}", body=body, headers=headers)
 
     # Then it is refused naming the limit, and X is never called
     assert reply.status == status and words in reply.json()["error"]["message"], reply.text[:300]

@@ -219,7 +219,7 @@ def _days_ago(days: float) -> str:
     ("endpoint", "body", "status", "code", "field"),
     [
         ("28hr", {"tweet_ids": [str(10**15 + n) for n in range(251)]}, 400, "too_many_ids", "tweet_ids"),
-        ("totals", {"tweet_ids": [str(10**15 + n) for n in range(1001)]}, 422, "validation_error", "tweet_ids"),
+        ("totals", {"tweet_ids": [str(10**15 + n) for n in range(10_001)]}, 422, "validation_error", "tweet_ids"),
         ("totals", {"tweet_ids": ["1", "x1"]}, 422, "validation_error", "body.tweet_ids[1]"),
         ("totals", {"tweet_ids": ["1"], "engagement_types": ["url_clicks"]}, 400, "unknown_metric", "engagement_types"),
         ("28hr", {"tweet_ids": ["1"], "engagement_types": ["quote_tweets"]}, 400, "unknown_metric", "quote_tweets"),

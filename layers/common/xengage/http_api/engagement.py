@@ -31,6 +31,7 @@ from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, answers, bad_request
 from xengage.http_api.jobs import Handover, start_job
 from xengage.http_api.models import (
+    JOB_MAX_IDS,
     LIVE_MAX_IDS,
     AccountErrorResponse,
     JobOut,
@@ -74,12 +75,16 @@ def account_tokens(account_id: str) -> UserTokens:
     return dataclasses.replace(tokens, screen_name=account.screen_name or tokens.screen_name)
 
 
-def validate(endpoint: Endpoint, body: LiveQueryIn, *, now: datetime) -> tuple[datetime | None, datetime | None]:
+def validate(
+    endpoint: Endpoint, body: LiveQueryIn, *, now: datetime, respond_async: bool = False
+) -> tuple[datetime | None, datetime | None]:
     """Every documented limit, checked before any call or write."""
-    if len(body.tweet_ids) > LIVE_MAX_IDS[endpoint]:
+    most = (JOB_MAX_IDS if respond_async else LIVE_MAX_IDS)[endpoint]
+    if len(body.tweet_ids) > most:
+        how = " as a job (Prefer: respond-async)" if respond_async else " live (up to 10x more as a job)"
         raise bad_request(
             "too_many_ids",
-            f"tweet_ids: /{endpoint.value} takes at most {LIVE_MAX_IDS[endpoint]} ids, got {len(body.tweet_ids)}",
+            f"tweet_ids: /{endpoint.value} takes at most {most} ids{how}, got {len(body.tweet_ids)}",
         )
     if body.engagement_types is not None:
         metric_names(endpoint, body.engagement_types, field="engagement_types")
@@ -230,7 +235,7 @@ def fetch_live(
 
 def live_query(endpoint: Endpoint, body: LiveQueryIn, *, respond_async: bool) -> Response[LiveQueryOut | JobOut]:
     now = utc_now()
-    start, end = validate(endpoint, body, now=now)
+    start, end = validate(endpoint, body, now=now, respond_async=respond_async)
     tweet_ids = list(dict.fromkeys(body.tweet_ids))
     if respond_async:
         if body.account_id:
@@ -317,7 +322,8 @@ def accepted(job: Job) -> Response[LiveQueryOut | JobOut]:
     "/engagement/<endpoint>",
     summary="Query the Engagement API now; results are stored and returned, or finished by a job",
     description="App credentials sign /totals public metrics; `account_id` selects the owner tokens needed for "
-    "private metrics, /28hr and /historical. At most 1,000 ids on /totals and 250 on the time series; /historical "
+    "private metrics, /28hr and /historical. At most 1,000 ids on /totals and 250 on the time series (10,000 and "
+    "1,000 with `Prefer: respond-async`); /historical "
     "ranges anywhere in the last 365 days, split into the API's 4-week windows. What fits API Gateway's 29 s and the "
     "shared per-minute budget answers 200. Otherwise what was fetched is stored and the query answers 202 with a job "
     "(`Location: jobs/{id}`; GET /jobs/{id} follows it to the same results shape) that the collector finishes through "
