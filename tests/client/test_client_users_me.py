@@ -97,3 +97,13 @@ def test_an_unreachable_x_is_unavailable(brand: UserTokens, emu: EmulatorServer)
     # When / Then the connection error is "unavailable"
     with pytest.raises(VerificationUnavailable, match="ConnectionError"):
         fetch_me(emu.world.app, brand, base_url=f"http://127.0.0.1:{closed_port}")
+
+
+def test_tokens_that_cannot_be_signed_are_rejected_without_a_call(emu: EmulatorServer) -> None:
+    # Given a token holding a lone surrogate (valid in JSON as "\ud800", not encodable as UTF-8)
+    tokens = UserTokens("\ud800", "secret")
+
+    # When / Then it is rejected as tokens, not as an X failure, and X was not called
+    with pytest.raises(TokensRejected, match="not text that can be signed"):
+        fetch_me(emu.world.app, tokens, base_url=emu.url)
+    assert emu.log == []

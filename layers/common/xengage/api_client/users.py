@@ -39,9 +39,10 @@ class XUser:
 class TokensRejected(EngagementError):
     """X answered 401 (or 403): the access token and secret are invalid, revoked, or not this app's."""
 
-    def __init__(self, status_code: int) -> None:
-        super().__init__(f"X refused the access token and secret (HTTP {status_code} on {USERS_ME_PATH})")
-        self.status_code = status_code
+    def __init__(self, status_code: int | None) -> None:
+        why = f"HTTP {status_code} on {USERS_ME_PATH}" if status_code else "not text that can be signed"
+        super().__init__(f"X refused the access token and secret ({why})")
+        self.status_code = status_code  # None: refused before any call
 
 
 class VerificationUnavailable(EngagementError):
@@ -74,6 +75,8 @@ def fetch_me(
         return _user_of(response)
     except requests.RequestException as exc:
         raise VerificationUnavailable(f"no answer from {base} ({type(exc).__name__})") from None
+    except UnicodeError:
+        raise TokensRejected(None) from None  # e.g. a lone surrogate from a JSON escape: no X token looks like it
     finally:
         if session is None:
             http.close()
