@@ -96,7 +96,9 @@ class ValidationErrorResponse(ErrorResponse):
 class AccountTokensIn(_Model):
     """An account's OAuth 1.0a tokens from the developer portal; stored in Secrets Manager only."""
 
-    screen_name: Annotated[str, StringConstraints(pattern=SCREEN_NAME_PATTERN)]
+    screen_name: Annotated[str, StringConstraints(pattern=SCREEN_NAME_PATTERN)] | None = Field(
+        default=None, description="optional: the @handle X returns for the tokens is stored instead"
+    )
     access_token: SecretStr = Field(min_length=1, max_length=512)
     access_token_secret: SecretStr = Field(min_length=1, max_length=512)
 
