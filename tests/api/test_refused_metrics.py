@@ -156,6 +156,9 @@ def test_a_status_stored_before_reasons_were_kept_reads_with_an_unknown_reason(a
     # Then the name is there, its reason unknown
     assert entry["unsupported_metrics"] == ["video_views"]
     assert [(r["metric"], r["reason"]) for r in entry["refused"]] == [("video_views", "unknown")]
+    # And the listing by status (an index without the reasons) names the metric and leaves the reasons to the Post
+    (listed,) = api("GET", "/statuses/ok").json()["posts"]
+    assert listed["unsupported_metrics"] == ["video_views"] and listed["refused"] is None
 
 
 def test_the_answered_reasons_are_the_catalogs() -> None:

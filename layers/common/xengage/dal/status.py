@@ -45,10 +45,12 @@ class PostStatus:
     last_ok_at: str | None = None
     next_attempt_at: str | None = None  # rate_limited / deferred: when the handed-on work is tried again
     unsupported_metrics: tuple[str, ...] = ()  # asked for but refused or not served for this Post
-    refusals: Refusals = ()  # each of unsupported_metrics with why, in name order
+    # Each of unsupported_metrics with why, in name order; None when read from StatusIndex, which does not project
+    # `unsupported_reasons` (a GSI's projection cannot change on a deployed table without renaming the index).
+    refusals: Refusals | None = ()
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> PostStatus:
+    def from_item(cls, item: Mapping[str, Any], *, with_reasons: bool = True) -> PostStatus:
         unsupported = tuple(sorted(item.get("unsupported_metrics") or ()))
         return cls(
             tweet_id=item["tweet_id"],
@@ -62,7 +64,7 @@ class PostStatus:
             last_ok_at=item.get("last_ok_at"),
             next_attempt_at=item.get("next_attempt_at"),
             unsupported_metrics=unsupported,
-            refusals=stored_refusals(unsupported, item.get("unsupported_reasons")),
+            refusals=stored_refusals(unsupported, item.get("unsupported_reasons")) if with_reasons else None,
         )
 
 
@@ -173,7 +175,7 @@ class StatusDal:
             kwargs["ExclusiveStartKey"] = start
         response = self.table.query(**kwargs)
         return Page(
-            items=[PostStatus.from_item(item) for item in response.get("Items", [])],
+            items=[PostStatus.from_item(item, with_reasons=False) for item in response.get("Items", [])],
             cursor=encode_cursor(response.get("LastEvaluatedKey")),
         )
 

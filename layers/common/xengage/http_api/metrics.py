@@ -192,7 +192,8 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
     summary="Stored metric points of a Post on one endpoint",
     description="JSON by default; CSV (`at,<metric>...`, next cursor in the X-Next-Cursor header) with "
     "`Accept: text/csv` or `?format=csv`. /totals points are snapshots (at = collection time); "
-    "/28hr and /historical points are hour buckets (at = hour start).",
+    "/28hr and /historical points are hour buckets (at = hour start). `metrics` takes the catalog's names (with the "
+    "deployment's `ExtraEngagementTypes`) and any name the stored points hold (written by another version).",
     tags=["metrics"],
     responses=answers(
         {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"},
@@ -236,7 +237,8 @@ def get_metrics(
     "/accounts/<user_id>/top",
     summary="An account's Posts ranked by a metric, from stored data",
     description="Without from/to, a /totals metric ranks by each Post's latest totals (source latest_totals); "
-    "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum).",
+    "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum). A Post "
+    "without the metric is left out, never ranked as 0; a name the catalog does not know ranks when data holds it.",
     tags=["metrics"],
     responses=answers({400: "unknown metric or bad time", 404: "account not registered"}),
 )

@@ -176,7 +176,11 @@ class EndpointStatusOut(_Model):
     unsupported_metrics: list[str] = Field(
         default_factory=list, description="metrics asked for but refused by the API or not served for this Post"
     )
-    refused: list[RefusedMetricOut] = Field(default_factory=list, description="each of unsupported_metrics, with why")
+    refused: list[RefusedMetricOut] | None = Field(
+        default=None,
+        description="each of unsupported_metrics, with why; null in GET /statuses listings (read from an index "
+        "without the reasons: GET /tweets/{id} has them)",
+    )
 
 
 # The outcomes a Post can have (STATUS_OK and every catalog.Reason; a test keeps them equal).

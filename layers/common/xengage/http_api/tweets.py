@@ -106,7 +106,9 @@ def status_out(status: PostStatus) -> EndpointStatusOut:
         last_ok_at=status.last_ok_at,
         next_attempt_at=status.next_attempt_at,
         unsupported_metrics=list(status.unsupported_metrics),
-        refused=[
+        refused=None
+        if status.refusals is None
+        else [
             RefusedMetricOut(metric=metric, reason=reason, message=message)
             for metric, (reason, message) in status.refusals
         ],
