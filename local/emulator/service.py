@@ -112,7 +112,8 @@ class EmulatorService:
         if reply is None:
             try:
                 caller = self._identify(endpoint, uri, headers, body)
-                query = parse_query(endpoint, body, now, self.faults.config.retired_metrics)
+                config = self.faults.config
+                query = parse_query(endpoint, body, now, config.retired_metrics, config.added_metrics)
                 data = answer(self.world, query, caller, now, self.faults.config.bare_number_share)
                 reply = DataReply(200, data, fault=fault)
             except ApiError as error:
