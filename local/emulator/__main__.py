@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--malformed-share", type=float, default=0.0, help="share of calls with truncated JSON")
     parser.add_argument("--bare-number-share", type=float, default=0.0, help="share of values sent as bare numbers")
     parser.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
+    parser.add_argument(
+        "--added-metrics",
+        default="",
+        help="comma-separated engagement types X added since the catalog (served on every endpoint)",
+    )
     return parser
 
 
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             malformed_share=args.malformed_share,
             bare_number_share=args.bare_number_share,
             seed=args.seed,
+            added_metrics=tuple(name.strip() for name in args.added_metrics.split(",") if name.strip()),
         )
         emulator = EmulatorServer(
             world,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -10,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from xengage.api_client.catalog import METRICS_BY_ENDPOINT
+from xengage.api_client.catalog import METRIC_NAME_PATTERN, METRICS_BY_ENDPOINT
 
 
 class Fault(StrEnum):
@@ -32,7 +33,8 @@ class FaultConfig:
     """Shares are probabilities per data call (they add up; their sum must stay <= 1).
 
     `retired_metrics` are engagement types the API no longer accepts (X retiring a metric): a request
-    naming one gets the same 400 as an unknown name, on every endpoint.
+    naming one gets the same 400 as an unknown name, on every endpoint. `added_metrics` are engagement types X
+    added since the catalog was written (lowercase names unknown to it): served on every endpoint, to users' tokens.
     """
 
     rate_429: float = 0.0
@@ -45,9 +47,11 @@ class FaultConfig:
     bare_number_share: float = 0.0  # metric values sent as bare JSON numbers instead of strings (trap 3)
     seed: int = 1
     retired_metrics: tuple[str, ...] = ()
+    added_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retired_metrics", _metric_names(self.retired_metrics))
+        object.__setattr__(self, "added_metrics", _new_metric_names(self.added_metrics))
         shares = {
             "rate_429": self.rate_429,
             "rate_5xx": self.rate_5xx,
@@ -74,7 +78,8 @@ class FaultConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "retired_metrics": list(self.retired_metrics)}
+        names = {"retired_metrics": list(self.retired_metrics), "added_metrics": list(self.added_metrics)}
+        return {**asdict(self), **names}
 
 
 def _metric_names(value: Any) -> tuple[str, ...]:
@@ -86,6 +91,16 @@ def _metric_names(value: Any) -> tuple[str, ...]:
     unknown = [name for name in value if name not in KNOWN_METRICS]
     if unknown:
         raise ValueError(f"unknown engagement type(s) in retired_metrics: {', '.join(unknown)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _new_metric_names(value: Any) -> tuple[str, ...]:
+    """Names X could add: well-formed and not in the catalog already."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"added_metrics must be a list of engagement types, got {value!r}")
+    bad = [name for name in value if name in KNOWN_METRICS or not re.match(METRIC_NAME_PATTERN, name)]
+    if bad:
+        raise ValueError(f"added_metrics must be new, well-formed names: {', '.join(map(repr, bad))}")
     return tuple(dict.fromkeys(value))
 
 

@@ -66,12 +66,16 @@ def _peek(raw_body: bytes, name: str) -> Any:
 
 
 def parse_query(
-    endpoint: Endpoint, raw_body: bytes, now: datetime, retired_metrics: Collection[str] = frozenset()
+    endpoint: Endpoint,
+    raw_body: bytes,
+    now: datetime,
+    retired_metrics: Collection[str] = frozenset(),
+    added_metrics: Collection[str] = (),
 ) -> Query:
     """Validate a request body and resolve its time window; raises ApiError(400) naming the problem.
 
     `retired_metrics` are refused exactly like names the endpoint never served: that is how a client
-    sees X retire a metric.
+    sees X retire a metric. `added_metrics` are served besides the catalog's: how X adds one.
     """
     try:
         data = json.loads(raw_body) if raw_body.strip() else None
@@ -80,7 +84,7 @@ def parse_query(
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object with tweet_ids, engagement_types and groupings")
     tweet_ids = _tweet_ids(endpoint, data.get("tweet_ids"))
-    engagement_types = _engagement_types(endpoint, data.get("engagement_types"), retired_metrics)
+    engagement_types = _engagement_types(endpoint, data.get("engagement_types"), retired_metrics, added_metrics)
     groupings = _groupings(endpoint, data.get("groupings"))
     start = end = None
     if endpoint is Endpoint.HOURLY_28HR:
@@ -103,10 +107,12 @@ def _tweet_ids(endpoint: Endpoint, value: Any) -> tuple[str, ...]:
     return unique
 
 
-def _engagement_types(endpoint: Endpoint, value: Any, retired: Collection[str]) -> tuple[str, ...]:
+def _engagement_types(
+    endpoint: Endpoint, value: Any, retired: Collection[str], added: Collection[str] = ()
+) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ApiError(400, "engagement_types is required: a non-empty array of metric names")
-    allowed = METRICS_BY_ENDPOINT[endpoint]
+    allowed = (*METRICS_BY_ENDPOINT[endpoint], *added)
     unknown = [v for v in value if v not in allowed or v in retired]
     if unknown:
         raise ApiError(400, f"Unsupported engagement types for /{endpoint.value}: {', '.join(unknown)}")

@@ -103,6 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path in ("/oauth/authorize", "/oauth/authenticate"):
             self._authorize(parse_qs(parts.query))
+        elif parts.path == "/2/users/me":
+            self._deliver(self.server.service.users_me(self._uri(), self._headers()))
         elif parts.path == "/_emulator/log":
             self._send_json(200, {"requests": [entry.to_dict() for entry in self.server.service.log]})
         elif parts.path == "/_emulator/world":
@@ -125,8 +127,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- data endpoints ----------------------------------------------------------------------------------
     def _data_call(self, endpoint: Endpoint, body: bytes) -> None:
+        self._deliver(self.server.service.data_call(endpoint, self._uri(), self._headers(), body))
+
+    def _deliver(self, reply: DataReply) -> None:
+        """Send a planned reply of a call to X, after the configured latency and any hang, or reset instead."""
         service = self.server.service
-        reply = service.data_call(endpoint, self._uri(), self._headers(), body)
         latency = service.faults.config.latency_ms / 1000.0
         if latency and self.server.stopping.wait(latency):
             return

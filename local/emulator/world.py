@@ -54,6 +54,7 @@ class User:
     screen_name: str
     access_token: str = field(repr=False)
     access_token_secret: str = field(repr=False)
+    display_name: str | None = None  # the `name` /2/users/me answers; the screen name when None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +113,16 @@ class World:
         self._lock = threading.Lock()
 
     # --- users and tokens -------------------------------------------------------------------------------
-    def add_user(self, user_id: str, screen_name: str, access_token: str, access_token_secret: str) -> User:
-        user = User(user_id, screen_name, access_token, access_token_secret)
+    def add_user(
+        self,
+        user_id: str,
+        screen_name: str,
+        access_token: str,
+        access_token_secret: str,
+        *,
+        display_name: str | None = None,
+    ) -> User:
+        user = User(user_id, screen_name, access_token, access_token_secret, display_name)
         with self._lock:
             self.users[user_id] = user
             self._tokens[access_token] = (access_token_secret, user_id)
@@ -312,12 +321,26 @@ def default_world(now: datetime | None = None) -> World:
     """
     anchor = _hour_floor(now or datetime.now(UTC))
     world = World(DEMO_APP)
-    world.add_user(BRAND_USER_ID, "demo_brand", f"{BRAND_USER_ID}-demoBrandAccessToken", "demo-brand-token-secret")
     world.add_user(
-        CLIENT_USER_ID, "demo_agency_client", f"{CLIENT_USER_ID}-demoClientAccessToken", "demo-client-token-secret"
+        BRAND_USER_ID,
+        "demo_brand",
+        f"{BRAND_USER_ID}-demoBrandAccessToken",
+        "demo-brand-token-secret",
+        display_name="Demo Brand",
     )
     world.add_user(
-        UNRELATED_USER_ID, "demo_unrelated", f"{UNRELATED_USER_ID}-demoOtherAccessToken", "demo-other-token-secret"
+        CLIENT_USER_ID,
+        "demo_agency_client",
+        f"{CLIENT_USER_ID}-demoClientAccessToken",
+        "demo-client-token-secret",
+        display_name="Demo Agency Client",
+    )
+    world.add_user(
+        UNRELATED_USER_ID,
+        "demo_unrelated",
+        f"{UNRELATED_USER_ID}-demoOtherAccessToken",
+        "demo-other-token-secret",
+        display_name="Demo Unrelated",
     )
     for owner, age, state, has_video in _DEMO_POSTS:
         world.add_post(owner, anchor - age, state=state, has_video=has_video)

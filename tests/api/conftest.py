@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
-from local.emulator import DEMO_APP, EmulatorServer, default_world
+from local.emulator import DEMO_APP, EmulatorServer, World, default_world
 from tests.api.events import rest_event
 from tests.aws_fixtures import FAKE_APP_SECRET, AwsResources, create_resources
 from tests.conftest import FAKE_AWS_ENV, FakeLambdaContext, _clear_library_caches
+from xengage.api_client.credentials import AppCredentials
 
 
 @dataclass
@@ -34,12 +35,13 @@ class ApiReply:
 class ApiCaller:
     """Sends REST proxy events to functions/api/api.py's lambda_handler, as API Gateway would."""
 
-    def __init__(self, resources: AwsResources) -> None:
+    def __init__(self, resources: AwsResources, x_world: World | None = None) -> None:
         from functions.api.api import lambda_handler
         from xengage.http_api import context
 
         context.reset()
         self.resources = resources
+        self.x_world = x_world  # the emulator's World behind X_API_URL: where put_account makes tokens known
         self._handler = lambda_handler
         self.remaining_millis = 29_000  # what Lambda says is left when the handler starts (Timeout 29 s)
 
@@ -55,6 +57,11 @@ class ApiCaller:
     def put_account(
         self, user_id: str, screen_name: str = "someone", token: str = "tok", secret: str = "sec"
     ) -> ApiReply:
+        """PUT the tokens, first made known to X (the emulator) as the tokens of `user_id`, whose @handle it is."""
+        if self.x_world is not None:
+            known = self.x_world.users.get(user_id)
+            display_name = known.display_name if known else None
+            self.x_world.add_user(user_id, screen_name, token, secret, display_name=display_name)
         body = {"screen_name": screen_name, "access_token": token, "access_token_secret": secret}
         return self("PUT", f"/accounts/{user_id}", body=body)
 
@@ -106,9 +113,19 @@ def aws(module_aws: AwsResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     _clear_library_caches()
 
 
+@pytest.fixture(scope="module")
+def accounts_x() -> Iterator[EmulatorServer]:
+    """X for the `api` fixture: knows the tests' fake app keys, and the tokens put_account registers."""
+    with EmulatorServer(world=World(AppCredentials(**FAKE_APP_SECRET)), port=0) as server:
+        yield server
+
+
 @pytest.fixture
-def api(aws: AwsResources) -> Iterator[ApiCaller]:
-    caller = ApiCaller(aws)
+def api(aws: AwsResources, accounts_x: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiCaller]:
+    """The API with the fake app keys; PUT /accounts checks tokens at `accounts_x`."""
+    monkeypatch.setenv("X_API_URL", accounts_x.url)
+    accounts_x.reset_faults()
+    caller = ApiCaller(aws, accounts_x.world)
     yield caller
     from xengage.http_api import context
 
@@ -147,12 +164,13 @@ def live_api(aws: AwsResources, emulator: EmulatorServer, monkeypatch: pytest.Mo
             }
         ),
     )
-    caller = ApiCaller(aws)
+    caller = ApiCaller(aws, emulator.world)
     yield caller
     from xengage.http_api import context
 
     context.reset()
     emulator.reset_faults()
+    emulator.restore_credentials()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -16,8 +16,10 @@ def secret_json(name: str) -> dict[str, str]:
 
 
 def test_put_account_stores_tokens_in_its_secret_and_never_echoes_them(api: ApiCaller, api_log: io.StringIO) -> None:
-    # Given an account's tokens from the developer portal
+    # Given an account's tokens from the developer portal, which X knows as @brand's
     body = {"screen_name": "brand", "access_token": "AT-sentinel-1234", "access_token_secret": "ATS-sentinel-5678"}
+    assert api.x_world is not None
+    api.x_world.add_user("6253282", "brand", "AT-sentinel-1234", "ATS-sentinel-5678")
 
     # When they are registered
     reply = api("PUT", "/accounts/6253282", body=body)

@@ -116,8 +116,9 @@ def test_posts_the_tokens_do_not_own_come_back_not_owned(live_api: ApiCaller, em
 def test_rejected_tokens_are_409_and_mark_the_account_needs_reauth(
     live_api: ApiCaller, emulator: EmulatorServer
 ) -> None:
-    # Given an account registered with tokens X does not know
-    live_api.put_account(BRAND_USER_ID, "demo_brand", token="revoked-token", secret="revoked-secret")
+    # Given an account registered with its tokens, which the account then revoked at X
+    register_brand(live_api, emulator)
+    emulator.revoke_user_tokens(BRAND_USER_ID)
 
     # When a live /28hr query uses them
     reply = live_api(
@@ -131,7 +132,7 @@ def test_rejected_tokens_are_409_and_mark_the_account_needs_reauth(
     account = live_api("GET", f"/accounts/{BRAND_USER_ID}").json()
     assert account["status"] == "needs_reauth"
     assert account["last_error"]
-    assert "revoked" not in reply.text
+    assert "demoBrandAccessToken" not in reply.text
 
 
 def test_a_live_query_spends_the_allowance_the_collectors_share_and_waits_its_turn(

@@ -21,7 +21,7 @@ from xengage.api_client import (
     UserContextRequired,
     UserTokens,
 )
-from xengage.api_client.catalog import PUBLIC_TOTALS_METRICS
+from xengage.api_client.catalog import PUBLIC_TOTALS_METRICS, Refusal
 
 pytestmark = pytest.mark.integration
 
@@ -211,12 +211,14 @@ def test_unsupported_metrics_are_flagged_and_post_only_unsupported_when_nothing_
     # Then the Post stays ok with video_views unsupported (and its placeholder "0" dropped)
     post = mixed.posts[video_too_old]
     assert post.ok and post.unsupported_metrics == {"video_views"}
+    assert post.refusals["video_views"].reason is Refusal.OVER_1800_DAYS
     assert "favorites" in post.totals and "video_views" not in post.totals
     # When only impressions are asked for a Post past 90 days
     only = client.totals([past_90], engagement_types=["impressions"], user=brand)
     # Then nothing it asked could be served: unsupported_metric
     assert only.posts[past_90].status == Reason.UNSUPPORTED_METRIC.value
     assert only.posts[past_90].unsupported_metrics == {"impressions"}
+    assert only.posts[past_90].refusals["impressions"].reason is Refusal.OVER_90_DAYS
 
 
 # --- transient failures --------------------------------------------------------------------------------

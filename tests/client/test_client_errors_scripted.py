@@ -20,6 +20,8 @@ from xengage.api_client import (
     RetryPolicy,
     UserTokens,
 )
+from xengage.api_client.catalog import Refusal
+from xengage.api_client.models import RefusedMetric
 
 _client = scripted_client
 _per_tweet = per_tweet
@@ -90,6 +92,10 @@ def test_forbidden_metrics_with_owner_tokens_are_dropped_and_flagged(
     # Then the call is repeated without impressions and the Post says impressions were not served
     assert json.loads(adapter.sent[1].body or b"")["engagement_types"] == ["favorites"]
     assert result.posts["7"].ok and result.posts["7"].unsupported_metrics == {"impressions"}
+    # And why: the API refused it, in its words
+    assert result.posts["7"].refusals == {
+        "impressions": RefusedMetric(Refusal.REFUSED_BY_API, "Forbidden to access metrics: impressions")
+    }
 
 
 def test_metrics_refused_to_the_bearer_token_are_reported_not_blamed_on_credentials(app: AppCredentials, clock) -> None:
@@ -123,6 +129,8 @@ def test_ids_missing_from_a_200_fail_and_unsupported_ones_are_flagged(
     client, _ = _client(app, clock, [(200, answer)])
     result = client.totals(["1", "2", "3"], user=owner, engagement_types=["impressions", "favorites"])
     assert result.posts["1"].ok and result.posts["1"].unsupported_metrics == {"impressions"}
+    # And why: over 90 days, in the answer's own words
+    assert result.posts["1"].refusals == {"impressions": RefusedMetric(Refusal.OVER_90_DAYS, answer["errors"][0])}
     assert result.posts["2"].totals == {"impressions": 5, "favorites": 1}
     assert result.posts["3"].status == Reason.FAILED.value and "missing" in (result.posts["3"].reason or "")
     assert result.errors == answer["errors"]

@@ -257,6 +257,7 @@ def test_a_metric_the_api_refuses_is_recorded_and_not_asked_again(aws):
     # Then the refusal is kept for the endpoint, the Post's status names the metric, and it is not asked again
     assert app_state_dal().get().refused_metrics == {Endpoint.HOURLY_28HR: {"media_views": refusal}}
     assert deps.statuses.get_statuses(ids[0])[0].unsupported_metrics == ("media_views",)
+    assert deps.statuses.get_statuses(ids[0])[0].refusals == (("media_views", ("refused_by_api", refusal)),)
     assert client.calls[0].engagement_types is None
     assert client.calls[1].engagement_types is not None and "media_views" not in client.calls[1].engagement_types
     assert "impressions" in client.calls[1].engagement_types

@@ -9,8 +9,12 @@ Names are the ones template.yaml sets (docs/DESIGN.md, "Template logical ids and
 
 import functools
 import os
+import re
+from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from xengage.api_client.catalog import METRIC_NAME_PATTERN, Endpoint
 
 
 class SharedSettings(BaseModel):
@@ -67,6 +71,54 @@ class ApiSettings(SharedSettings, UsageSettings, JobsSettings):
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
+# `EXTRA_ENGAGEMENT_TYPES` entries: `name` (every endpoint), or `scope:name` with one of these scopes.
+EXTRA_SCOPES: Final[dict[str, tuple[Endpoint, ...]]] = {
+    "totals": (Endpoint.TOTALS,),
+    "28hr": (Endpoint.HOURLY_28HR,),
+    "historical": (Endpoint.HISTORICAL,),
+    "series": (Endpoint.HOURLY_28HR, Endpoint.HISTORICAL),
+}
+_METRIC_NAME: Final = re.compile(METRIC_NAME_PATTERN)
+
+
+class CatalogSettings(BaseModel):
+    """Engagement types X added after this release (template `ExtraEngagementTypes`): asked, stored and served like
+    the catalog's own. Comma-separated `name` (every endpoint) or `totals:`/`28hr:`/`historical:`/`series:name`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
+
+    extra_engagement_types: dict[Endpoint, tuple[str, ...]] = Field(
+        default_factory=dict, alias="EXTRA_ENGAGEMENT_TYPES"
+    )
+
+    @field_validator("extra_engagement_types", mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        return parse_extra_engagement_types(value) if isinstance(value, str) else value
+
+
+def parse_extra_engagement_types(text: str) -> dict[Endpoint, tuple[str, ...]]:
+    """`"series:video_completions, totals:bookmarks"` -> per endpoint, the names in the order given."""
+    extras: dict[Endpoint, dict[str, None]] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        scope, _, name = entry.rpartition(":")
+        endpoints = EXTRA_SCOPES.get(scope) if scope else tuple(Endpoint)
+        if endpoints is None:
+            raise ValueError(f"{entry!r}: the scope is one of {', '.join(EXTRA_SCOPES)} (or none: every endpoint)")
+        if not _METRIC_NAME.match(name):
+            raise ValueError(f"{entry!r}: an engagement type is lowercase letters, digits and _ (at most 64)")
+        for endpoint in endpoints:
+            extras.setdefault(endpoint, {})[name] = None
+    return {endpoint: tuple(names) for endpoint, names in extras.items()}
+
+
+@functools.cache
+def catalog_settings() -> CatalogSettings:
+    return CatalogSettings.model_validate(dict(os.environ))
+
+
 @functools.cache
 def shared_settings() -> SharedSettings:
     return SharedSettings.model_validate(dict(os.environ))
@@ -99,5 +151,13 @@ def api_settings() -> ApiSettings:
 
 def clear_settings_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, jobs_settings, api_settings):
+    for parse in (
+        shared_settings,
+        queue_settings,
+        planner_settings,
+        collector_settings,
+        jobs_settings,
+        api_settings,
+        catalog_settings,
+    ):
         parse.cache_clear()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from xengage.api_client.pacing import Pacer
     from xengage.api_client.parsing import parse_response
     from xengage.api_client.retry import RetryPolicy
+    from xengage.api_client.users import TokensRejected, VerificationUnavailable, XUser, fetch_me
 
 _SUBMODULE_OF: Final = {
     **dict.fromkeys(("DEFAULT_BASE_URL", "STATUS_OK", "Endpoint", "ErrorKind", "Reason"), "catalog"),
@@ -52,6 +53,7 @@ _SUBMODULE_OF: Final = {
     "Pacer": "pacing",
     "parse_response": "parsing",
     "RetryPolicy": "retry",
+    **dict.fromkeys(("TokensRejected", "VerificationUnavailable", "XUser", "fetch_me"), "users"),
 }
 
 
@@ -84,8 +86,12 @@ __all__ = [
     "RequestValidationError",
     "RetriesExhausted",
     "RetryPolicy",
+    "TokensRejected",
     "UserAuthError",
     "UserContextRequired",
     "UserTokens",
+    "VerificationUnavailable",
+    "XUser",
+    "fetch_me",
     "parse_response",
 ]

@@ -10,11 +10,9 @@ from typing import Any, Final
 from xengage.api_client.catalog import (
     HISTORICAL_LOOKBACK,
     HISTORICAL_MAX_WINDOW,
-    METRICS_BY_ENDPOINT,
     PUBLIC_TOTALS_METRICS,
-    TIME_SERIES_METRICS,
-    TOTALS_METRICS,
     Endpoint,
+    metrics_for,
 )
 from xengage.api_client.errors import RequestValidationError
 from xengage.timeutil import ceil_hour, floor_hour
@@ -49,17 +47,18 @@ def normalize_tweet_ids(tweet_ids: Iterable[str | int]) -> list[str]:
 
 
 def resolve_metrics(endpoint: Endpoint, engagement_types: Sequence[str] | None, *, has_user: bool) -> list[str]:
-    """The metrics to ask for: the catalog default when none are given, else the validated, deduplicated list."""
+    """The metrics to ask for: the catalog default when none are given, else the validated, deduplicated list.
+    Engagement types added by configuration (`catalog.extra_metrics`) are in the default of user-context calls."""
     if engagement_types is None:
-        if endpoint is Endpoint.TOTALS:
-            return list(TOTALS_METRICS if has_user else PUBLIC_TOTALS_METRICS)
-        return list(TIME_SERIES_METRICS)
+        if endpoint is Endpoint.TOTALS and not has_user:
+            return list(PUBLIC_TOTALS_METRICS)
+        return list(metrics_for(endpoint))
     if isinstance(engagement_types, str):
         raise RequestValidationError("engagement_types must be a list of metric names, not a single string")
     metrics = list(dict.fromkeys(engagement_types))
     if not metrics:
         raise RequestValidationError("engagement_types is empty: give at least one metric or None for the default")
-    allowed = METRICS_BY_ENDPOINT[endpoint]
+    allowed = metrics_for(endpoint)
     unknown = [metric for metric in metrics if metric not in allowed]
     if unknown:
         raise RequestValidationError(

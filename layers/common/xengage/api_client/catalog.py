@@ -79,6 +79,15 @@ REASON_KINDS: Final[dict[Reason, ErrorKind]] = {
 }
 
 
+class Refusal(StrEnum):
+    """Why a metric asked for a Post was not served (the Post may still be `ok` with its other metrics)."""
+
+    OVER_90_DAYS = "over_90_days"  # /totals impressions, engagements: unsupported_for_impressions_engagements_tweet_ids
+    OVER_1800_DAYS = "over_1800_days"  # video_views: unsupported_for_video_views_tweet_ids
+    REFUSED_BY_API = "refused_by_api"  # the engagement type was refused (not offered, retired): the API's words
+    UNKNOWN = "unknown"  # stored before the reasons were kept (only the names are known)
+
+
 STATUS_OK: Final = "ok"
 
 MAX_IDS_PER_CALL: Final[dict[Endpoint, int]] = {
@@ -116,6 +125,27 @@ METRICS_BY_ENDPOINT: Final[dict[Endpoint, tuple[str, ...]]] = {
     Endpoint.HOURLY_28HR: TIME_SERIES_METRICS,
     Endpoint.HISTORICAL: TIME_SERIES_METRICS,
 }
+
+# What an engagement type's name looks like (the catalog's and any X adds: EXTRA_ENGAGEMENT_TYPES, stored names).
+METRIC_NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def extra_metrics(endpoint: Endpoint) -> tuple[str, ...]:
+    """Engagement types X added since this release, configured for the deployment (`EXTRA_ENGAGEMENT_TYPES`)."""
+    from xengage.settings import catalog_settings  # parsed once per process; imported here: no import cycle
+
+    documented = METRICS_BY_ENDPOINT[endpoint]
+    return tuple(m for m in catalog_settings().extra_engagement_types.get(endpoint, ()) if m not in documented)
+
+
+def metrics_for(endpoint: Endpoint) -> tuple[str, ...]:
+    """Every engagement type the endpoint takes here: the documented ones, then the configured extras."""
+    return METRICS_BY_ENDPOINT[endpoint] + extra_metrics(endpoint)
+
+
+def all_metrics() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for endpoint in Endpoint for name in metrics_for(endpoint)))
+
 
 GROUP_BY_BY_ENDPOINT: Final[dict[Endpoint, frozenset[str]]] = {
     Endpoint.TOTALS: frozenset({"tweet.id", "engagement.type"}),

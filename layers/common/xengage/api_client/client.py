@@ -33,7 +33,7 @@ from xengage.api_client.batching import (
     normalize_tweet_ids,
     resolve_metrics,
 )
-from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason
+from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint, Reason, Refusal
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import (
@@ -59,6 +59,23 @@ REQUEST_HEADERS: Final = {
 }
 VIDEO_METRICS: Final = frozenset({"video_views"})
 IMPRESSIONS_METRICS: Final = frozenset({"impressions", "engagements"})
+# What a Post listed in an answer's unsupported_for_* ids was refused, and the words used when `errors` has none.
+AGE_LIMITS: Final = (
+    (
+        "unsupported_for_video_views_tweet_ids",
+        VIDEO_METRICS,
+        Refusal.OVER_1800_DAYS,
+        "video views are not served for Posts older than 1,800 days",
+        re.compile(r"video", re.IGNORECASE),
+    ),
+    (
+        "unsupported_for_impressions_engagements_tweet_ids",
+        IMPRESSIONS_METRICS,
+        Refusal.OVER_90_DAYS,
+        "impressions and engagements are not served for Posts older than 90 days",
+        re.compile(r"impressions.*90 days", re.IGNORECASE),
+    ),
+)
 
 _FORBIDDEN_TWEETS = re.compile(r"Forbidden to access tweets(?: for author id \d+)?\s*:\s*(?P<ids>.*)", re.IGNORECASE)
 _FORBIDDEN_METRICS = re.compile(r"Forbidden to access metrics\s*:\s*(?P<names>.*)", re.IGNORECASE)
@@ -386,7 +403,7 @@ class EngagementClient:
         for metric in refused:
             run.result.refused_metrics[metric] = message
         for post in run.result.posts.values():
-            post.unsupported_metrics |= refused
+            post.refuse(sorted(refused), Refusal.REFUSED_BY_API, message)
         if not run.metrics:
             self._mark(run, list(run.result.posts), Reason.UNSUPPORTED_METRIC, message)
             return _Verdict.DONE, []
@@ -424,13 +441,7 @@ class EngagementClient:
         unavailable, not_owned = set(parsed.unavailable_tweet_ids), _forbidden_tweet_ids(parsed.errors)
         self._mark(run, [i for i in probe if i in unavailable], Reason.UNAVAILABLE, "listed in unavailable_tweet_ids")
         self._mark(run, [i for i in probe if i in not_owned], Reason.NOT_OWNED, _first(parsed.errors, "Forbidden"))
-        for listed, metrics in (
-            (parsed.unsupported_for_video_views_tweet_ids, VIDEO_METRICS),
-            (parsed.unsupported_for_impressions_engagements_tweet_ids, IMPRESSIONS_METRICS),
-        ):
-            for tweet_id in asked.intersection(listed):
-                result.posts[tweet_id].unsupported_metrics |= metrics & set(run.metrics)
-                run.listed_unsupported.add(tweet_id)
+        self._refuse_listed(run, asked, parsed)
         for tweet_id, data in parsed.posts.items():
             if tweet_id not in asked:
                 logger.warning("/%s answered for Tweet id %s it was not asked about", run.endpoint.value, tweet_id)
@@ -440,6 +451,18 @@ class EngagementClient:
             post = result.posts[tweet_id]
             if post.ok and tweet_id not in parsed.posts and tweet_id not in run.listed_unsupported:
                 post.mark(Reason.FAILED, "missing from the API answer")
+
+    @staticmethod
+    def _refuse_listed(run: _Run, asked: set[str], parsed: ParsedResponse) -> None:
+        """Posts an answer lists as too old for some metrics: those metrics are refused, in the API's words when its
+        `errors` say why (else the documented limit)."""
+        for field_name, metrics, reason, default, wording in AGE_LIMITS:
+            listed = asked.intersection(getattr(parsed, field_name))
+            refused = sorted(metrics.intersection(run.metrics))
+            message = next((m for m in parsed.errors if wording.search(m)), default)
+            for tweet_id in listed:
+                run.result.posts[tweet_id].refuse(refused, reason, message)
+                run.listed_unsupported.add(tweet_id)
 
     def _finish(self, run: _Run) -> None:
         """A Post listed as unsupported that got nothing it asked for is `unsupported_metric`."""

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason, Refusal
 
 RATE_LIMIT: Final = "rate_limit"
 DEADLINE: Final = "deadline"
 TRANSIENT: Final = "transient"
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedMetric:
+    """Why one metric asked for a Post was not served: a `catalog.Refusal` and the words that say so."""
+
+    reason: Refusal
+    message: str
 
 
 @dataclass(slots=True)
@@ -29,6 +38,7 @@ class PostMetrics:
     hourly: dict[datetime, dict[str, int]] = field(default_factory=dict)
     daily: dict[str, dict[str, int]] = field(default_factory=dict)  # "YYYY-MM-DD" -> metric -> value
     unsupported_metrics: set[str] = field(default_factory=set)  # asked for but not served for this Post
+    refusals: dict[str, RefusedMetric] = field(default_factory=dict)  # metric -> why (see `refuse`)
     retry_at: datetime | None = None  # rate_limited / deferred: when the API will take the next attempt
     # Why it is pending: "rate_limit" (the minute's allowance), "deadline" (no time left to ask), or "transient"
     # (the API kept failing): only the last counts as a failed attempt.
@@ -37,6 +47,12 @@ class PostMetrics:
     def mark(self, reason: Reason, message: str) -> None:
         self.status = reason.value
         self.reason = message
+
+    def refuse(self, metrics: Iterable[str], reason: Refusal, message: str) -> None:
+        """These metrics were asked and not served: kept in `unsupported_metrics`, each with its first reason."""
+        for metric in metrics:
+            self.unsupported_metrics.add(metric)
+            self.refusals.setdefault(metric, RefusedMetric(reason, message))
 
     def defer(self, reason: Reason, message: str, retry_at: datetime, *, cause: str) -> None:
         """Not (wholly) fetched in this run for a transient cause: the work is handed on, to try at `retry_at`."""

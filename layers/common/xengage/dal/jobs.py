@@ -82,7 +82,7 @@ class JobPost:
     status: str = QUEUED
     reason: str | None = None
     metrics: dict[str, int] = field(default_factory=dict)  # /totals values
-    refused_metrics: dict[str, str] = field(default_factory=dict)  # asked, not served: metric -> why
+    refused_metrics: dict[str, dict[str, str]] = field(default_factory=dict)  # metric -> {reason, message}
     first_hour: str | None = None  # time series: the hours stored for it by this job
     last_hour: str | None = None
     through: str | None = None  # /historical: the end of the last window stored

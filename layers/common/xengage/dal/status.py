@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from boto3.dynamodb.conditions import Key
 
-from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason
+from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason, Refusal
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.paging import Page, decode_cursor, encode_cursor, query_pages
 from xengage.dal.updates import ItemUpdate
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 KNOWN_STATUSES: Final = frozenset({STATUS_OK, *(reason.value for reason in Reason)})
 _STATUS_CURSOR_KEYS: Final = frozenset({"pk", "sk", "status_pk", "status_sk"})
 MARKER_PREFIX: Final = "DUE#"
+# A metric listed in `unsupported_metrics` by a version that kept no reasons.
+UNKNOWN_REFUSAL: Final = (Refusal.UNKNOWN.value, "refused before this version kept the reasons")
+REFUSAL_CODES: Final = frozenset(refusal.value for refusal in Refusal)
+# metric -> (a catalog.Refusal value, the words that say why)
+Refusals = tuple[tuple[str, tuple[str, str]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +45,13 @@ class PostStatus:
     last_ok_at: str | None = None
     next_attempt_at: str | None = None  # rate_limited / deferred: when the handed-on work is tried again
     unsupported_metrics: tuple[str, ...] = ()  # asked for but refused or not served for this Post
+    # Each of unsupported_metrics with why, in name order; None when read from StatusIndex, which does not project
+    # `unsupported_reasons` (a GSI's projection cannot change on a deployed table without renaming the index).
+    refusals: Refusals | None = ()
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> PostStatus:
+    def from_item(cls, item: Mapping[str, Any], *, with_reasons: bool = True) -> PostStatus:
+        unsupported = tuple(sorted(item.get("unsupported_metrics") or ()))
         return cls(
             tweet_id=item["tweet_id"],
             endpoint=Endpoint(item["endpoint"]),
@@ -54,20 +63,22 @@ class PostStatus:
             first_ok_at=item.get("first_ok_at"),
             last_ok_at=item.get("last_ok_at"),
             next_attempt_at=item.get("next_attempt_at"),
-            unsupported_metrics=tuple(sorted(item.get("unsupported_metrics") or ())),
+            unsupported_metrics=unsupported,
+            refusals=stored_refusals(unsupported, item.get("unsupported_reasons")) if with_reasons else None,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
     """A Post's outcome to record: `next_attempt_at` only with a pending status (or `usage_capped`),
-    `unsupported_metrics` when some."""
+    `unsupported_metrics` when some, with why (`refusals`)."""
 
     status: str
     at: str
     message: str | None = None
     next_attempt_at: str | None = None
     unsupported_metrics: tuple[str, ...] = ()
+    refusals: Refusals = ()
 
     def __post_init__(self) -> None:
         if self.status not in KNOWN_STATUSES:
@@ -82,6 +93,7 @@ class StatusChange:
             message=post.reason,
             next_attempt_at=to_iso(post.retry_at) if post.retry_at and _rescheduled(post) else None,
             unsupported_metrics=tuple(sorted(set(post.unsupported_metrics))),
+            refusals=tuple(sorted((m, (why.reason.value, why.message)) for m, why in post.refusals.items())),
         )
 
     def add_to(self, update: ItemUpdate, tweet_id: str) -> None:
@@ -100,6 +112,8 @@ class StatusChange:
             update.set("message", self.message or self.status)
         update.set_or_remove("next_attempt_at", self.next_attempt_at)
         update.set_or_remove("unsupported_metrics", sorted(set(self.unsupported_metrics)) or None)
+        reasons = {metric: {"reason": reason, "message": message} for metric, (reason, message) in self.refusals}
+        update.set_or_remove("unsupported_reasons", reasons or None)
 
 
 class StatusDal:
@@ -161,9 +175,22 @@ class StatusDal:
             kwargs["ExclusiveStartKey"] = start
         response = self.table.query(**kwargs)
         return Page(
-            items=[PostStatus.from_item(item) for item in response.get("Items", [])],
+            items=[PostStatus.from_item(item, with_reasons=False) for item in response.get("Items", [])],
             cursor=encode_cursor(response.get("LastEvaluatedKey")),
         )
+
+
+def stored_refusals(unsupported: Iterable[str], reasons: Any) -> Refusals:
+    """Each unsupported metric with its stored reason; items written before reasons were kept have only the names."""
+    kept = reasons if isinstance(reasons, Mapping) else {}
+    out: list[tuple[str, tuple[str, str]]] = []
+    for metric in sorted(set(unsupported) | set(kept)):
+        why = kept.get(metric)
+        if isinstance(why, Mapping) and why.get("reason") in REFUSAL_CODES:
+            out.append((metric, (str(why["reason"]), str(why.get("message") or ""))))
+        else:
+            out.append((metric, UNKNOWN_REFUSAL))
+    return tuple(out)
 
 
 def _rescheduled(post: PostMetrics) -> bool:

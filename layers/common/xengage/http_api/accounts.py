@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from http import HTTPStatus
+from typing import Annotated, Any, Final
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.credentials import UserTokens
+from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
 from xengage.dal import secrets
 from xengage.dal.registry import Account
 from xengage.http_api import context, cursors
-from xengage.http_api.errors import answers, not_found
+from xengage.http_api.errors import ApiError, answers, not_found
 from xengage.http_api.models import AccountOut, AccountPage, AccountTokensIn
 from xengage.http_api.params import CursorQuery, UserIdPath
 from xengage.observability import logger
@@ -20,6 +23,17 @@ from xengage.timeutil import to_iso, utc_now
 router = Router()
 
 ERRORS = answers({404: "account not registered (account_not_found)"})
+# What checking tokens at X (GET /2/users/me) can answer: PUT /accounts and the OAuth callback document these.
+TOKENS_REJECTED: Final = "tokens_rejected"
+TOKEN_USER_MISMATCH: Final = "token_user_mismatch"
+X_UNAVAILABLE: Final = "x_unavailable"
+VERIFY_ERRORS: Final = {
+    400: "X refused the access token and secret (tokens_rejected)",
+    409: "the tokens belong to another X user than the one named; the message names both ids (token_user_mismatch)",
+    503: "X did not answer whose tokens they are (x_unavailable, with Retry-After), or it refused the app's "
+    "credentials (app_credentials_refused); nothing was stored",
+}
+VERIFY_RESERVE_SECONDS: Final = 3.0  # after X answers: store the secret and the registry row, then answer
 
 
 def account_out(account: Account) -> AccountOut:
@@ -44,6 +58,48 @@ def register_account(tokens: UserTokens) -> Account:
     return account
 
 
+def verified(tokens: UserTokens, user_id: str, *, again: str = "try again") -> UserTokens:
+    """Ask X whose tokens they are (GET /2/users/me) before anything is stored; X's @handle replaces the given one.
+
+    Refused tokens, tokens of another user and an X that does not answer are all errors: nothing is stored then.
+    """
+    # Imported here: requests and oauthlib load with the routes that call X, not with every cold start of the API.
+    from xengage.api_client.users import TokensRejected, VerificationUnavailable, fetch_me
+
+    settings = context.settings()
+    app = secrets.load_app_credentials(settings.app_secret_arn)
+    try:
+        user = fetch_me(app, tokens, base_url=settings.x_api_url, deadline=verify_deadline())
+    except TokensRejected as exc:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, TOKENS_REJECTED, f"{exc}: get new tokens for account {user_id}; nothing was stored"
+        ) from None
+    except VerificationUnavailable as exc:
+        raise x_unavailable(exc.retry_after, f"{exc}; nothing was stored, {again}") from None
+    if user.id != user_id:
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            TOKEN_USER_MISMATCH,
+            f"the tokens belong to X user {user.id} (@{user.username}), not to user {user_id}; nothing was stored",
+        )
+    logger.info("tokens verified at X", extra={"account_id": user_id})
+    return dataclasses.replace(tokens, user_id=user.id, screen_name=user.username)
+
+
+def x_unavailable(retry_after: float, message: str) -> ApiError:
+    seconds = max(1, round(retry_after))
+    return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, X_UNAVAILABLE, message, headers={"Retry-After": str(seconds)})
+
+
+def verify_deadline() -> Deadline:
+    """API Gateway's 29 s, or the function's remaining time if shorter, less what follows the call to X."""
+    remaining_millis = API_GATEWAY_TIMEOUT_SECONDS * 1000
+    lambda_context: Any = getattr(router, "lambda_context", None)
+    if hasattr(lambda_context, "get_remaining_time_in_millis"):
+        remaining_millis = min(remaining_millis, lambda_context.get_remaining_time_in_millis())
+    return Deadline.from_remaining_millis(int(remaining_millis), reserve_seconds=VERIFY_RESERVE_SECONDS)
+
+
 def require_account(user_id: str) -> Account:
     account = context.registry().get_account(user_id)
     if account is None:
@@ -53,9 +109,9 @@ def require_account(user_id: str) -> Account:
 
 @router.put(
     "/accounts/<user_id>",
-    summary="Register or update an account's OAuth tokens",
+    summary="Register or update an account's OAuth tokens, once X confirms they are this user's",
     tags=["accounts"],
-    responses=answers(ok="the account, active", with_body=True),
+    responses=answers(VERIFY_ERRORS, ok="the account, active, with the @handle X returned", with_body=True),
 )
 def put_account(user_id: UserIdPath, body: AccountTokensIn) -> AccountOut:
     tokens = UserTokens(
@@ -64,7 +120,7 @@ def put_account(user_id: UserIdPath, body: AccountTokensIn) -> AccountOut:
         user_id=user_id,
         screen_name=body.screen_name,
     )
-    return account_out(register_account(tokens))
+    return account_out(register_account(verified(tokens, user_id)))
 
 
 @router.get("/accounts/<user_id>", summary="Read an account", tags=["accounts"], responses=ERRORS)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 
-from xengage.api_client.catalog import METRICS_BY_ENDPOINT
+from xengage.api_client.catalog import Endpoint, metrics_for
 from xengage.http_api.errors import ApiError, answers
 
 router = Router()
@@ -50,8 +50,9 @@ def static_text(name: str) -> str:
 
 @functools.cache
 def page() -> str:
-    """The page, with the metric names of each endpoint from the catalog (its pickers), escaped as an attribute."""
-    names = {endpoint.value: list(metrics) for endpoint, metrics in METRICS_BY_ENDPOINT.items()}
+    """The page, with the metric names of each endpoint from the catalog and its configured extras (its pickers),
+    escaped as an attribute. The script adds names it finds in the stored points it reads."""
+    names = {endpoint.value: list(metrics_for(endpoint)) for endpoint in Endpoint}
     return static_text(PAGE).replace("{{METRICS}}", html.escape(json.dumps(names), quote=True))
 
 

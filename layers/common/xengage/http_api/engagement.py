@@ -39,6 +39,7 @@ from xengage.http_api.models import (
     LiveQueryIn,
     LiveQueryOut,
     MetricPoint,
+    RefusedMetricOut,
 )
 from xengage.http_api.params import check_historical_window, metric_names, parse_range
 from xengage.observability import count, logger
@@ -121,18 +122,30 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
         registry.settle(post.tweet_id, result.endpoint, status=change, part=part)
 
 
+def refused_out(post: PostMetrics) -> list[RefusedMetricOut] | None:
+    """The metrics asked and not served for this Post, with why (None when all were)."""
+    refused = [
+        RefusedMetricOut(metric=metric, reason=why.reason.value, message=why.message)
+        for metric, why in sorted(post.refusals.items())
+    ]
+    return refused or None
+
+
 def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
     from xengage.pipeline.collector import post_hours
 
     if not (post.ok or post.pending):
-        return LivePostResult(status=post.status, reason=post.reason)
+        return LivePostResult(status=post.status, reason=post.reason, refused=refused_out(post))
     pending = (
         {"reason": post.reason, "next_attempt_at": to_iso(post.retry_at)} if post.pending and post.retry_at else {}
     )
+    refused = refused_out(post)
     if endpoint is Endpoint.TOTALS:
-        return LivePostResult(status=post.status, metrics=dict(post.totals) or None, **pending)
+        return LivePostResult(status=post.status, metrics=dict(post.totals) or None, refused=refused, **pending)
     points = [MetricPoint(at=to_iso(hour), metrics=dict(values)) for hour, values in post_hours(post)]
-    return LivePostResult(status=post.status, metrics=dict(post.totals) or None, points=points or None, **pending)
+    return LivePostResult(
+        status=post.status, metrics=dict(post.totals) or None, points=points or None, refused=refused, **pending
+    )
 
 
 def live_deadline() -> Deadline:

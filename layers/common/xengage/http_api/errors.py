@@ -34,11 +34,14 @@ if TYPE_CHECKING:
 class ApiError(Exception):
     """An answer other than success, with the HTTP status and a machine-readable code."""
 
-    def __init__(self, status: HTTPStatus, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After of a 503
         self.extra = extra  # documented fields beside `error` (e.g. account_id of AccountErrorResponse)
 
 
@@ -118,7 +121,7 @@ def _register_request_errors(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -23,7 +23,7 @@ from xengage.dal.jobs import QUEUED, Job, JobPost, JobsDal
 from xengage.dal.queue import MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, SendFailed
 from xengage.http_api import context, cursors
 from xengage.http_api.errors import ApiError, answers
-from xengage.http_api.models import JobOut, JobProgress, LivePostResult, MetricPoint
+from xengage.http_api.models import JobOut, JobProgress, LivePostResult, MetricPoint, RefusedMetricOut
 from xengage.http_api.params import CursorQuery
 from xengage.observability import count, logger
 from xengage.timeutil import floor_minute, to_iso, utc_now
@@ -149,7 +149,9 @@ def progress_of(counts: dict[str, int], total: int) -> JobProgress:
 
 def result_of(job: Job, post: JobPost) -> LivePostResult:
     """One Post in the live query's result shape (points read back from the store, where the job put them)."""
-    pending = {"next_attempt_at": post.next_attempt_at} if post.next_attempt_at else {}
+    refused = [RefusedMetricOut(metric=metric, **why) for metric, why in sorted(post.refused_metrics.items())]
+    pending: dict[str, Any] = {"next_attempt_at": post.next_attempt_at} if post.next_attempt_at else {}
+    pending["refused"] = refused or None
     if post.status == QUEUED or not (post.status == "ok" or post.next_attempt_at):
         return LivePostResult(status=post.status, reason=post.reason, **pending)
     if job.endpoint is Endpoint.TOTALS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,7 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from xengage.api_client.catalog import METRICS_BY_ENDPOINT, TOTALS_METRICS, Endpoint
+from xengage.api_client.catalog import METRIC_NAME_PATTERN, Endpoint, all_metrics, metrics_for
 from xengage.dal.registry import TrackedPost
 from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
@@ -26,13 +27,13 @@ from xengage.http_api.models import (
     TopPost,
 )
 from xengage.http_api.params import (
-    ALL_METRICS,
     TIMESTAMP_MAX,
     CursorQuery,
     TweetIdPath,
     UserIdPath,
     metric_names,
     parse_range,
+    well_formed_metrics,
 )
 from xengage.timeutil import to_iso
 
@@ -42,6 +43,7 @@ CSV_CONTENT_TYPE: Final = "text/csv"
 NEXT_CURSOR_HEADER: Final = "X-Next-Cursor"
 TIME_SERIES: Final = (Endpoint.HOURLY_28HR, Endpoint.HISTORICAL)
 POSTS_PAGE: Final = 250
+_METRIC_NAME: Final = re.compile(METRIC_NAME_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,8 @@ def stored_points(
         limit=limit,
         cursor=cursor,
     )
+    if cursor is None and names:  # judged on the first page; later pages go on with the names it accepted
+        metric_names(endpoint, names, field="metrics", stored={name for point in page.items for name in point.metrics})
     if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
         # Untracked Posts keep their data (DELETE without purge), so only "no data and not tracked" is unknown.
         raise not_found("post", tweet_id)
@@ -97,7 +101,7 @@ def as_csv(page: StoredPage, names: list[str]) -> str:
     """`at,<metric>...` rows; columns in catalog order (then any unknown names), blank where a point lacks one."""
     if not names:
         seen = {name for _, metrics in page.points for name in metrics}
-        catalog = METRICS_BY_ENDPOINT[page.endpoint]
+        catalog = metrics_for(page.endpoint)
         names = [name for name in catalog if name in seen] + sorted(seen.difference(catalog))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -123,8 +127,9 @@ def _account_posts(account_id: str) -> Iterator[TrackedPost]:
         cursor = page.cursor
 
 
-def hourly_sum(tweet_id: str, metric: str, start: datetime | None, end: datetime | None) -> int:
-    """Sum of a metric over stored hour buckets; an hour in both /28hr and /historical counts once (historical wins)."""
+def hourly_sum(tweet_id: str, metric: str, start: datetime | None, end: datetime | None) -> int | None:
+    """Sum of a metric over stored hour buckets; an hour in both /28hr and /historical counts once (historical wins).
+    None when no bucket holds it (never served for this Post, or refused): not a zero."""
     by_hour: dict[str, int] = {}
     for endpoint in TIME_SERIES:  # /historical last: its settled numbers replace the /28hr ones
         cursor: str | None = None
@@ -143,23 +148,34 @@ def hourly_sum(tweet_id: str, metric: str, start: datetime | None, end: datetime
             if not page.cursor:
                 break
             cursor = page.cursor
-    return sum(by_hour.values())
+    return sum(by_hour.values()) if by_hour else None
 
 
 def top_posts(account_id: str, metric: str, start: datetime | None, end: datetime | None, limit: int) -> TopOut:
+    """Posts holding the metric, ranked (a Post without it is left out, not ranked as 0). A name the catalog does not
+    know is ranked when stored data holds it (written by another version, or an engagement type added since)."""
     require_account(account_id)
-    if metric not in ALL_METRICS:
-        raise bad_request("unknown_metric", f"metric: {metric!r} is not an Engagement API metric")
-    use_totals = metric in TOTALS_METRICS and start is None and end is None
+    if not _METRIC_NAME.match(metric):
+        raise bad_request("unknown_metric", f"metric: {metric[:64]!r} is not an Engagement API metric")
+    posts = list(_account_posts(account_id))
+    use_totals = (
+        start is None
+        and end is None
+        and (metric in metrics_for(Endpoint.TOTALS) or any(metric in post.latest_totals for post in posts))
+    )
     ranked: list[TopPost] = []
-    for post in _account_posts(account_id):
+    for post in posts:
         if use_totals:
             if metric in post.latest_totals:
                 ranked.append(
                     TopPost(tweet_id=post.tweet_id, value=post.latest_totals[metric], at=post.latest_totals_at)
                 )
-        else:
-            ranked.append(TopPost(tweet_id=post.tweet_id, value=hourly_sum(post.tweet_id, metric, start, end)))
+        elif (value := hourly_sum(post.tweet_id, metric, start, end)) is not None:
+            ranked.append(TopPost(tweet_id=post.tweet_id, value=value))
+    if not ranked and metric not in all_metrics():
+        raise bad_request(
+            "unknown_metric", f"metric: {metric!r} is not an Engagement API metric, nor one this account's data holds"
+        )
     ranked.sort(key=lambda entry: (-entry.value, entry.tweet_id))
     return TopOut(
         account_id=account_id,
@@ -176,7 +192,8 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
     summary="Stored metric points of a Post on one endpoint",
     description="JSON by default; CSV (`at,<metric>...`, next cursor in the X-Next-Cursor header) with "
     "`Accept: text/csv` or `?format=csv`. /totals points are snapshots (at = collection time); "
-    "/28hr and /historical points are hour buckets (at = hour start).",
+    "/28hr and /historical points are hour buckets (at = hour start). `metrics` takes the catalog's names (with the "
+    "deployment's `ExtraEngagementTypes`) and any name the stored points hold (written by another version).",
     tags=["metrics"],
     responses=answers(
         {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"},
@@ -204,7 +221,7 @@ def get_metrics(
     format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
 ) -> Response[Any]:
     start, end = parse_range("from", from_, "to", to)
-    names = metric_names(endpoint, (metrics or "").split(","), field="metrics")
+    names = well_formed_metrics((metrics or "").split(","), field="metrics")
     scope = cursors.listing("metrics", tweet_id, endpoint.value, from_, to)
     page = stored_points(
         tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursors.unseal(scope, cursor)
@@ -220,7 +237,8 @@ def get_metrics(
     "/accounts/<user_id>/top",
     summary="An account's Posts ranked by a metric, from stored data",
     description="Without from/to, a /totals metric ranks by each Post's latest totals (source latest_totals); "
-    "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum).",
+    "with from/to, or for a time-series-only metric, by the sum of stored hour buckets (source hourly_sum). A Post "
+    "without the metric is left out, never ranked as 0; a name the catalog does not know ranks when data holds it.",
     tags=["metrics"],
     responses=answers({400: "unknown metric or bad time", 404: "account not registered"}),
 )

@@ -98,7 +98,9 @@ class ValidationErrorResponse(ErrorResponse):
 class AccountTokensIn(_Model):
     """An account's OAuth 1.0a tokens from the developer portal; stored in Secrets Manager only."""
 
-    screen_name: Annotated[str, StringConstraints(pattern=SCREEN_NAME_PATTERN)]
+    screen_name: Annotated[str, StringConstraints(pattern=SCREEN_NAME_PATTERN)] | None = Field(
+        default=None, description="optional: the @handle X returns for the tokens is stored instead"
+    )
     access_token: SecretStr = Field(min_length=1, max_length=512)
     access_token_secret: SecretStr = Field(min_length=1, max_length=512)
 
@@ -151,6 +153,21 @@ class PostPage(_Model):
     next_cursor: str | None
 
 
+RefusalName = Literal["over_90_days", "over_1800_days", "refused_by_api", "unknown"]  # catalog.Refusal (a test)
+
+
+class RefusedMetricOut(_Model):
+    """A metric asked for a Post and not served, and why. Never shown as a zero anywhere."""
+
+    metric: str
+    reason: RefusalName = Field(
+        description="over_90_days: /totals impressions and engagements of a Post older than 90 days; "
+        "over_1800_days: video views of a Post older than 1,800 days; refused_by_api: the API refused the engagement "
+        "type (not offered to these credentials, or retired); unknown: stored by a version that kept no reasons"
+    )
+    message: str = Field(description="the API's own words when it gave some, else the documented limit")
+
+
 class EndpointStatusOut(_Model):
     endpoint: Endpoint
     status: str = Field(description="ok or a reason code", examples=["ok", "unavailable"])
@@ -164,6 +181,11 @@ class EndpointStatusOut(_Model):
     )
     unsupported_metrics: list[str] = Field(
         default_factory=list, description="metrics asked for but refused by the API or not served for this Post"
+    )
+    refused: list[RefusedMetricOut] | None = Field(
+        default=None,
+        description="each of unsupported_metrics, with why; null in GET /statuses listings (read from an index "
+        "without the reasons: GET /tweets/{id} has them)",
     )
 
 
@@ -309,6 +331,9 @@ class LivePostResult(_Model):
     points: list[MetricPoint] | None = None
     next_attempt_at: Timestamp | None = Field(
         default=None, description="rate_limited / deferred: when the Engagement API will take the Post again"
+    )
+    refused: list[RefusedMetricOut] | None = Field(
+        default=None, description="metrics asked and not served for this Post, with why (absent from metrics, never 0)"
     )
     more_points: str | None = Field(
         default=None,

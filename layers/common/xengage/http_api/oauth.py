@@ -22,7 +22,7 @@ from xengage.api_client.catalog import DEFAULT_OAUTH_BASE_URL
 from xengage.dal import secrets
 from xengage.dal.secrets import PendingAuthorization, SecretNotFoundError
 from xengage.http_api import context
-from xengage.http_api.accounts import account_out, register_account
+from xengage.http_api.accounts import VERIFY_ERRORS, account_out, register_account, verified
 from xengage.http_api.errors import ApiError, answers, bad_request
 from xengage.http_api.models import AccountOut, OAuthStartOut
 from xengage.http_api.redirects import allowed_redirect, is_allowed
@@ -99,9 +99,10 @@ def finish(oauth_token: str, verifier: str, *, now: datetime) -> tuple[AccountOu
         verifier,
         oauth_base_url=settings.x_api_url or DEFAULT_OAUTH_BASE_URL,
     )
-    account = register_account(tokens)
-    # Single use: the request token is spent once exchanged.
+    # Single use: the request token is spent once exchanged, whatever X says about the tokens next.
     secrets.delete_pending_authorization(settings.secret_prefix, oauth_token)
+    assert tokens.user_id is not None  # finish_authorization refuses an answer without one
+    account = register_account(verified(tokens, tokens.user_id, again="start again at /oauth/start"))
     return account_out(account), pending.redirect_uri
 
 
@@ -138,9 +139,11 @@ def oauth_start(
     tags=["oauth"],
     responses=answers(
         {
-            400: "unknown, expired or denied oauth_token",
+            400: f"unknown, expired or denied oauth_token; {VERIFY_ERRORS[400]}",
+            409: VERIFY_ERRORS[409],
             502: "X refused the token exchange",
-            503: "the app secret still holds the template's placeholders (app_credentials_missing)",
+            503: "the app secret still holds the template's placeholders (app_credentials_missing); "
+            + VERIFY_ERRORS[503],
         },
         custom={
             200: {"description": "the registered account", "content": {"application/json": {"model": AccountOut}}},

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from xengage.api_client.catalog import HISTORICAL_LOOKBACK, METRICS_BY_ENDPOINT, Endpoint
+from xengage.api_client.catalog import (
+    HISTORICAL_LOOKBACK,
+    METRIC_NAME_PATTERN,
+    Endpoint,
+    metrics_for,
+)
 from xengage.http_api.errors import bad_request
 from xengage.http_api.models import TWEET_ID_PATTERN, USER_ID_PATTERN, TweetId, UserId
 from xengage.timeutil import parse_iso
@@ -20,7 +26,7 @@ TIMESTAMP_MAX = 40
 # Cursors are a few hundred characters; anything far longer never came from this API.
 CursorQuery = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
 
-ALL_METRICS = tuple(dict.fromkeys(name for names in METRICS_BY_ENDPOINT.values() for name in names))
+_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 
 
 def parse_time(field: str, value: str | None) -> datetime | None:
@@ -41,17 +47,38 @@ def parse_range(start_field: str, start: str | None, end_field: str, end: str | 
     return first, last
 
 
-def metric_names(endpoint: Endpoint, names: Iterable[str], *, field: str) -> list[str]:
-    """The names, de-duplicated, each one the endpoint serves; 400 naming the unknown ones otherwise."""
-    wanted = [name.strip() for name in names if name.strip()]
-    unknown = [name for name in wanted if name not in METRICS_BY_ENDPOINT[endpoint]]
+def metric_names(
+    endpoint: Endpoint, names: Iterable[str], *, field: str, stored: Iterable[str] | None = None
+) -> list[str]:
+    """The names, de-duplicated, each one the endpoint takes (the catalog and its configured extras); 400 naming
+    the unknown ones otherwise. Reads pass `stored`, the names their data holds: a name stored by another version
+    (retired since, or added by configuration there) is readable too."""
+    wanted = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    unknown = unknown_metrics(endpoint, wanted, stored)
     if unknown:
+        also = ", or one its stored data holds" if stored is not None else ""
         raise bad_request(
             "unknown_metric",
             f"{field}: /{endpoint.value} has no metric {', '.join(sorted(set(unknown)))} "
-            f"(known: {', '.join(METRICS_BY_ENDPOINT[endpoint])})",
+            f"(known: {', '.join(metrics_for(endpoint))}{also})",
         )
-    return list(dict.fromkeys(wanted))
+    return wanted
+
+
+def unknown_metrics(endpoint: Endpoint, names: Iterable[str], stored: Iterable[str] | None = None) -> list[str]:
+    """The names neither the endpoint's catalog nor `stored` holds (malformed ones always)."""
+    known = set(metrics_for(endpoint)) | set(stored or ())
+    return [name for name in names if name not in known or not _METRIC_NAME.match(name)]
+
+
+def well_formed_metrics(names: Iterable[str], *, field: str) -> list[str]:
+    """Names that could be an engagement type (checked against the data later); 400 naming the malformed ones."""
+    wanted = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    bad = [name for name in wanted if not _METRIC_NAME.match(name)]
+    if bad:
+        shown = ", ".join(repr(name[:64]) for name in bad[:5])
+        raise bad_request("unknown_metric", f"{field}: {shown} is no engagement type name (lowercase, digits, _)")
+    return wanted
 
 
 def check_historical_window(start: datetime | None, end: datetime | None, *, now: datetime) -> None:

@@ -25,6 +25,7 @@ from xengage.http_api.models import (
     MetricDriftOut,
     PostDetailOut,
     PostPage,
+    RefusedMetricOut,
     StatusEntryOut,
     StatusName,
     StatusPage,
@@ -105,6 +106,12 @@ def status_out(status: PostStatus) -> EndpointStatusOut:
         last_ok_at=status.last_ok_at,
         next_attempt_at=status.next_attempt_at,
         unsupported_metrics=list(status.unsupported_metrics),
+        refused=None
+        if status.refusals is None
+        else [
+            RefusedMetricOut(metric=metric, reason=reason, message=message)
+            for metric, (reason, message) in status.refusals
+        ],
     )
 
 

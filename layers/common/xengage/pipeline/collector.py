@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from pydantic import ValidationError
 
 from xengage.api_client.batching import historical_windows, resolve_metrics
-from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Reason
+from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Reason, Refusal
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import AppAuthError, RequestValidationError, UserAuthError
@@ -555,7 +555,8 @@ def _settle(run: _Collection, posts: list[PostMetrics]) -> None:
     sums: dict[str, HourSums] = {}
     for post in posts:
         if post.ok or post.pending:
-            post.unsupported_metrics |= set(run.refused)  # not asked: the API refused them on this endpoint
+            for metric, words in run.refused.items():  # not asked: the API refused them on this endpoint before
+                post.refuse((metric,), Refusal.REFUSED_BY_API, words)
         if run.job is not None and post.tweet_id not in run.markers:
             run.summary.count_status(post.status)
             continue  # not tracked: the job keeps its outcome

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 # How long a job (and each of its Posts' outcomes) can be read after it was made.
 JOB_LIFETIME: Final = timedelta(days=7)
-NOT_SERVED: Final = "asked for but not served for this Post"
 
 
 def new_job(
@@ -49,9 +48,9 @@ def new_job(
     )
 
 
-def refusals(post: PostMetrics) -> dict[str, str]:
-    """The metrics asked and not served for the Post, each with why."""
-    return dict.fromkeys(sorted(post.unsupported_metrics), NOT_SERVED)
+def refusals(post: PostMetrics) -> dict[str, dict[str, str]]:
+    """The metrics asked and not served for the Post, each with why (as `LivePostResult.refused` says it)."""
+    return {metric: {"reason": why.reason.value, "message": why.message} for metric, why in post.refusals.items()}
 
 
 def job_post(post: PostMetrics, endpoint: Endpoint, *, now: datetime, through: str | None = None) -> JobPost:

@@ -249,7 +249,17 @@
     const { items, complete } = await allPages(`tweets/${encodeURIComponent(tweetId)}/metrics`, params, "points");
     const x = items.map((point) => Date.parse(point.at) / 1000);
     const y = items.map((point) => (metric in point.metrics ? point.metrics[metric] : null));
-    return { tweet_id: tweetId, endpoint: endpoint, metric: metric, from: range.from, to: range.to, complete: complete, x: x, y: y };
+    const names = [...new Set(items.flatMap((point) => Object.keys(point.metrics)))];
+    return { tweet_id: tweetId, endpoint: endpoint, metric: metric, from: range.from, to: range.to, complete: complete, x: x, y: y, names: names };
+  }
+
+  // Names the stored points hold that the catalog does not (written by another version, or added since) join the
+  // picker, so what is stored stays chartable.
+  function offerStoredNames(...plotted) {
+    const picker = $("metric");
+    const offered = new Set([...picker.options].map((node) => node.value));
+    const found = plotted.flatMap((one) => one.names).filter((name) => !offered.has(name));
+    for (const name of [...new Set(found)].sort()) picker.append(option(name, name));
   }
 
   function draw(name, plotted, target) {
@@ -285,6 +295,7 @@
       series(tweetId, $("series-endpoint").value, metric, range),
     ]);
     if (!current()) return;
+    offerStoredNames(totals, hourly);
     $("post-label").textContent = tweetId;
     draw("totals", totals, $("chart-totals"));
     draw("hourly", hourly, $("chart-hourly"));
