@@ -282,3 +282,31 @@ def test_queries_past_the_live_limits_are_refused_before_any_call(
     # Then it is refused naming the limit, and X is never called
     assert reply.status == status and words in reply.json()["error"]["message"], reply.text[:300]
     assert emulator.log == []
+
+
+def test_an_answer_too_big_for_one_response_is_stored_and_given_as_a_finished_job(
+    live_api: ApiCaller, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bound of 100 hour points in one answer, and 3 owned Posts asked for 2 days of /historical (144 points)
+    from xengage.http_api import engagement
+
+    monkeypatch.setattr(engagement, "MAX_LIVE_POINTS", 100)
+    register_brand(live_api, emulator)
+    end = floor_hour(datetime.now(UTC))
+    owned = [i for i in brand_posts(emulator) if snowflake_created_at(i) < end - timedelta(days=3)][:3]
+    query = {
+        "tweet_ids": owned,
+        "account_id": BRAND_USER_ID,
+        "start": to_iso(end - timedelta(days=2)),
+        "end": to_iso(end),
+    }
+    emulator.clear_log()
+
+    # When it is queried live
+    reply = live_api("POST", "/engagement/historical", body=query)
+
+    # Then it answers 202 with a job already done, in one call: every Post ok, its 48 points in the results
+    assert reply.status == 202, reply.text[:300]
+    job = reply.json()
+    assert job["status"] == "done" and job["progress"]["by_status"] == {"ok": 3} and len(emulator.log) == 1
+    assert all(len(job["results"][tweet_id]["points"]) == 48 for tweet_id in owned)

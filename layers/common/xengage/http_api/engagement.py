@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from xengage.api_client.catalog import DEFAULT_BASE_URL, Endpoint
+from xengage.api_client.catalog import DEFAULT_BASE_URL, HISTORICAL_MAX_WINDOW, Endpoint
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
@@ -46,7 +46,14 @@ from xengage.observability import count, logger
 from xengage.timeutil import floor_minute, to_iso, utc_now
 
 # Kept back from API Gateway's 29 s for storing the results, recording a job for the rest, and answering.
-ANSWER_RESERVE_SECONDS: Final = 6.0
+ANSWER_RESERVE_SECONDS: Final = 5.0
+# ... and more for bigger answers: writes grow with the Posts (statuses, /totals snapshots) and, on the time series,
+# with their days (one MetricsTable item a Post and day). Generous for DynamoDB; measured on dynalite (bench.live_jobs).
+RESERVE_PER_POST_SECONDS: Final = 0.005
+RESERVE_PER_POST_DAY_SECONDS: Final = 0.002
+# A 200 carries at most this many hour points (~400 bytes each with every metric: Lambda answers at most 6 MB); a
+# bigger answer is stored all the same and given as a finished job, whose results come in pages.
+MAX_LIVE_POINTS: Final = 10_000
 # RFC 7240: the client takes a job (202) at once, without the live attempt.
 RESPOND_ASYNC: Final = "respond-async"
 APP_CREDENTIALS_REFUSED = "app_credentials_refused"
@@ -114,8 +121,13 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
     ]
     context.metrics_store().put_points(points)
     registry = context.registry()
+    # Statuses are kept for tracked Posts only: one read of their markers saves a refused write for each other Post
+    # (a query of 1,000 ids is mostly Posts nobody tracks).
+    tracked = registry.get_due_markers(list(result.posts), result.endpoint)
     for post in result.posts.values():
-        # One write a Post: its status, and on /totals its latest snapshot (kept only where tracked)
+        if post.tweet_id not in tracked:
+            continue
+        # One write a Post: its status, and on /totals its latest snapshot
         latest = post.totals if result.endpoint is Endpoint.TOTALS and post.ok and post.totals else None
         change = StatusChange.of(post, at=collected_at)
         part = TotalsSnapshot(latest, snapshot_at) if latest else None
@@ -148,13 +160,26 @@ def result_out(post: PostMetrics, endpoint: Endpoint) -> LivePostResult:
     )
 
 
-def live_deadline() -> Deadline:
+def answer_reserve(
+    endpoint: Endpoint, posts: int, start: datetime | None, end: datetime | None, now: datetime
+) -> float:
+    """The seconds kept back to store `posts` Posts' answers, record a job for the rest and answer."""
+    reserve = ANSWER_RESERVE_SECONDS + posts * RESERVE_PER_POST_SECONDS
+    if endpoint is Endpoint.HOURLY_28HR:
+        reserve += posts * 2 * RESERVE_PER_POST_DAY_SECONDS
+    elif endpoint is Endpoint.HISTORICAL:
+        span = (end or now) - (start or (end or now) - HISTORICAL_MAX_WINDOW)
+        reserve += posts * (span.days + 2) * RESERVE_PER_POST_DAY_SECONDS
+    return reserve
+
+
+def live_deadline(reserve: float) -> Deadline:
     """API Gateway's 29 s (or the function's own remaining time, if shorter) less the time to store and answer."""
     remaining = API_GATEWAY_TIMEOUT_SECONDS
     lambda_context = getattr(router, "lambda_context", None)
     if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
         remaining = min(remaining, lambda_context.get_remaining_time_in_millis() / 1000)
-    return Deadline.after(remaining - ANSWER_RESERVE_SECONDS)
+    return Deadline.after(remaining - reserve)
 
 
 def app_credentials() -> AppCredentials:
@@ -232,7 +257,7 @@ def fetch_live(
                 user=user,
                 start=start,
                 end=end,
-                deadline=live_deadline(),
+                deadline=live_deadline(answer_reserve(endpoint, len(body.tweet_ids), start, end, now)),
             )
             guard.record_calls(endpoint, result.calls, now=now)
             guard.flush()
@@ -266,7 +291,7 @@ def live_query(endpoint: Endpoint, body: LiveQueryIn, *, respond_async: bool) ->
     logger.info(
         "live query", extra={"endpoint": endpoint.value, "counts": result.counts_by_status(), "calls": result.calls}
     )
-    if result.pending_ids():
+    if result.pending_ids() or sum(len(post.hourly) for post in result.posts.values()) > MAX_LIVE_POINTS:
         return hand_over(result, body, tweet_ids, start=start, end=end, now=now)
     results = {tweet_id: result_out(post, endpoint) for tweet_id, post in result.posts.items()}
     out = LiveQueryOut(endpoint=endpoint, results=results, calls=result.calls)
@@ -305,7 +330,8 @@ def hand_over(
     now: datetime,
 ) -> Response[LiveQueryOut | JobOut]:
     """What the live part settled goes into a job as it is; the Posts it did not finish are queued, each from the
-    first /historical window it has not stored (so no window is fetched twice)."""
+    first /historical window it has not stored (so no window is fetched twice). An answer too big for one response
+    becomes a job that is done already."""
     from xengage.pipeline.jobs import job_post
 
     job = job_for(result.endpoint, body, tweet_ids, start=start, end=end, now=now)
@@ -338,7 +364,8 @@ def accepted(job: Job) -> Response[LiveQueryOut | JobOut]:
     "private metrics, /28hr and /historical. At most 1,000 ids on /totals and 250 on the time series (10,000 and "
     "1,000 with `Prefer: respond-async`); /historical "
     "ranges anywhere in the last 365 days, split into the API's 4-week windows. What fits API Gateway's 29 s and the "
-    "shared per-minute budget answers 200. Otherwise what was fetched is stored and the query answers 202 with a job "
+    "shared per-minute budget answers 200 (up to 10,000 hour points; a bigger answer is stored and given as a "
+    "finished job, paged). Otherwise what was fetched is stored and the query answers 202 with a job "
     "(`Location: jobs/{id}`; GET /jobs/{id} follows it to the same results shape) that the collector finishes through "
     "the queue, sharing the rate budget. `Prefer: respond-async` asks for the job at once, without the live attempt. "
     "A query signed with the account's tokens counts its @handle this month (`GET /usage`); past the "
