@@ -61,6 +61,14 @@ class ApiSettings(SharedSettings, UsageSettings):
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
+class ExportSettings(SharedSettings):
+    """The analytics export (ExportFunction): its bucket, the key prefix the Glue table reads, its continuations."""
+
+    export_bucket: str = Field(alias="EXPORT_BUCKET", min_length=1)
+    export_prefix: str = Field(default="metrics", alias="EXPORT_PREFIX", min_length=1, pattern=r"^[a-z0-9_-]+$")
+    export_queue_url: str = Field(alias="EXPORT_QUEUE_URL", min_length=1)
+
+
 @functools.cache
 def shared_settings() -> SharedSettings:
     return SharedSettings.model_validate(dict(os.environ))
@@ -86,7 +94,12 @@ def api_settings() -> ApiSettings:
     return ApiSettings.model_validate(dict(os.environ))
 
 
+@functools.cache
+def export_settings() -> ExportSettings:
+    return ExportSettings.model_validate(dict(os.environ))
+
+
 def clear_settings_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, api_settings):
+    for parse in (shared_settings, queue_settings, planner_settings, collector_settings, api_settings, export_settings):
         parse.cache_clear()
