@@ -63,28 +63,24 @@ class ExportDal:
             yield from self._posts_of(user_id, start.after if user_id == start.context else None)
 
     def _account_ids(self, from_user_id: str | None) -> Iterator[str]:
-        condition: Any = Key("list_pk").eq(ACCOUNTS_LIST)
-        if from_user_id is not None:
-            condition &= Key("list_sk").gte(from_user_id)
-        for item in query_pages(
-            dynamodb_table(self.registry_table),
-            IndexName="ListIndex",
-            KeyConditionExpression=condition,
-            ProjectionExpression="list_sk",
-        ):
+        bound = Key("list_sk").gte(from_user_id) if from_user_id is not None else None
+        for item in self._listing(ACCOUNTS_LIST, bound, "list_sk"):
             yield str(item["list_sk"])
 
     def _posts_of(self, context: str, after: str | None) -> Iterator[ListedPost]:
-        condition: Any = Key("list_pk").eq(f"POSTS#{context}")
-        if after is not None:
-            condition &= Key("list_sk").gt(after)
-        for item in query_pages(
+        bound = Key("list_sk").gt(after) if after is not None else None
+        for item in self._listing(f"POSTS#{context}", bound, "tweet_id, account_id"):
+            yield ListedPost(context, str(item["tweet_id"]), str(item.get("account_id") or ""))
+
+    def _listing(self, list_pk: str, bound: Any, projection: str) -> Iterator[dict[str, Any]]:
+        """One ListIndex partition in sort-key order, from `bound` (a condition on list_sk) when given."""
+        condition: Any = Key("list_pk").eq(list_pk)
+        return query_pages(
             dynamodb_table(self.registry_table),
             IndexName="ListIndex",
-            KeyConditionExpression=condition,
-            ProjectionExpression="tweet_id, account_id",
-        ):
-            yield ListedPost(context, str(item["tweet_id"]), str(item.get("account_id") or ""))
+            KeyConditionExpression=condition & bound if bound is not None else condition,
+            ProjectionExpression=projection,
+        )
 
     # --- the metrics of one UTC day -----------------------------------------------------------------------------
 
