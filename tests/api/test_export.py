@@ -163,6 +163,35 @@ def test_a_day_exported_reads_back_as_the_api_answers_it(seeded: ApiCaller, buck
     }
 
 
+def test_each_row_lies_in_the_partition_of_its_own_day(seeded: ApiCaller, bucket: str) -> None:
+    # Given /28hr hours and /totals snapshots stored on the day before DAY and on DAY
+    from functions.exporter.exporter import lambda_handler
+
+    # When both days are exported in one backfill
+    summary = lambda_handler({"from": str(DAY - timedelta(days=1)), "to": str(DAY)}, FakeLambdaContext())
+
+    # Then each day has its own dt partition per endpoint, and every row's time falls on its partition's day
+    tables = exported(bucket)
+    assert summary["days"] == [str(DAY - timedelta(days=1)), str(DAY)]
+    assert {(KEY.match(key) or _no_match(key)).groups() for key in tables} == {
+        ("28hr", str(DAY - timedelta(days=1))),
+        ("totals", str(DAY - timedelta(days=1))),
+        ("28hr", str(DAY)),
+        ("historical", str(DAY)),
+        ("totals", str(DAY)),
+    }
+    for key, table in tables.items():
+        dt = key.split("/dt=")[1][:10]
+        assert {row["at"].date().isoformat() for row in table.to_pylist()} == {dt}, key
+    # And the day before holds its 24 /28hr hours of each owned Post
+    day_before = as_points(tables)
+    assert [len(day_before[("28hr", str(DAY - timedelta(days=1)), tweet_id)]) for tweet_id in OWNED] == [24, 24]
+
+
+def _no_match(key: str) -> re.Match[str]:
+    raise AssertionError(f"not an export key: {key}")
+
+
 def test_exporting_a_day_again_overwrites_the_same_keys_and_never_repeats_a_row(seeded: ApiCaller, bucket: str) -> None:
     # Given DAY exported once
     export_event(DAY)

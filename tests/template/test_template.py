@@ -489,11 +489,26 @@ def test_api_samples_are_rest_proxy_events_for_the_proxy_route(
         assert isinstance(json.loads(event["body"]), dict)
 
 
+def test_export_samples_are_the_schedule_input_and_a_backfill(resources: dict[str, Any]) -> None:
+    from xengage.pipeline.export_job import job_from_event
+
+    # Given the export's schedule Input and its two samples
+    schedule = resources["ExportFunction"]["Properties"]["Events"]["DailyExport"]["Properties"]
+    daily, backfill = load_event("export_daily.json"), load_event("export_backfill.json")
+    # Then the daily sample is the Input with the scheduled time filled in, and both are jobs the function accepts:
+    # the two closed days before the tick, and the backfill's inclusive range
+    assert set(daily) == set(json.loads(schedule["Input"])) and daily["days"] == json.loads(schedule["Input"])["days"]
+    daily_job, backfill_job = job_from_event(daily), job_from_event(backfill)
+    assert (daily_job.last_day - daily_job.day).days == daily["days"] - 1
+    assert daily_job.last_day.isoformat() < daily["scheduled_time"][:10]
+    assert (backfill_job.day.isoformat(), backfill_job.last_day.isoformat()) == (backfill["from"], backfill["to"])
+
+
 def test_samples_hold_no_secret_material() -> None:
     # Given every sample event
     texts = {path.name: path.read_text() for path in sorted(EVENTS.glob("*.json"))}
     # Then none carries a token, key or signature field (samples are committed and shown in docs)
-    assert len(texts) == 9
+    assert len(texts) == 11
     forbidden = re.compile(
         r"access_token|token_secret|consumer_secret|consumer_key|bearer_token|oauth_signature|AKIA[0-9A-Z]{16}", re.I
     )
