@@ -21,7 +21,7 @@ UPLOT_VERSION := 1.6.32
 UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
 UPLOT_DEST := layers/common/xengage/http_api/static
 
-.PHONY: help venv sam-venv node-deps browser vendor-uplot dashboard test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses clean
+.PHONY: help venv sam-venv node-deps browser vendor-uplot dashboard test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses export-demo clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -114,6 +114,9 @@ invoke: venv ## run one function once against the running local stack: make invo
 
 bench: venv node-deps ## benchmarks that print figures
 	$(PY) -m bench.run
+
+export-demo: venv node-deps ## the analytics export of make run's demo data: its Parquet files and rows, checked against the API
+	$(PY) -m bench.export_demo
 
 cost: venv ## $/month for 10k, 100k and 1M tracked Posts, from the cadence, template.yaml and measured writes
 	$(PY) -m bench.cost

@@ -28,6 +28,8 @@ from local.stack.triggers import iso_utc
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_X_API_URL = "https://api.x.com"
 SEED_FUNCTION = "ApiFunction"  # its environment has every table and the secret prefix
+# Not fired by a collection: it exports closed days of what collections stored (its own cron, `make invoke`).
+EXPORT_FUNCTION = "ExportFunction"
 
 
 class ConfigError(ValueError):
@@ -162,7 +164,7 @@ def collect_once(
     scheduled = scheduled_time or iso_utc(datetime.now(UTC))
     ticks = []
     for target in stack.schedules.targets:
-        if not target.enabled:
+        if not target.enabled or target.function_id == EXPORT_FUNCTION:
             continue
         print(f"  firing {target.event_name} (scheduled_time {scheduled}) ...", file=out, flush=True)
         ticks.append(stack.schedules.fire(target, scheduled))
@@ -211,6 +213,7 @@ def endpoints_text(stack: LocalStack, emulator_url: str | None, state_file: Path
         f"  curl -s '{api}/tweets/<tweet_id>/metrics?endpoint=totals'",
         f"  curl -s {api}/usage",
         "  make invoke FUNCTION=PlannerFunction EVENT=events/<schedule event>.json",
+        "  make invoke FUNCTION=ExportFunction EVENT=events/export_backfill.json   (or make export-demo)",
         f"  AWS_ENDPOINT_URL={stack.dynamodb_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"aws dynamodb scan --table-name {metrics_table} --max-items 3",
     ]

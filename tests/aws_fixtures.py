@@ -85,6 +85,8 @@ class AwsResources:
     app_secret_arn: str
     secret_prefix: str
     jobs_table: str
+    export_bucket: str = ""  # the analytics export's bucket and continuation queue
+    export_queue_url: str = ""
 
     def environment(self) -> dict[str, str]:
         return {
@@ -94,6 +96,8 @@ class AwsResources:
             "APP_SECRET_ARN": self.app_secret_arn,
             "SECRET_PREFIX": self.secret_prefix,
             "JOBS_TABLE": self.jobs_table,
+            "EXPORT_BUCKET": self.export_bucket,
+            "EXPORT_QUEUE_URL": self.export_queue_url,
         }
 
 
@@ -103,7 +107,8 @@ def create_resources(
     stack_name: str = STACK_NAME,
     session: boto3.session.Session | None = None,
 ) -> AwsResources:
-    """Create the stack's tables, collect queue and app secret (inside an active moto mock or against moto server).
+    """Create the stack's tables, collect queue, app secret, export bucket and export queue (inside an active moto
+    mock or against moto server).
 
     Reuses the DAL's boto3 session by default: building a session costs ~0.3 s, a client ~20 ms.
     """
@@ -128,6 +133,9 @@ def create_resources(
     secret_arn = session.client("secretsmanager").create_secret(
         Name=secret_name, SecretString=json.dumps(FAKE_APP_SECRET)
     )["ARN"]
+    export_bucket = f"{stack_name}-exportbucket".lower()
+    session.client("s3").create_bucket(Bucket=export_bucket)
+    export_queue_url = session.client("sqs").create_queue(QueueName=f"{stack_name}-ExportQueue")["QueueUrl"]
     return AwsResources(
         registry_table=names["RegistryTable"],
         metrics_table=names["MetricsTable"],
@@ -135,4 +143,6 @@ def create_resources(
         app_secret_arn=secret_arn,
         secret_prefix=f"{stack_name}/",
         jobs_table=names["JobsTable"],
+        export_bucket=export_bucket,
+        export_queue_url=export_queue_url,
     )

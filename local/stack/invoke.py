@@ -44,6 +44,7 @@ SAMPLE_PREFIXES: dict[str, tuple[str, ...]] = {
     "PlannerFunction": ("schedule_",),
     "CollectorFunction": ("sqs_", "collector_"),
     "ApiFunction": ("api_",),
+    "ExportFunction": ("export_",),
 }
 
 USAGE = "make invoke FUNCTION=<LogicalId> EVENT=<event.json>   (python -m local.stack.invoke -f <LogicalId> -e <file>)"

@@ -34,6 +34,7 @@ from local.stack.template import (
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 SECRET = "AWS::SecretsManager::Secret"
+BUCKET = "AWS::S3::Bucket"
 
 # Moto accepts any credentials; these make sure nothing ever signs with a developer's real ones.
 FAKE_CREDENTIALS = {
@@ -213,6 +214,20 @@ def _create_secret(ctx: _Context, logical_id: str, properties: Mapping[str, Any]
     ctx.ids.add(logical_id, arn, Id=arn, Name=name)
 
 
+def _create_bucket(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
+    """A moto bucket (the analytics export's): its name, or the stack's default name in the lower case S3 wants.
+    Encryption, public access block and lifecycle are not applied: moto stores objects either way."""
+    name = str(properties.get("BucketName") or ctx.default_name(logical_id)).lower()
+    ctx.client("s3").create_bucket(Bucket=name)
+    ctx.ids.add(
+        logical_id,
+        name,
+        Arn=f"arn:aws:s3:::{name}",
+        DomainName=f"{name}.s3.amazonaws.com",
+        RegionalDomainName=f"{name}.s3.{ctx.template.region}.amazonaws.com",
+    )
+
+
 def _generated_secret(spec: Mapping[str, Any]) -> str:
     """What `GenerateSecretString` would store: a random password, or a JSON template with one key added."""
     length = int(spec.get("PasswordLength", 32))
@@ -265,6 +280,7 @@ _CREATORS: dict[str, Callable[[_Context, str, Mapping[str, Any]], None]] = {
     TABLE: _create_table,
     QUEUE: _create_queue,
     SECRET: _create_secret,
+    BUCKET: _create_bucket,
 }
 
 

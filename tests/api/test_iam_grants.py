@@ -103,11 +103,25 @@ def required_grants(calls: list[tuple[str, str, dict[str, Any]]], aws: AwsResour
             else:
                 raise AssertionError(f"a secret outside the stack's names: {secret}")
         elif service == "sqs":
-            assert params["QueueUrl"] == aws.collect_queue_url, params["QueueUrl"]
-            needed.add((action, "CollectQueue.QueueName"))
+            queues = {aws.collect_queue_url: "CollectQueue.QueueName", aws.export_queue_url: "ExportQueue.QueueName"}
+            needed.add((action, queues[params["QueueUrl"]]))
+        elif service == "s3":
+            needed.add(_s3_grant(operation, params, aws))
         else:
             raise AssertionError(f"unexpected service {service} ({operation})")
     return needed
+
+
+def _s3_grant(operation: str, params: dict[str, Any], aws: AwsResources) -> Grant:
+    """The analytics export's bucket: objects under metrics/ (DeleteObjects is authorized as DeleteObject), and
+    ListObjectsV2 as ListBucket on the bucket, for that prefix only (the grant's condition)."""
+    assert params["Bucket"] == aws.export_bucket, params["Bucket"]
+    if operation == "ListObjectsV2":
+        assert params["Prefix"].startswith("metrics/"), params["Prefix"]
+        return ("s3:ListBucket", "ExportBucket.Arn")
+    keys = [entry["Key"] for entry in params["Delete"]["Objects"]] if operation == "DeleteObjects" else [params["Key"]]
+    assert all(key.startswith("metrics/") for key in keys), keys
+    return ({"DeleteObjects": "s3:DeleteObject"}.get(operation, f"s3:{operation}"), "${ExportBucket.Arn}/metrics/*")
 
 
 def template_grants(logical_id: str) -> set[Grant]:

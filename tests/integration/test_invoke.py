@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,13 @@ from local.stack.invoke import main as invoke_main
 from local.stack.seed import seed_stack
 from local.stack.stack import LocalStack, StackSettings
 from local.stack.triggers import iso_utc
+from xengage.pipeline.export_job import job_from_event
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS = REPO_ROOT / "events"
-FUNCTIONS = ["ApiFunction", "CollectorFunction", "PlannerFunction"]
+FUNCTIONS = ["ApiFunction", "CollectorFunction", "ExportFunction", "PlannerFunction"]
 
 # Every sample event and the function it is for; test_every_sample_event_is_exercised keeps this complete.
 SAMPLES = {
@@ -44,6 +45,8 @@ SAMPLES = {
     "collector_console_historical.json": "CollectorFunction",
     "api_post_tweets.json": "ApiFunction",
     "api_get_tweet_metrics.json": "ApiFunction",
+    "export_daily.json": "ExportFunction",
+    "export_backfill.json": "ExportFunction",
 }
 
 
@@ -195,6 +198,23 @@ def test_api_events_return_a_status_code_and_a_json_body(running: Running, capfd
     body = json.loads(read.payload["body"])
     assert body["tweet_id"] == "2125635624760246273" and body["endpoint"] == "totals"
     assert isinstance(body["points"], list)
+
+
+@pytest.mark.parametrize("name", ["export_daily.json", "export_backfill.json"])
+def test_export_events_export_their_days_into_the_stack_bucket(
+    running: Running, capfd: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Given the daily schedule's input and a backfill's
+    job = job_from_event(_event(name))
+    days = [str(job.day + timedelta(days=n)) for n in range((job.last_day - job.day).days + 1)]
+    # When each is invoked through `make invoke`
+    result = invoke(capfd, "-f", "ExportFunction", "-e", str(EVENTS / name), "--state-file", str(running.state_file))
+    # Then every day of its range was exported in that invocation, and the files it counts are in the stack's bucket
+    assert result.status == 0, result.stderr
+    assert result.payload["days"] == days and result.payload["continued"] is None
+    s3 = running.stack.client("s3")
+    listed = s3.list_objects_v2(Bucket=running.stack.ids.ref("ExportBucket")).get("Contents", [])
+    assert len([obj for obj in listed if obj["Key"].split("/dt=")[1][:10] in days]) == result.payload["files"]
 
 
 def test_function_error_prints_the_error_payload_and_exits_1(

@@ -34,7 +34,12 @@ SAM_CLI = REPO / ".venv-sam" / "bin" / "sam"
 # Persistent (gitignored) SAM build caches: a rebuild with unchanged sources copies artifacts instead of pip.
 SAM_CACHE = REPO / ".aws-sam" / "test-cache"
 
-FUNCTIONS = {"PlannerFunction": "planner", "CollectorFunction": "collector", "ApiFunction": "api"}
+FUNCTIONS = {
+    "PlannerFunction": "planner",
+    "CollectorFunction": "collector",
+    "ApiFunction": "api",
+    "ExportFunction": "exporter",
+}
 SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/"
 ACCOUNT_SECRETS = SECRET_ARN_PREFIX + "accounts/*"
 PENDING_SECRETS = SECRET_ARN_PREFIX + "oauth-pending/*"
@@ -60,6 +65,7 @@ INTENDED_EVENTS = {
     },
     "CollectorFunction": {"CollectBatches": "SQS"},
     "ApiFunction": {"ProxyApi": "Api", "OAuthCallback": "Api"},
+    "ExportFunction": {"DailyExport": "ScheduleV2", "ExportContinuations": "SQS"},
 }
 SCHEDULES = {  # event -> (endpoint in Input, expression parameter, sample event file)
     "TotalsSchedule": ("totals", "TotalsScheduleExpression", "schedule_totals.json"),
@@ -189,12 +195,13 @@ def test_every_function_gets_the_design_environment(
         **template["Globals"]["Function"]["Environment"]["Variables"],
         **resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {}),
     }
-    # Then every name docs/DESIGN.md promises is set; every function sends to the queue (the planner its plan, the
-    # collector continuations, the API jobs), and the API and the collector know the jobs table
+    # Then every name docs/DESIGN.md promises is set; the functions that send to the collect queue know it (the
+    # planner its plan, the collector continuations, the API jobs), and the API and the collector know the jobs table
     assert set(DESIGN_ENV) <= set(env)
     assert env["SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/"}
     assert env["APP_SECRET_ARN"] == {"Ref": "AppSecret"}
-    assert env["COLLECT_QUEUE_URL"] == {"Ref": "CollectQueue"}
+    queue = {"Ref": "CollectQueue"} if logical_id in ("PlannerFunction", "CollectorFunction", "ApiFunction") else None
+    assert env.get("COLLECT_QUEUE_URL") == queue
     assert env.get("JOBS_TABLE") == (
         {"Ref": "JobsTable"} if logical_id in ("CollectorFunction", "ApiFunction") else None
     )
@@ -404,6 +411,10 @@ def test_layer_pins_equal_the_tested_versions() -> None:
     assert {"aws-lambda-powertools", "pydantic", "requests-oauthlib", "oauthlib", "requests"} <= set(layer)
     assert {name: version for name, version in layer.items() if tested.get(name) != version} == {}
     assert not set(layer) & {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six"}
+    # And the export function's own packages (pyarrow, not in the layer: no other function loads it) too
+    export = pins(REPO / "functions" / "exporter" / "requirements.txt")
+    assert set(export) == {"pyarrow"} and not set(export) & set(layer)
+    assert {name: version for name, version in export.items() if tested.get(name) != version} == {}
 
 
 # --- events/ samples ------------------------------------------------------------------------------------------
@@ -484,11 +495,26 @@ def test_api_samples_are_rest_proxy_events_for_the_proxy_route(
         assert isinstance(json.loads(event["body"]), dict)
 
 
+def test_export_samples_are_the_schedule_input_and_a_backfill(resources: dict[str, Any]) -> None:
+    from xengage.pipeline.export_job import job_from_event
+
+    # Given the export's schedule Input and its two samples
+    schedule = resources["ExportFunction"]["Properties"]["Events"]["DailyExport"]["Properties"]
+    daily, backfill = load_event("export_daily.json"), load_event("export_backfill.json")
+    # Then the daily sample is the Input with the scheduled time filled in, and both are jobs the function accepts:
+    # the two closed days before the tick, and the backfill's inclusive range
+    assert set(daily) == set(json.loads(schedule["Input"])) and daily["days"] == json.loads(schedule["Input"])["days"]
+    daily_job, backfill_job = job_from_event(daily), job_from_event(backfill)
+    assert (daily_job.last_day - daily_job.day).days == daily["days"] - 1
+    assert daily_job.last_day.isoformat() < daily["scheduled_time"][:10]
+    assert (backfill_job.day.isoformat(), backfill_job.last_day.isoformat()) == (backfill["from"], backfill["to"])
+
+
 def test_samples_hold_no_secret_material() -> None:
     # Given every sample event
     texts = {path.name: path.read_text() for path in sorted(EVENTS.glob("*.json"))}
     # Then none carries a token, key or signature field (samples are committed and shown in docs)
-    assert len(texts) == 9
+    assert len(texts) == 11
     forbidden = re.compile(
         r"access_token|token_secret|consumer_secret|consumer_key|bearer_token|oauth_signature|AKIA[0-9A-Z]{16}", re.I
     )
@@ -665,8 +691,11 @@ def test_transform_wires_schedules_queue_and_conditional_api_key(transformed: di
     mapping = [res for res in resources.values() if res["Type"] == "AWS::Lambda::EventSourceMapping"]
     # Then three schedules target the planner with their own names generated by CloudFormation, the collector
     # maps from the queue with partial failures, and the API key resources exist only under the condition
-    assert len(schedules) == 3
-    for schedule in schedules:
+    # (the analytics export has a schedule and a queue of its own)
+    planner = [schedule for schedule in schedules if "PlannerFunction" in json.dumps(schedule["Properties"]["Target"])]
+    mapping = [m for m in mapping if m["Properties"]["FunctionName"] == {"Ref": "CollectorFunction"}]
+    assert len(planner) == 3 and len(schedules) == 4
+    for schedule in planner:
         target = schedule["Properties"]["Target"]
         assert target["Arn"] == {"Fn::GetAtt": ["PlannerFunction", "Arn"]}
         assert "<aws.scheduler.scheduled-time>" in json.dumps(target["Input"])
@@ -695,6 +724,16 @@ def test_sam_build_produces_an_arm64_layer_without_runtime_packages(tools: Tools
     assert not [name for name in RUNTIME_PROVIDED if (layer / name).exists()]
     for logical_id, module in FUNCTIONS.items():
         assert (tools.lambda_build / logical_id / f"{module}.py").is_file()
+    # And only the export function bundles pyarrow (aarch64, cp313), within Lambda's 250 MB unzipped with the layer
+    export = tools.lambda_build / "ExportFunction"
+    assert (export / "pyarrow" / "parquet" / "__init__.py").is_file()
+    assert [path.name for path in (export / "pyarrow").glob("lib.cpython-313-aarch64-linux-gnu.so")]
+    assert not [
+        name for name in FUNCTIONS if name != "ExportFunction" and (tools.lambda_build / name / "pyarrow").exists()
+    ]
+    assert not (layer / "pyarrow").exists()
+    unzipped = sum(path.stat().st_size for root in (export, layer.parent) for path in root.rglob("*") if path.is_file())
+    assert unzipped < 250 * 1024 * 1024, unzipped
     assert "CodeUri: PlannerFunction" in (tools.lambda_build / "template.yaml").read_text()
 
 

@@ -149,5 +149,7 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 "LiveQueriesUsageCapped",
             }
         ),
+        # The analytics export (issue 11, item 6): Parquet files and rows written, jobs handed on to the export queue.
+        "exporter": frozenset({"ExportedFiles", "ExportedRows", "ExportContinuations"}),
     }
 )

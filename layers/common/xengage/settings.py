@@ -119,6 +119,14 @@ def catalog_settings() -> CatalogSettings:
     return CatalogSettings.model_validate(dict(os.environ))
 
 
+class ExportSettings(SharedSettings):
+    """The analytics export (ExportFunction): its bucket, the key prefix the Glue table reads, its continuations."""
+
+    export_bucket: str = Field(alias="EXPORT_BUCKET", min_length=1)
+    export_prefix: str = Field(default="metrics", alias="EXPORT_PREFIX", min_length=1, pattern=r"^[a-z0-9_-]+$")
+    export_queue_url: str = Field(alias="EXPORT_QUEUE_URL", min_length=1)
+
+
 @functools.cache
 def shared_settings() -> SharedSettings:
     return SharedSettings.model_validate(dict(os.environ))
@@ -149,6 +157,11 @@ def api_settings() -> ApiSettings:
     return ApiSettings.model_validate(dict(os.environ))
 
 
+@functools.cache
+def export_settings() -> ExportSettings:
+    return ExportSettings.model_validate(dict(os.environ))
+
+
 def clear_settings_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
     for parse in (
@@ -159,5 +172,6 @@ def clear_settings_cache() -> None:
         jobs_settings,
         api_settings,
         catalog_settings,
+        export_settings,
     ):
         parse.cache_clear()

@@ -45,6 +45,12 @@ def secretsmanager_client() -> Any:
     return session().client("secretsmanager")
 
 
+@functools.cache
+def s3_client() -> Any:
+    """The analytics export's bucket (only the ExportFunction uses it)."""
+    return session().client("s3")
+
+
 def is_conditional_failure(exc: ClientError) -> bool:
     """A write refused by its ConditionExpression (an expected outcome, not an error)."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
@@ -52,5 +58,5 @@ def is_conditional_failure(exc: ClientError) -> bool:
 
 def clear_clients() -> None:
     """Drop cached clients (tests open a fresh moto backend per case); the session, with its models, stays."""
-    for factory in (dynamodb_resource, dynamodb_table, dynamodb_client, sqs_client, secretsmanager_client):
+    for factory in (dynamodb_resource, dynamodb_table, dynamodb_client, sqs_client, secretsmanager_client, s3_client):
         factory.cache_clear()
