@@ -46,7 +46,11 @@ def test_every_route_is_documented_with_its_models() -> None:
     assert set(metrics["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     assert metrics["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
-    assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[1-9][0-9]{0,18}$"
+    # Bulk tracking: up to 10,000 ids judged one by one (no pattern), as JSON or CSV, 503 when the deadline cuts it
+    assert body["maxItems"] == 10_000 and body["items"] == {"type": "string"}
+    track = document["paths"]["/tweets"]["post"]
+    assert set(track["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert track["responses"]["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/TrackIncomplete")
     live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
     # 429: the per-minute limit (what was fetched, what was not) or the monthly @handle cap (an error only)
     usage = document["paths"]["/usage"]["get"]["responses"]
