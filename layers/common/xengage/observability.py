@@ -146,6 +146,8 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 # The @handle billing guard: see the collector's.
                 "UniqueHandlesThisMonth",
                 "LiveQueriesUsageCapped",
+                # Bulk tracking (issue 11, item 4): a POST /tweets the deadline cut (503 track_incomplete).
+                "TrackIncomplete",
             }
         ),
     }
