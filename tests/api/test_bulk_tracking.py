@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -270,6 +271,22 @@ def test_no_time_left_is_503_naming_every_id_and_writes_nothing(api: ApiCaller, 
     assert registry_items(aws, ids[:5]) == {}
 
 
+class VirtualClock:
+    """time.monotonic and time.sleep where only sleeping moves the clock: the deadline comes after so many backoff
+    sleeps, however slow the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
 class Unprocessed:
     """A DynamoDB client whose BatchWriteItem leaves the puts of some Posts unprocessed, as throttling does."""
 
@@ -297,12 +314,14 @@ class Unprocessed:
 def test_items_left_unprocessed_past_the_deadline_leave_no_half_tracked_post(api: ApiCaller, aws: Any) -> None:
     # Given an account, and DynamoDB leaving the Post item of one Post and a marker of another unprocessed for good
     from xengage.dal import batch
-    from xengage.dal.aws import dynamodb_client
+    from xengage.dal.aws import dynamodb_bulk_client
 
     api.put_account("900")
-    ids = bulk_ids(60)
-    stuck_post, stuck_marker = ids[10], ids[40]
-    throttled = Unprocessed(dynamodb_client(), set())
+    # Six Posts: their markers go in one BatchWriteItem and their Post items in another, so which items a call
+    # processes depends on nothing but the ids
+    ids = bulk_ids(6)
+    stuck_post, stuck_marker = ids[1], ids[4]
+    throttled = Unprocessed(dynamodb_bulk_client(), set())
     original_put = batch.batch_put_within
 
     def put_one_kind(table_name: str, items: Any, *, until: float) -> Any:
@@ -310,12 +329,15 @@ def test_items_left_unprocessed_past_the_deadline_leave_no_half_tracked_post(api
         throttled.refused = {stuck_post} if any(item["sk"] == "POST" for item in items) else {stuck_marker}
         return original_put(table_name, items, until=until)
 
-    api.remaining_millis = 5_500  # 1.5 s past the answer's reserve
+    api.remaining_millis = 5_500  # 1.5 s past the answer's reserve, on a clock only the backoff's sleeps move
+    clock = VirtualClock()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(batch, "dynamodb_client", lambda: throttled)
+        patch.setattr(batch, "dynamodb_bulk_client", lambda: throttled)
         patch.setattr("xengage.dal.registry.batch_put_within", put_one_kind)
+        for module in ("xengage.dal.batch", "xengage.dal.registry", "xengage.http_api.bulk"):
+            patch.setattr(f"{module}.time", clock)
 
-        # When the 60 ids are tracked
+        # When the six ids are tracked
         reply = api("POST", "/tweets", body={"tweet_ids": ids, "account_id": "900"})
 
     # Then the two are not stored, after retries with backoff, and nothing of them is left: no Post item, no marker
@@ -326,7 +348,7 @@ def test_items_left_unprocessed_past_the_deadline_leave_no_half_tracked_post(api
     assert registry_items(aws, [stuck_post, stuck_marker]) == {}
     # And every other Post is tracked whole
     others = [tweet_id for tweet_id in ids if tweet_id not in {stuck_post, stuck_marker}]
-    assert [post["tweet_id"] for post in answer["tracked"]] == others and answer["new"] == 58
+    assert [post["tweet_id"] for post in answer["tracked"]] == others and answer["new"] == 4
     tracked_at = answer["tracked"][0]["tracked_at"]
     assert registry_items(aws, others) == expected_items(others, "900", tracked_at)
 
@@ -336,4 +358,4 @@ def test_items_left_unprocessed_past_the_deadline_leave_no_half_tracked_post(api
 
     # Then the two are tracked now, and the others were already
     assert again.status == 200
-    assert (again.json()["new"], again.json()["already_tracked"]) == (2, 58)
+    assert (again.json()["new"], again.json()["already_tracked"]) == (2, 4)

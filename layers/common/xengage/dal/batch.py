@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from xengage.dal.aws import dynamodb_client
+from xengage.dal.aws import dynamodb_bulk_client
 
 BATCH_GET_KEYS: Final = 100  # DynamoDB's BatchGetItem limit
 BATCH_WRITE_ITEMS: Final = 25  # DynamoDB's BatchWriteItem limit
@@ -31,7 +31,8 @@ _deserializer = TypeDeserializer()
 
 
 def to_wire(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items()}
+    # Strings, all a tracked Post's items hold, without the serializer's type dispatch: a fifth of a write's CPU.
+    return {name: {"S": value} if type(value) is str else _serializer.serialize(value) for name, value in item.items()}
 
 
 def from_wire(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def batch_get_within(
     table_name: str, keys: Sequence[Mapping[str, str]], *, until: float, consistent: bool = True
 ) -> BatchOutcome:
     """The items of `keys` that exist (plain Python values), and the keys left unread at `until`."""
-    client = dynamodb_client()
+    client = dynamodb_bulk_client()
 
     def send(chunk: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         request = {table_name: {"Keys": [to_wire(key) for key in chunk], "ConsistentRead": consistent}}
@@ -130,7 +131,7 @@ def batch_delete_within(table_name: str, keys: Sequence[Mapping[str, str]], *, u
 def _batch_write(
     table_name: str, entries: Sequence[Mapping[str, Any]], kind: tuple[str, str], until: float
 ) -> BatchOutcome:
-    client = dynamodb_client()
+    client = dynamodb_bulk_client()
     request_name, field_name = kind
 
     def send(chunk: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
