@@ -206,6 +206,7 @@ def test_a_post_of_another_account_is_rejected_and_the_rest_tracked(api: ApiCall
     [
         ("10,001 ids as JSON", {"body": {"tweet_ids": bulk_ids(BULK + 1)}}, 422, "validation_error"),
         ("10,001 lines of CSV", {"body": "\n".join(bulk_ids(BULK + 1)), "headers": CSV}, 422, "too_many_ids"),
+        ("no body", {}, 422, "validation_error"),
         ("a CSV of blank lines", {"body": "tweet_id\n\n\r\n", "headers": CSV}, 422, "no_ids"),
         ("ids that are numbers", {"body": {"tweet_ids": [1021817816134156288]}}, 422, "validation_error"),
         ("CSV in latin-1", {"raw_body": "caf\xe9\n".encode("latin-1"), "headers": CSV}, 400, "invalid_body"),

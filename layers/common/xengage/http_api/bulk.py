@@ -97,6 +97,8 @@ def read_request(media_type: str, body: str, query_account: str | None) -> Track
 
 
 def _json_body(body: str) -> TrackIn:
+    if not body.strip():  # the boundary judged every body but an absent one
+        raise RequestValidationError([{"loc": ("body",), "msg": "Field required", "type": "missing"}])
     try:
         return TrackIn.model_validate(json.loads(body))
     except ValidationError as exc:
