@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.api.conftest import ApiCaller
 from xengage.api_client.catalog import Endpoint
@@ -295,11 +296,16 @@ class Unprocessed:
         self.client = client
         self.refused = refused
         self.retries = 0
+        self.throttle_first = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
     def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        if self.throttle_first:
+            # the first call fails whole, throttled past botocore's own retries
+            self.throttle_first = False
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem")
         ((table, requests),) = RequestItems.items()
         refused = [
             r for r in requests if r.get("PutRequest", {}).get("Item", {}).get("tweet_id", {}).get("S") in self.refused
@@ -313,7 +319,8 @@ class Unprocessed:
 
 
 def test_items_left_unprocessed_past_the_deadline_leave_no_half_tracked_post(api: ApiCaller, aws: Any) -> None:
-    # Given an account, and DynamoDB leaving the Post item of one Post and a marker of another unprocessed for good
+    # Given an account, and DynamoDB throttling a first call whole, then leaving the Post item of one Post and the
+    # markers of another unprocessed for good
     from xengage.dal import batch
     from xengage.dal.aws import dynamodb_bulk_client
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from xengage.dal.aws import dynamodb_bulk_client
 
@@ -25,6 +26,9 @@ BATCH_WRITE_ITEMS: Final = 25  # DynamoDB's BatchWriteItem limit
 BATCH_WORKERS: Final = 8  # calls in flight: DynamoDB answers each in ~10 ms, so a request is bound by round trips
 BACKOFF_BASE_SECONDS: Final = 0.05
 BACKOFF_MAX_SECONDS: Final = 1.0
+THROTTLED_CODES: Final = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -74,7 +78,13 @@ def _until_done(
         if outcome.calls:
             outcome.retried += 1
         outcome.calls += 1
-        got, pending = send(pending)
+        try:
+            got, pending = send(pending)
+        except ClientError as exc:
+            # Still throttled after botocore's own retries: the whole call is unprocessed, not a failed request
+            if exc.response.get("Error", {}).get("Code") not in THROTTLED_CODES:
+                raise
+            got = []
         outcome.items.extend(got)
         if pending:
             time.sleep(min(backoff_seconds(outcome.calls - 1, rng), max(0.0, until - time.monotonic())))
