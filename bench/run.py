@@ -16,6 +16,7 @@ from typing import Final
 
 from bench import (
     api_latency,
+    bulk_tracking,
     cold_start,
     collector_memory,
     cost,
@@ -34,6 +35,7 @@ BENCHMARKS: Final[dict[str, str]] = {
     "planner_memory": planner_memory.TITLE,
     "collector_memory": collector_memory.TITLE,
     "api_latency": api_latency.TITLE,
+    "bulk_tracking": bulk_tracking.TITLE,
     "fault_matrix": fault_matrix.TITLE,
     "cost": cost.TITLE,
 }

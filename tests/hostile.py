@@ -69,7 +69,9 @@ HOSTILE: list[Hostile] = [
         gzip.compress(tracking(["20"])),
         {**JSON, "Content-Encoding": "gzip"},
     ),
-    Hostile("over 256 KiB", "POST", "/tweets", 413, "body_too_large", tracking(["20"] * 50_000), JSON),
+    Hostile("over 256 KiB", "POST", "/engagement/totals", 413, "body_too_large", tracking(["20"] * 50_000), JSON),
+    # POST /tweets takes up to 10,000 ids, as JSON or CSV, in 1 MiB
+    Hostile("over 1 MiB", "POST", "/tweets", 413, "body_too_large", tracking(["20"] * 200_000), JSON),
     Hostile("truncated JSON", "PUT", "/accounts/6253282", 400, "invalid_json", b'{"screen_name": "a", ', JSON),
     Hostile("JSON with a BOM", "POST", "/tweets", 400, "invalid_json", b"\xef\xbb\xbf" + tracking(["20"]), JSON),
     # content types
@@ -114,9 +116,9 @@ HOSTILE: list[Hostile] = [
         {"Content-Type": "application/jsonp"},
     ),
     # ids that are not real snowflakes
-    Hostile("tweet id 0", "POST", "/tweets", 422, "validation_error", tracking(["0"]), JSON),
-    Hostile("tweet id of zeros", "POST", "/tweets", 422, "validation_error", tracking(["0000000000000000000"]), JSON),
-    Hostile("tweet id from 2086", "POST", "/tweets", 422, "validation_error", tracking(["9999999999999999999"]), JSON),
+    # (POST /tweets judges each id on its own and answers the bad ones in rejected_ids: tests/api/test_bulk_tracking.py)
+    Hostile("tweet id of zeros", "POST", "/engagement/totals", 422, "validation_error", tracking(["0" * 19]), JSON),
+    Hostile("tweet id from 2086", "POST", "/engagement/totals", 422, "validation_error", tracking(["9" * 19]), JSON),
     Hostile("tweet id past int64", "GET", "/tweets/99999999999999999999", 422, "validation_error"),
     Hostile("tweet id from the future in a path", "GET", "/tweets/9999999999999999999", 422, "validation_error"),
     Hostile("user id 0", "GET", "/accounts/0", 422, "validation_error"),

@@ -82,12 +82,24 @@ def module_aws() -> Iterator[AwsResources]:
             _clear_library_caches()
 
 
+def _scan_all(table: Any) -> list[dict[str, Any]]:
+    """Every item's key, page after page (a bulk-tracking test leaves more than one page)."""
+    kwargs: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def _empty_stack(resources: AwsResources) -> None:
     """Delete every item and every secret but the app's, and restore the app secret: each test starts clean."""
     dynamodb = boto3.resource("dynamodb")
     for name in (resources.registry_table, resources.metrics_table, resources.jobs_table):
         table = dynamodb.Table(name)
-        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in table.scan(ProjectionExpression="pk, sk")["Items"]]
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in _scan_all(table)]
         with table.batch_writer() as batch:
             for key in keys:
                 batch.delete_item(Key=key)

@@ -47,7 +47,11 @@ def test_every_route_is_documented_with_its_models() -> None:
     assert set(metrics["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     assert metrics["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     body = document["components"]["schemas"]["TrackIn"]["properties"]["tweet_ids"]
-    assert body["maxItems"] == 250 and body["items"]["pattern"] == "^[1-9][0-9]{0,18}$"
+    # Bulk tracking: up to 10,000 ids judged one by one (no pattern), as JSON or CSV, 503 when the deadline cuts it
+    assert body["maxItems"] == 10_000 and body["items"] == {"type": "string"}
+    track = document["paths"]["/tweets"]["post"]
+    assert set(track["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert track["responses"]["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/TrackIncomplete")
     live = document["paths"]["/engagement/{endpoint}"]["post"]["responses"]
     # 200: the results; 202: the job that finishes what did not fit; 429 and 503: errors only
     assert live["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/LiveQueryOut")

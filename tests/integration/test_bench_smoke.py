@@ -7,6 +7,7 @@ import pytest
 
 from bench import (
     api_latency,
+    bulk_tracking,
     client_calls,
     cold_start,
     collector_memory,
@@ -133,3 +134,17 @@ def test_api_latency_reads_every_stored_hour_through_the_api_in_pages() -> None:
     assert default_page.function_ms and all(
         0 < fn <= http for fn, http in zip(default_page.function_ms, default_page.http_ms, strict=True)
     )
+
+
+def test_bulk_tracking_sends_json_and_csv_until_stored_and_again_finds_nothing_new() -> None:
+    # It stops on counts that do not add up, ids not all new over the rounds, or a repeat that finds anything new
+    measured = bulk_tracking.main(count=40)
+    assert [m.label for m in measured] == [
+        "JSON, app (2 items a Post)",
+        "JSON, app (2 items a Post), again",
+        "CSV, account (4 items a Post)",
+        "CSV, account (4 items a Post), again",
+    ]
+    first, again = measured[2], measured[3]
+    assert first.rounds[-1][0] == 200 and first.counts == {"new": 40, "already_tracked": 0, "rejected": 0}
+    assert len(again.rounds) == 1 and again.counts == {"new": 0, "already_tracked": 40, "rejected": 0}

@@ -147,6 +147,8 @@ EMITTED_METRICS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
                 # The @handle billing guard: see the collector's.
                 "UniqueHandlesThisMonth",
                 "LiveQueriesUsageCapped",
+                # Bulk tracking (issue 11, item 4): a POST /tweets the deadline cut (503 track_incomplete).
+                "TrackIncomplete",
             }
         ),
         # The analytics export (issue 11, item 6): Parquet files and rows written, jobs handed on to the export queue.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_client, dynamodb_table, is_conditional_failure
+from xengage.dal.batch import batch_delete_within, batch_get_within, batch_put_within
 from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, plain, query_pages
 from xengage.dal.series_state import MarkerPart, SeriesState, TotalsSnapshot
 from xengage.dal.status import StatusChange, marker_key
@@ -28,6 +30,10 @@ ACCOUNT_STATUSES: Final = frozenset({ACCOUNT_ACTIVE, ACCOUNT_NEEDS_REAUTH})
 
 _LIST_CURSOR_KEYS: Final = frozenset({"pk", "sk", "list_pk", "list_sk"})
 LEASE_WORKERS: Final = 8  # concurrent lease writes: a planner tick is bound by their round trips
+# Bulk tracking writes Posts a chunk at a time, so a deadline leaves whole chunks tracked and the rest untouched.
+TRACK_CHUNK_POSTS: Final = 1_000
+# Removing the markers of a Post whose Post item could not be written may take this long past the deadline.
+ORPHAN_CLEANUP_SECONDS: Final = 1.0
 
 
 class NotFound(LookupError):
@@ -76,6 +82,17 @@ class DueMarker:
     due_sk: str | None = None
     lease: str | None = None
     series: SeriesState = field(default_factory=SeriesState)  # read from the item, not from DueIndex
+
+
+@dataclass(slots=True)
+class BulkWrite:
+    """What `write_posts_within` stored: whole Posts (item and markers), and the ids it had no time for."""
+
+    stored: list[str] = field(default_factory=list)
+    not_stored: list[str] = field(default_factory=list)
+    calls: int = 0  # BatchWriteItem calls
+    retried: int = 0  # of them, calls that sent unprocessed items again
+    orphaned_markers: int = 0  # markers of not_stored Posts that could not be deleted in time (re-tracking fixes)
 
 
 def endpoints_for(account_id: str | None) -> tuple[Endpoint, ...]:
@@ -376,6 +393,60 @@ class RegistryDal:
             for tweet_id in tweet_ids:
                 for item in post_items(tweet_id, account_id, now=now):
                     batch.put_item(Item=item)
+
+    def read_posts_within(self, tweet_ids: Sequence[str], *, until: float) -> tuple[dict[str, TrackedPost], list[str]]:
+        """`get_posts` for up to 10,000 ids, BATCH_WORKERS BatchGetItems at a time, stopping at `until`
+        (time.monotonic()): the tracked Posts among `tweet_ids`, and the ids left unread."""
+        outcome = batch_get_within(self.table_name, [_post_key(i) for i in dict.fromkeys(tweet_ids)], until=until)
+        posts = {post.tweet_id: post for post in map(_post_from, outcome.items)}
+        return posts, [key["pk"].removeprefix("POST#") for key in outcome.left]
+
+    def write_posts_within(
+        self, tweet_ids: Sequence[str], account_id: str | None, *, now: str, until: float
+    ) -> BulkWrite:
+        """Write Posts read as untracked with their due markers (the items of `post_items`), by BatchWriteItem,
+        TRACK_CHUNK_POSTS Posts a chunk, stopping before `until` (time.monotonic()).
+
+        In a chunk the markers go first and a Post item only once all its markers are stored, so a Post item (what
+        "tracked" means to every reader) always has its markers. A chunk starts only while the time left is at
+        least twice the slowest chunk so far; when a chunk still runs out of time, the markers of its unwritten
+        Posts are deleted again (ORPHAN_CLEANUP_SECONDS past `until` at most) and those Posts are `not_stored`.
+        """
+        result = BulkWrite()
+        left, slowest = list(dict.fromkeys(tweet_ids)), 0.0
+        while left and until - time.monotonic() > 2 * slowest:
+            chunk, left = left[:TRACK_CHUNK_POSTS], left[TRACK_CHUNK_POSTS:]
+            started = time.monotonic()
+            written = self._write_chunk(chunk, account_id, now=now, until=until, result=result)
+            slowest = max(slowest, time.monotonic() - started)
+            result.stored.extend(written)
+            if len(written) < len(chunk):
+                done = set(written)
+                left = [tweet_id for tweet_id in chunk if tweet_id not in done] + left
+                break
+        result.not_stored.extend(left)
+        return result
+
+    def _write_chunk(
+        self, chunk: list[str], account_id: str | None, *, now: str, until: float, result: BulkWrite
+    ) -> list[str]:
+        items = {tweet_id: post_items(tweet_id, account_id, now=now) for tweet_id in chunk}
+        marker_items = [marker for post in items.values() for marker in post[1:]]
+        # Retries of the markers may take their share of the time left, so the Post items still get theirs.
+        started = time.monotonic()
+        share = len(marker_items) / (len(marker_items) + len(chunk))
+        markers = batch_put_within(self.table_name, marker_items, until=started + (until - started) * share)
+        failed = {item["tweet_id"] for item in markers.left}
+        posts = batch_put_within(self.table_name, [items[i][0] for i in chunk if i not in failed], until=until)
+        failed |= {item["tweet_id"] for item in posts.left}
+        result.calls += markers.calls + posts.calls
+        result.retried += markers.retried + posts.retried
+        if failed:
+            orphans = [{"pk": m["pk"], "sk": m["sk"]} for i in failed for m in items[i][1:]]
+            result.orphaned_markers += len(
+                batch_delete_within(self.table_name, orphans, until=until + ORPHAN_CLEANUP_SECONDS).left
+            )
+        return [tweet_id for tweet_id in chunk if tweet_id not in failed]
 
     def _put_if_absent(self, item: dict[str, Any]) -> bool:
         try:

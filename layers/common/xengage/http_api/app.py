@@ -48,6 +48,7 @@ def openapi_dict(app: APIGatewayRestResolver) -> dict[str, Any]:
         schemas.setdefault(name, schema)
     schemas["HTTPValidationError"] = answered
     schemas.pop("ValidationError", None)  # Powertools' item schema, referenced only by its HTTPValidationError
+    tweets.document_track_body(document)
     return document
 
 

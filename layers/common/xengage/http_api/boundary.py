@@ -3,7 +3,8 @@ crash.
 
 Checked before Powertools routes the request (its validation runs first among middlewares, so a middleware would
 come too late): a request body must be `application/json` in UTF-8 (no other charset, no `Content-Encoding`), at
-most `MAX_BODY_BYTES` long and `MAX_JSON_DEPTH` deep. Anything that still goes wrong becomes a logged 500 naming
+most `MAX_BODY_BYTES` long and `MAX_JSON_DEPTH` deep. `POST /tweets` alone also takes `text/csv` (UTF-8) and up to
+`MAX_BULK_BODY_BYTES` (`BODY_RULES`). Anything that still goes wrong becomes a logged 500 naming
 the request id and nothing of the internals.
 """
 
@@ -14,8 +15,10 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -29,6 +32,28 @@ MAX_BODY_BYTES: Final = 256 * 1024
 MAX_JSON_DEPTH: Final = 32
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPE: Final = "application/json"
+CSV_MEDIA_TYPE: Final = "text/csv"
+# 10,000 ids are ~220 KB as JSON or CSV; room for pretty-printed JSON and long bad lines, far below Lambda's 6 MB.
+MAX_BULK_BODY_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    media_types: tuple[str, ...] = (JSON_MEDIA_TYPE,)
+    max_bytes: int = MAX_BODY_BYTES
+
+
+DEFAULT_BODY_RULE: Final = BodyRule()
+# Routes whose bodies differ from the default: bulk tracking takes CSV too, and more bytes.
+BODY_RULES: Final[Mapping[tuple[str, str], BodyRule]] = MappingProxyType(
+    {("POST", "/tweets"): BodyRule((JSON_MEDIA_TYPE, CSV_MEDIA_TYPE), MAX_BULK_BODY_BYTES)}
+)
+
+
+def body_rule(event: Mapping[str, Any]) -> BodyRule:
+    method = str(event.get("httpMethod") or "").upper()
+    path = str(event.get("path") or "").rstrip("/") or "/"
+    return BODY_RULES.get((method, path), DEFAULT_BODY_RULE)
 
 
 def _header(event: Mapping[str, Any], name: str) -> str | None:
@@ -46,15 +71,16 @@ def _body_bytes(event: Mapping[str, Any]) -> bytes:
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_body", "body: not valid base64 as declared") from None
 
 
-def check_content_type(value: str | None) -> None:
-    """`application/json`, optionally `; charset=utf-8`: any other type or charset is refused, never guessed."""
+def check_content_type(value: str | None, accepted: tuple[str, ...] = (JSON_MEDIA_TYPE,)) -> str:
+    """One of `accepted` (`application/json` unless the route says more), optionally `; charset=utf-8`: any other
+    type or charset is refused, never guessed. Returns the media type."""
     media_type, *params = [part.strip() for part in (value or "").split(";")]
-    if media_type.lower() != JSON_MEDIA_TYPE:
+    if media_type.lower() not in accepted:
         shown = f"{media_type[:80]!r}" if media_type else "none"
         raise ApiError(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            f"Content-Type: this route takes {JSON_MEDIA_TYPE} (UTF-8) only, got {shown}",
+            f"Content-Type: this route takes {' or '.join(accepted)} (UTF-8) only, got {shown}",
         )
     for param in filter(None, params):
         name, _, given = param.partition("=")
@@ -62,8 +88,9 @@ def check_content_type(value: str | None) -> None:
             raise ApiError(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_charset",
-                f"Content-Type: JSON is read as UTF-8 only, got charset {given.strip()[:40]!r}",
+                f"Content-Type: the body is read as UTF-8 only, got charset {given.strip()[:40]!r}",
             )
+    return media_type.lower()
 
 
 def check_content_encoding(value: str | None) -> None:
@@ -88,13 +115,17 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def parse_json_text(raw: bytes) -> Any:
+def utf8_text(raw: bytes) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(
             HTTPStatus.BAD_REQUEST, "invalid_body", f"body: not UTF-8 text (byte {exc.start} cannot be decoded)"
         ) from None
+
+
+def parse_json_text(raw: bytes) -> Any:
+    text = utf8_text(raw)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -117,14 +148,16 @@ def check_request(event: Mapping[str, Any]) -> None:
         return
     check_content_encoding(_header(event, "content-encoding"))
     raw = _body_bytes(event)
-    if len(raw) > MAX_BODY_BYTES:
+    rule = body_rule(event)
+    if len(raw) > rule.max_bytes:
         raise ApiError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "body_too_large",
-            f"body: {len(raw)} bytes, at most {MAX_BODY_BYTES} are accepted",
+            f"body: {len(raw)} bytes, at most {rule.max_bytes} are accepted",
         )
-    check_content_type(_header(event, "content-type"))
-    if json_depth(parse_json_text(raw)) > MAX_JSON_DEPTH:
+    if check_content_type(_header(event, "content-type"), rule.media_types) == CSV_MEDIA_TYPE:
+        utf8_text(raw)
+    elif json_depth(parse_json_text(raw)) > MAX_JSON_DEPTH:
         raise _too_deep()
 
 

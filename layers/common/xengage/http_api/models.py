@@ -19,6 +19,7 @@ MAX_X_ID: Final = 2**63 - 1
 CLOCK_SKEW: Final = timedelta(minutes=5)
 SCREEN_NAME_PATTERN = r"^[A-Za-z0-9_]{1,15}$"
 MAX_TRACK_BATCH = MAX_IDS_PER_CALL[Endpoint.TOTALS]
+MAX_BULK_TRACK: Final = 10_000  # ids a POST /tweets takes (JSON or CSV): what fits its deadline with room to spare
 # A live query: 4 calls' worth on /totals, 10 on the time series (the API answers what fits 29 s, a job the rest).
 LIVE_MAX_IDS: dict[Endpoint, int] = {Endpoint.TOTALS: 1000, Endpoint.HOURLY_28HR: 250, Endpoint.HISTORICAL: 250}
 # Asked as a job at once (Prefer: respond-async): nothing is fetched within the request, so it may be bigger.
@@ -130,10 +131,31 @@ class OAuthStartOut(_Model):
 
 
 class TrackIn(_Model):
-    tweet_ids: list[TweetId] = Field(min_length=1, max_length=MAX_TRACK_BATCH)
+    """Ids to track (JSON). Each id is judged on its own: a bad one is rejected with its reason, the others tracked."""
+
+    tweet_ids: list[str] = Field(
+        min_length=1,
+        max_length=MAX_BULK_TRACK,
+        description=f"up to {MAX_BULK_TRACK:,} Post ids, as strings of digits",
+        examples=[["1021817816134156288"]],
+    )
     account_id: UserId | None = Field(
         default=None, description="owner account whose tokens collect private and time-series metrics"
     )
+
+
+# Why an id of POST /tweets was not tracked (docs/DESIGN.md, "Bulk tracking").
+RejectReason = Literal[
+    "not_digits", "leading_zero", "too_long", "out_of_range", "future_id", "duplicate", "tracked_with_other_account"
+]
+
+
+class RejectedIdOut(_Model):
+    tweet_id: str = Field(description="as given (at most 40 characters of it)")
+    reason: RejectReason
+    message: str
+    index: int | None = Field(default=None, description="JSON: its position in tweet_ids, from 0")
+    line: int | None = Field(default=None, description="CSV: its line in the body, from 1")
 
 
 class TrackedPostOut(_Model):
@@ -144,8 +166,21 @@ class TrackedPostOut(_Model):
 
 
 class TrackOut(_Model):
-    tracked: list[TrackedPostOut]
-    newly_tracked: int = Field(description="how many of tweet_ids were not tracked before")
+    tracked: list[TrackedPostOut] = Field(description="every id of the request tracked now, in the request's order")
+    newly_tracked: int = Field(description="how many of tweet_ids were not tracked before (the same as `new`)")
+    new: int = Field(description="ids tracked by this request")
+    already_tracked: int = Field(description="ids tracked before, under the same account (or the app)")
+    rejected: int = Field(description="ids refused, each in rejected_ids with its reason")
+    rejected_ids: list[RejectedIdOut] = Field(description="in the request's order")
+
+
+class TrackIncomplete(TrackOut):
+    """503: the deadline came before every id was read or written. What is in `tracked` is stored whole; the ids in
+    `not_stored` are not tracked (nothing of them is left behind): send the same request again."""
+
+    error: ErrorDetail
+    not_stored: list[StoredTweetId] = Field(description="valid ids this request had no time for")
+    retry_after_seconds: int = Field(description="the same as the Retry-After header")
 
 
 class PostPage(_Model):

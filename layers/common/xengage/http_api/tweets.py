@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
@@ -13,9 +14,9 @@ from xengage.api_client.catalog import Endpoint
 from xengage.dal.registry import DueMarker, TrackedPost
 from xengage.dal.series_state import SeriesState
 from xengage.dal.status import PostStatus
-from xengage.http_api import context, cursors
+from xengage.http_api import bulk, context, cursors
 from xengage.http_api.accounts import require_account
-from xengage.http_api.errors import ApiError, answers, not_found
+from xengage.http_api.errors import answers, not_found
 from xengage.http_api.models import (
     USER_ID_PATTERN,
     CollectionOut,
@@ -32,13 +33,13 @@ from xengage.http_api.models import (
     TotalsDecreaseOut,
     TrackedPostOut,
     TrackIn,
+    TrackIncomplete,
     TrackOut,
     UntrackOut,
     UserId,
 )
 from xengage.http_api.params import CursorQuery, TweetIdPath
 from xengage.observability import logger
-from xengage.timeutil import snowflake_created_at, to_iso, utc_now
 
 router = Router()
 
@@ -60,39 +61,6 @@ def require_post(tweet_id: str) -> TrackedPost:
     if post is None:
         raise not_found("post", tweet_id)
     return post
-
-
-def track(tweet_ids: list[str], account_id: str | None) -> TrackOut:
-    """Check everything first (account, ownership conflicts), then write: no half-tracked batch on a bad input."""
-    if account_id:
-        require_account(account_id)
-    registry = context.registry()
-    unique_ids = list(dict.fromkeys(tweet_ids))
-    existing = registry.get_posts(unique_ids)
-    conflicts = [tweet_id for tweet_id, post in existing.items() if post.account_id != (account_id or "")]
-    if conflicts:
-        raise ApiError(
-            HTTPStatus.CONFLICT,
-            "tracked_with_other_account",
-            "tweet_ids already tracked under another account (untrack them first): "
-            + ", ".join(sorted(conflicts)[:10]),
-        )
-    now = to_iso(utc_now())
-    # Already read above: write only the absent ones (track_posts would read them all again).
-    new_ids = [tweet_id for tweet_id in unique_ids if tweet_id not in existing]
-    registry.write_new_posts(new_ids, account_id, now=now)
-    tracked = [
-        existing.get(tweet_id)
-        or TrackedPost(
-            tweet_id=tweet_id,
-            account_id=account_id or "",
-            created_at=to_iso(snowflake_created_at(tweet_id)),
-            tracked_at=now,
-        )
-        for tweet_id in unique_ids
-    ]
-    logger.info("posts tracked", extra={"count": len(tracked), "new": len(new_ids), "account_id": account_id})
-    return TrackOut(tracked=[tracked_out(post) for post in tracked], newly_tracked=len(new_ids))
 
 
 def status_out(status: PostStatus) -> EndpointStatusOut:
@@ -174,14 +142,70 @@ def untrack(tweet_id: str, *, purge: bool) -> UntrackOut:
 
 @router.post(
     "/tweets",
-    summary="Track Posts (idempotent)",
+    summary="Track Posts in bulk (idempotent): up to 10,000 ids as JSON or CSV",
+    description='JSON `{"tweet_ids": [...], "account_id"}`, or `text/csv` with one id a line (a first line '
+    "`tweet_id`, blank lines and CRLF are fine) and the account as `?account_id=`. Each id is judged on its own: "
+    "the answer counts `new`, `already_tracked` and `rejected` ids and gives each rejected one with its reason "
+    "(`not_digits`, `leading_zero`, `too_long`, `out_of_range`, `future_id`, `duplicate`, "
+    "`tracked_with_other_account`). The same request again tracks nothing more. An unknown account refuses the "
+    "whole request; so does the deadline, partly: 503 `track_incomplete` names the ids not stored.",
     tags=["tweets"],
     responses=answers(
-        {404: "unknown account (account_not_found)", 409: "a Post is tracked under another account"}, with_body=True
+        {
+            400: "the body is not UTF-8 (invalid_body) or not JSON (invalid_json); account_id in both the body and "
+            "the query, and different (conflicting_account_id)",
+            404: "unknown account (account_not_found)",
+            413: "the body is larger than 1 MiB (body_too_large)",
+            415: "not application/json or text/csv in UTF-8, or a Content-Encoding (unsupported_media_type, "
+            "unsupported_charset, unsupported_content_encoding)",
+        },
+        custom={
+            503: {
+                "description": "the deadline came first: `tracked` is stored, `not_stored` is not; send it again "
+                "(track_incomplete, Retry-After)",
+                "content": {"application/json": {"model": TrackIncomplete}},
+            }
+        },
     ),
 )
-def post_tweets(body: TrackIn) -> TrackOut:
-    return track(body.tweet_ids, body.account_id)
+def post_tweets(
+    account_id: Annotated[
+        UserId | None,
+        Query(pattern=USER_ID_PATTERN, description="CSV bodies: the owner account (JSON: the body's account_id)"),
+    ] = None,
+) -> TrackOut:
+    # The body is read here rather than by Powertools, which parses JSON only: CSV is the same request.
+    event = router.current_event
+    media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    request = bulk.read_request(media_type, event.decoded_body or "", account_id)
+    return bulk.track_bulk(request, until=bulk.deadline(getattr(router, "lambda_context", None)))
+
+
+@router.exception_handler(bulk.TrackNotFinished)
+def _track_not_finished(exc: bulk.TrackNotFinished) -> Response:
+    return Response(
+        status_code=HTTPStatus.SERVICE_UNAVAILABLE,
+        content_type=content_types.APPLICATION_JSON,
+        body=exc.body.model_dump(mode="json"),
+        headers={"Retry-After": str(exc.body.retry_after_seconds)},
+    )
+
+
+def document_track_body(document: dict[str, Any]) -> None:
+    """OpenAPI: POST /tweets reads its body itself (JSON or CSV), so its requestBody is written here."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["TrackIn"] = TrackIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    csv_example = "tweet_id\r\n1021817816134156288\r\n1021817816134156289\r\n"
+    document["paths"]["/tweets"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/TrackIn"}},
+            "text/csv": {
+                "schema": {"type": "string", "description": "one Post id a line; optional first line tweet_id"},
+                "example": csv_example,
+            },
+        },
+    }
 
 
 @router.get(
