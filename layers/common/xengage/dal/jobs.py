@@ -139,10 +139,17 @@ class JobsDal:
     def table(self) -> Any:
         return dynamodb_table(self.table_name)
 
-    def create(self, job: Job, posts: Iterable[JobPost]) -> None:
-        """The job and every one of its Posts (queued, or settled by the live part of the query), in batches."""
-        self.put_posts(job, posts)
-        self.table.put_item(Item=job.to_item())  # last: a job is readable only once all its Posts are
+    def create(self, job: Job, posts: Iterable[JobPost], *, until: float) -> bool:
+        """The job and every one of its Posts (queued, or settled by the live part of the query): BatchWriteItem calls
+        several at a time (10,000 Posts are 400 calls), by `until` (monotonic). False, and no job, when they did not
+        all fit: the job item is written last, so a job is readable only once all its Posts are."""
+        from xengage.dal.batch import batch_put_within
+
+        items = [post.to_item(job.job_id, job.expires_at) for post in posts]
+        if batch_put_within(self.table_name, items, until=until).left:
+            return False
+        self.table.put_item(Item=job.to_item())
+        return True
 
     def get(self, job_id: str) -> Job | None:
         item = self.table.get_item(Key={"pk": f"{JOB_PREFIX}{job_id}", "sk": META_SK}, ConsistentRead=True).get("Item")

@@ -7,6 +7,7 @@ the same client, the same shared rate budget, the same continuations as schedule
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from xengage import dal
 from xengage.api_client.catalog import Endpoint
+from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS
 from xengage.dal.jobs import QUEUED, Job, JobPost, JobsDal
 from xengage.dal.queue import MAX_BATCH_ENTRIES, MAX_DELAY_SECONDS, SendFailed
 from xengage.http_api import context, cursors
@@ -37,6 +39,8 @@ router = Router()
 MAX_POINTS_PER_POST: Final = 500
 JOB_ID_PATTERN: Final = r"^[0-9a-f]{32}$"
 NOT_QUEUED: Final = "could not be queued for collection"
+# Kept back from the request's time when recording a job: queueing its messages and answering.
+RECORD_RESERVE_SECONDS: Final = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +64,29 @@ def start_job(job: Job, outcomes: Sequence[JobPost], handovers: Sequence[Handove
 
     store = jobs_store()
     settled = {post.tweet_id for post in outcomes}
-    store.create(job, [*outcomes, *queued(h.tweet_id for h in handovers if h.tweet_id not in settled)])
+    posts = [*outcomes, *queued(h.tweet_id for h in handovers if h.tweet_id not in settled)]
+    if not store.create(job, posts, until=time.monotonic() + _seconds_left() - RECORD_RESERVE_SECONDS):
+        # Nothing is queued and no job is readable; what the live part fetched is stored all the same.
+        raise ApiError(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "job_not_recorded",
+            f"the job's {len(posts)} Posts could not be recorded in time; ask again",
+            headers={"Retry-After": "1"},
+        )
     unsent = _queue(job, handovers, now=now)
     if unsent:
         failed = [JobPost(tweet_id, status="failed", reason=NOT_QUEUED, updated_at=to_iso(now)) for tweet_id in unsent]
         record(store, job, {}, failed)
     count("JobsStarted")
     logger.info("job started", extra={"job_id": job.job_id, "posts": job.total, "queued": len(handovers)})
+
+
+def _seconds_left() -> float:
+    """API Gateway's 29 s, or the function's own remaining time if shorter."""
+    context_ = getattr(router, "lambda_context", None)
+    if context_ is not None and hasattr(context_, "get_remaining_time_in_millis"):
+        return min(API_GATEWAY_TIMEOUT_SECONDS, context_.get_remaining_time_in_millis() / 1000)
+    return API_GATEWAY_TIMEOUT_SECONDS
 
 
 def _queue(job: Job, handovers: Sequence[Handover], *, now: datetime) -> list[str]:
