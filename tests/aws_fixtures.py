@@ -16,7 +16,7 @@ import boto3
 import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
-TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE"}
+TABLES = {"RegistryTable": "REGISTRY_TABLE", "MetricsTable": "METRICS_TABLE", "RollupsTable": "ROLLUPS_TABLE"}
 STACK_NAME = "xengage-test"
 # Obviously fake app credentials (the emulator's demo values are not needed by unit tests).
 FAKE_APP_SECRET = {
@@ -81,6 +81,7 @@ class AwsResources:
 
     registry_table: str
     metrics_table: str
+    rollups_table: str
     collect_queue_url: str
     app_secret_arn: str
     secret_prefix: str
@@ -89,6 +90,7 @@ class AwsResources:
         return {
             "REGISTRY_TABLE": self.registry_table,
             "METRICS_TABLE": self.metrics_table,
+            "ROLLUPS_TABLE": self.rollups_table,
             "COLLECT_QUEUE_URL": self.collect_queue_url,
             "APP_SECRET_ARN": self.app_secret_arn,
             "SECRET_PREFIX": self.secret_prefix,
@@ -129,6 +131,7 @@ def create_resources(
     return AwsResources(
         registry_table=names["RegistryTable"],
         metrics_table=names["MetricsTable"],
+        rollups_table=names["RollupsTable"],
         collect_queue_url=queue_url,
         app_secret_arn=secret_arn,
         secret_prefix=f"{stack_name}/",

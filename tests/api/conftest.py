@@ -78,7 +78,7 @@ def module_aws() -> Iterator[AwsResources]:
 def _empty_stack(resources: AwsResources) -> None:
     """Delete every item and every secret but the app's, and restore the app secret: each test starts clean."""
     dynamodb = boto3.resource("dynamodb")
-    for name in (resources.registry_table, resources.metrics_table):
+    for name in (resources.registry_table, resources.metrics_table, resources.rollups_table):
         table = dynamodb.Table(name)
         keys = [{"pk": item["pk"], "sk": item["sk"]} for item in table.scan(ProjectionExpression="pk, sk")["Items"]]
         with table.batch_writer() as batch:

@@ -114,7 +114,9 @@ class CollectSummary:
     counts: dict[str, int] = field(default_factory=dict)  # status -> Posts
     items_written: int = 0  # metric points stored (a /totals snapshot, or an hour bucket)
     batch_write_calls: int = 0
-    item_updates: int = 0  # UpdateItems of day items: hours added to a stored day, or to one the answer did not fill
+    item_updates: int = 0  # day items written (their changed hours), alone or in a transaction with their rollups
+    transactions: int = 0  # TransactWriteItems: day items with their accounts' rollup differences
+    rollup_writes: int = 0  # rollup items those transactions added to
     calls: int = 0
     retries: int = 0
     throttled: int = 0
@@ -142,6 +144,8 @@ _SUMMED: Final = (
     "items_written",
     "batch_write_calls",
     "item_updates",
+    "transactions",
+    "rollup_writes",
     "calls",
     "retries",
     "throttled",
@@ -488,7 +492,9 @@ def _store(run: _Collection, posts: Any) -> None:
     write = run.deps.metrics.put_points(points)
     run.summary.items_written += write.items
     run.summary.batch_write_calls += write.batch_write_calls
-    run.summary.item_updates += write.update_calls
+    run.summary.item_updates += write.update_calls + write.transacted_days
+    run.summary.transactions += write.transact_calls
+    run.summary.rollup_writes += write.rollup_writes
 
 
 # --- settling: statuses, due markers, continuations ---------------------------------------------------------------
