@@ -41,7 +41,8 @@ MEASURE_GAP: Final = timedelta(days=1)
 DYNAMODB_ITEM_OVERHEAD: Final = 100  # bytes DynamoDB adds to each item's stored size (storage billing)
 WRITE_UNIT_BYTES: Final = 1024
 READ_UNIT_BYTES: Final = 4096
-_WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
+_WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+TRANSACTION_FACTOR: Final = 2  # DynamoDB bills each item of a TransactWriteItems twice (prepare and commit)
 _READS: Final = frozenset({"GetItem", "BatchGetItem", "Query"})
 
 
@@ -189,6 +190,11 @@ class CapacityMeter:
                     put = request.get("PutRequest", {}).get("Item")
                     key = put if put is not None else request["DeleteRequest"]["Key"]
                     yield table, {name: key[name] for name in self.schemas[table].keys}
+        elif operation == "TransactWriteItems":
+            for action in body["TransactItems"]:
+                for write in action.values():
+                    key = write.get("Key") or write["Item"]
+                    yield write["TableName"], {name: key[name] for name in self.schemas[write["TableName"]].keys}
         else:
             table = body["TableName"]
             key = body.get("Key") or body["Item"]
@@ -210,8 +216,9 @@ class CapacityMeter:
         counted: Counter[str] = Counter()
         if model.name in _WRITES:
             counted["write_requests"] += 1
+            factor = TRANSACTION_FACTOR if model.name == "TransactWriteItems" else 1
             for table, key, before in context["cost_before"]:
-                units = write_units(before, self._item(table, key))
+                units = write_units(before, self._item(table, key)) * factor
                 counted["write_units"] += units
                 counted[f"write_units {table}"] += units  # by table too, for the per-table figures
                 counted[f"item_writes {table}"] += 1

@@ -52,11 +52,12 @@ def test_hours_are_stored_one_item_per_post_and_day(aws):
     # When they are written
     stats = metrics_dal().put_points(points)
 
-    # Then 3 day items hold the 60 hours, written with their account's 3 rollup days in one transaction
+    # Then 3 day items hold the 60 hours, written in one transaction with the 10 six-hour blocks of their account's
+    # rollup that the hours fall in
     keys = scan_keys(aws.metrics_table)
     assert [sk for _, sk in keys] == sorted({p.at[:10] for p in points}) and len(keys) == 3
     assert len(stored_points(aws.metrics_table)) == 60
-    assert (stats.items, stats.item_writes, stats.transact_calls, stats.rollup_writes) == (60, 3, 1, 3)
+    assert (stats.items, stats.item_writes, stats.transact_calls, stats.rollup_writes) == (60, 3, 1, 10)
     assert stats.batch_write_calls == stats.update_calls == 0
 
     # And reading them back gives every hour with its value

@@ -54,7 +54,7 @@ def rollup_sums(rollups_table: str, accounts: set[str]) -> Expected:
     for item in items_of(rollups_table, [f"{a}#{endpoint}" for a in accounts for endpoint in ("28hr", "historical")]):
         account, endpoint = item["pk"].rsplit("#", 1)
         for hour, values in rollup_hours(item).items():
-            sums |= {(account, endpoint, item["sk"], hour, n): v for n, v in values.items() if v}
+            sums |= {(account, endpoint, item["sk"][:10], hour, n): v for n, v in values.items() if v}
     return sums
 
 
@@ -171,3 +171,27 @@ def test_backfill_rolls_up_old_day_items_once(aws):
     assert (again.day_items, again.rolled_up) == (0, 0)
     assert rollup_sums(aws.rollups_table, {"9"}) == bucket_sums(aws.metrics_table, [first, second], {"9"})
     assert sum(rollup_sums(aws.rollups_table, {"9"}).values()) == 2 * 3 * 2 + 3
+
+
+def test_a_whole_day_of_every_metric_fits_the_expression_limit(aws, monkeypatch):
+    # Given a /historical answer filling a whole day of a Post with every time-series metric, with large values
+    from xengage.dal import metrics as metrics_module
+    from xengage.dal.series import DAY_COLUMNS
+
+    sent: list[dict[str, Any]] = []
+    real = metrics_module.transact_write
+    monkeypatch.setattr(metrics_module, "transact_write", lambda actions: sent.extend(actions) or real(actions))
+    (tweet_id,) = post_ids(1, age=timedelta(days=3))
+    day = HOURS[-1][:10]
+    values = {name: 10_000_000 + index for index, name in enumerate(DAY_COLUMNS)}
+    points = [MetricPoint(tweet_id, Endpoint.HISTORICAL, f"{day}T{h:02d}:00:00Z", values, NOW, "5") for h in range(24)]
+
+    # When it is stored
+    MetricsDal(aws.metrics_table, aws.rollups_table).put_points(points)
+
+    # Then the day's rollup is four items of six hours, each ADD expression under DynamoDB's 4 KB, and exact
+    adds = [action["Update"] for action in sent if action["Update"]["TableName"] == aws.rollups_table]
+    assert sorted(add["Key"]["sk"]["S"] for add in adds) == [f"{day}#{block}" for block in range(4)]
+    assert all(len(add["UpdateExpression"]) < 4096 for add in adds)
+    assert rollup_sums(aws.rollups_table, {"5"}) == bucket_sums(aws.metrics_table, [tweet_id], {"5"})
+    assert len(rollup_sums(aws.rollups_table, {"5"})) == 24 * len(DAY_COLUMNS)

@@ -57,7 +57,7 @@ from xengage.dal.series import (
 from xengage.dal.updates import ItemUpdate
 
 _CURSOR_KEYS: Final = frozenset({"pk", "sk"})
-MAX_DAY_WRITE_ROUNDS: Final = 4  # conditional day-item updates retried after another writer changed the item
+MAX_DAY_WRITE_ROUNDS: Final = 6  # conditional day-item writes retried after another writer changed the item
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,12 +368,16 @@ class MetricsDal:
         self, account_id: str, endpoint: Endpoint, *, first_day: str, last_day: str
     ) -> Iterator[tuple[str, dict[int, dict[str, int]]]]:
         """(day, sums by hour) of an account's rollup items from first_day to last_day, oldest first."""
-        for item in query_pages(
+        items = query_pages(
             dynamodb_table(self.rollups_table),
             KeyConditionExpression=Key("pk").eq(rollup_pk(account_id, endpoint.value))
-            & Key("sk").between(first_day, last_day),
-        ):
-            yield item["sk"], rollup_hours(item)
+            & Key("sk").between(first_day, last_day + "~"),  # "~" sorts after the day's blocks ("#0".."#3")
+        )
+        for day, blocks in itertools.groupby(items, key=lambda item: day_of(item["sk"])):
+            hours: dict[int, dict[str, int]] = {}
+            for block in blocks:
+                hours.update(rollup_hours(block))
+            yield day, dict(sorted(hours.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
 """Account rollups: per account, endpoint and UTC day, the sums of its Posts' hour buckets (RollupsTable).
 
-    pk = "{account_id}#{28hr|historical}", sk = "YYYY-MM-DD"
+    pk = "{account_id}#{28hr|historical}", sk = "YYYY-MM-DD#B": B = hour // 6, a day in four blocks of six hours
     "HH:<code>"  the sum over the account's Posts of one metric at hour HH (a number); <code> is the metric's index
-                 in DAY_COLUMNS, or its name for a metric outside them (short names keep the item near 1 KB, which
-                 is what a write of it costs)
+                 in DAY_COLUMNS, or its name for a metric outside them
+
+Why blocks of six hours: an ADD names every attribute it adds to, and an expression is at most 4 KB (a whole day
+of 17 metrics would be 408 of them); and a write is billed by the item's size, so the hourly tick, which moves the
+last hour or two, rewrites a block of at most 102 numbers (under 1 KB), not the whole day.
 
 Exact by construction (docs/DESIGN.md, "Rollups"): a day item whose `r` is set and whose `a` names an account
 contributes its hours to that account's rollup, and nothing else does. Every write that changes what a day item
@@ -27,6 +30,7 @@ from xengage.dal.updates import ItemUpdate
 
 ROLLED_UP: Final = "r"  # on a day item: its hours are in its account's rollup
 MAX_TRANSACTION_ITEMS: Final = 100  # TransactWriteItems' limit on actions
+HOURS_PER_BLOCK: Final = 6
 _CODES: Final = {name: str(index) for index, name in enumerate(DAY_COLUMNS)}
 _SERIALIZER: Final = TypeSerializer()
 _RETRIED_REASONS: Final = frozenset({"None", "ConditionalCheckFailed", "TransactionConflict"})
@@ -36,6 +40,11 @@ Sums = dict[str, int]  # rollup attribute ("HH:<code>") -> value
 
 def rollup_pk(account_id: str, endpoint: str) -> str:
     return f"{account_id}#{endpoint}"
+
+
+def block_key(day: str, hour: int) -> str:
+    """The sort key of the rollup item holding `hour` of `day`."""
+    return f"{day}#{hour // HOURS_PER_BLOCK}"
 
 
 def hour_attribute(hour: int, metric: str) -> str:
@@ -100,22 +109,31 @@ class Transaction:
     keys: list[tuple[str, str]] = field(default_factory=list)  # the day items' (pk, sk)
 
     def size_with(self, endpoint: str, day: str, changes: Mapping[str, Sums]) -> int:
-        new_rollups = {(rollup_pk(account, endpoint), day) for account in changes}.difference(self.adds)
+        new_rollups = set(_by_block(endpoint, day, changes)).difference(self.adds)
         return len(self.days) + len(self.adds) + 1 + len(new_rollups)
 
     def add_day(self, action: dict[str, Any], endpoint: str, day: str, changes: Mapping[str, Sums]) -> None:
         self.days.append(action)
-        for account, sums in changes.items():
-            target = self.adds.setdefault((rollup_pk(account, endpoint), day), {})
+        for key, sums in _by_block(endpoint, day, changes).items():
+            target = self.adds.setdefault(key, {})
             for name, value in sums.items():
                 target[name] = target.get(name, 0) + value
 
     def actions(self) -> list[dict[str, Any]]:
         adds = (
-            ({"pk": pk, "sk": day}, {name: value for name, value in sums.items() if value})
-            for (pk, day), sums in self.adds.items()
+            ({"pk": pk, "sk": sk}, {name: value for name, value in sums.items() if value})
+            for (pk, sk), sums in self.adds.items()
         )
         return self.days + [{"Update": _add_action(self.rollups_table, key, sums)} for key, sums in adds if sums]
+
+
+def _by_block(endpoint: str, day: str, changes: Mapping[str, Sums]) -> dict[tuple[str, str], Sums]:
+    """Each account's differences by the rollup item (pk, sk) they go to."""
+    blocks: dict[tuple[str, str], Sums] = {}
+    for account, sums in changes.items():
+        for name, value in sums.items():
+            blocks.setdefault((rollup_pk(account, endpoint), block_key(day, int(name[:2]))), {})[name] = value
+    return blocks
 
 
 def update_action(table_name: str, key: Mapping[str, str], update: ItemUpdate) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def account_range(granularity: str, start: datetime | None, end: datetime | None
     if end - start > MAX_RANGE[granularity]:
         raise bad_request(
             "range_too_long",
-            f"from/to span {end - start}; granularity={granularity} answers at most {MAX_RANGE[granularity].days} days",
+            f"from/to: granularity={granularity} answers at most {MAX_RANGE[granularity].days} days, "
+            f"not {(end - start) / timedelta(days=1):.1f}",
         )
     return start, end
 
