@@ -6,7 +6,8 @@ Setup: `bench.pipeline_writes.Pipeline` (moto in-process, tables, queue and app 
 planner and collector, the real EngagementClient against the emulator on a virtual clock) with one registered
 account. For each age band of the cadence (`sample_bands`), a sample of Posts of that age is tracked, collected once
 at a warm-up tick (tick0) and once more a day later (tick1): only tick1 is measured, so what it writes is what a
-collection writes once a Post's items exist (an UpdateItem is charged on the larger of the item before and after).
+collection writes once a Post's items exist (an UpdateItem is charged on the larger of the item before and after;
+each item of a TransactWriteItems twice).
 Every DynamoDB request is metered by DynamoDB's rules (`CapacityMeter`): write units ceil(size / 1 KB) per item
 written, plus the writes of each global secondary index whose entry changes (a changed index key is a delete and a
 put); read units ceil(size / 4 KB), halved for eventually consistent reads, a Query's items summed per page. Item

@@ -12,23 +12,14 @@ Uses the caller's AWS credentials (Scan on MetricsTable, TransactWriteItems: Upd
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
-from dataclasses import asdict
 
+from tools.migrate_series import run_metrics_migration
 from xengage.dal.migrate import migrate_rollups
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", required=True, help="the stack's MetricsTableName output")
-    parser.add_argument("--rollups-table", required=True, help="the stack's RollupsTableName output")
-    parser.add_argument("--dry-run", action="store_true", help="count the day items not rolled up, change nothing")
-    args = parser.parse_args(argv)
-    stats = migrate_rollups(args.table, args.rollups_table, dry_run=args.dry_run)
-    print(json.dumps({"table": args.table, "dry_run": args.dry_run, **asdict(stats)}))
-    return 0
+    return run_metrics_migration(__doc__, migrate_rollups, "count the day items not rolled up, change nothing", argv)
 
 
 if __name__ == "__main__":
