@@ -195,3 +195,26 @@ def test_a_whole_day_of_every_metric_fits_the_expression_limit(aws, monkeypatch)
     assert all(len(add["UpdateExpression"]) < 4096 for add in adds)
     assert rollup_sums(aws.rollups_table, {"5"}) == bucket_sums(aws.metrics_table, [tweet_id], {"5"})
     assert len(rollup_sums(aws.rollups_table, {"5"})) == 24 * len(DAY_COLUMNS)
+
+
+def test_the_collectors_writes_keep_the_account_rollup(aws):
+    # Given an account and three of its Posts collected on /28hr by the collector
+    from tests.unit.fakes import FakeEngagementClient, fake_deps, register_account
+    from xengage.pipeline.collector import collect, parse_message
+
+    deps = fake_deps(FakeEngagementClient(series_hours=5))
+    register_account(deps, "42")
+    tweet_ids = post_ids(3, age=timedelta(days=2))
+    deps.registry.track_posts(tweet_ids, "42", now=NOW)
+    body = {"endpoint": "28hr", "tweet_ids": tweet_ids, "account_id": "42", "scheduled_time": NOW}
+
+    # When the message is collected, then delivered again
+    first = collect(parse_message(body), deps)
+    again = collect(parse_message(body), deps)
+
+    # Then one transaction wrote the day items with the account's rollup, the redelivery nothing, and the
+    # account's sums are those of the stored buckets
+    assert (first.transactions, first.rollup_writes) == (1, 1) and first.transacted_days == 3
+    assert again.transactions == again.transacted_days == again.rollup_writes == 0
+    expected = bucket_sums(aws.metrics_table, tweet_ids, {"42"})
+    assert expected and rollup_sums(aws.rollups_table, {"42"}) == expected
