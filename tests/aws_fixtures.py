@@ -26,6 +26,41 @@ FAKE_APP_SECRET = {
 }
 
 
+@functools.cache
+def copy_tables_once_per_transaction() -> None:
+    """moto's TransactWriteItems deep-copies an action's whole table for each of its actions before applying any
+    (its rollback): 100 actions on one table copy it 100 times, minutes for a year of /historical day items. The
+    copies of one call are identical, so the first is reused: the same rollback, one copy per table and call."""
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        copies: dict[int, Any] = {}
+
+        def deepcopy_once(value: Any, memo: Any = None) -> Any:
+            if not isinstance(value, models.Table):  # items and the like: copied as moto does
+                return copy.deepcopy(value, memo)
+            if id(value) not in copies:  # the tables live through the call: their ids stay theirs
+                copies[id(value)] = copy.deepcopy(value, memo)
+            return copies[id(value)]
+
+        models.copy = _CopyOnce(deepcopy_once)  # type: ignore[assignment]
+        try:
+            original(backend, transact_items)
+        finally:
+            models.copy = copy
+
+    setattr(models.DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010 - a patch
+
+
+@dataclass(frozen=True)
+class _CopyOnce:
+    """Stands in for the `copy` module inside moto's DynamoDB models during one transaction."""
+
+    deepcopy: Any
+
+
 class _CloudFormationLoader(yaml.SafeLoader):
     """YAML loader that keeps CloudFormation short-form tags (!Ref, !GetAtt, !Sub ...) as {"Fn": value}."""
 
@@ -110,6 +145,7 @@ def create_resources(
     from xengage.dal.aws import session as dal_session
 
     session = session or dal_session()
+    copy_tables_once_per_transaction()
     template = template if template is not None else load_template()
     resources = template["Resources"]
     dynamodb = session.client("dynamodb")
