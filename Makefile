@@ -21,7 +21,7 @@ UPLOT_VERSION := 1.6.32
 UPLOT_INTEGRITY := sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==
 UPLOT_DEST := layers/common/xengage/http_api/static
 
-.PHONY: help venv sam-venv node-deps browser vendor-uplot dashboard test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-statuses export-demo clean
+.PHONY: help venv sam-venv node-deps browser vendor-uplot dashboard test lint format typecheck cfn-lint validate pytest build run emulator invoke bench cost fuzz openapi migrate-series migrate-rollups migrate-statuses export-demo clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -106,8 +106,11 @@ emulator: venv ## run the Engagement API emulator alone
 migrate-statuses: venv ## before upgrading a stack: copy its StatusTable onto the due markers: make migrate-statuses STATUS_TABLE=<name> REGISTRY_TABLE=<name>
 	$(PY) -m tools.migrate_statuses --status-table "$(STATUS_TABLE)" --registry-table "$(REGISTRY_TABLE)" $(if $(DRY_RUN),--dry-run,)
 
-migrate-series: venv ## fold a deployed MetricsTable's hour items into day items: make migrate-series TABLE=<name> [DRY_RUN=1]
-	$(PY) -m tools.migrate_series --table "$(TABLE)" $(if $(DRY_RUN),--dry-run,)
+migrate-series: venv ## fold a deployed MetricsTable's hour items into day items: make migrate-series TABLE=<name> ROLLUPS_TABLE=<name> [DRY_RUN=1]
+	$(PY) -m tools.migrate_series --table "$(TABLE)" --rollups-table "$(ROLLUPS_TABLE)" $(if $(DRY_RUN),--dry-run,)
+
+migrate-rollups: venv ## add a deployed MetricsTable's day items to RollupsTable: make migrate-rollups TABLE=<name> ROLLUPS_TABLE=<name> [DRY_RUN=1]
+	$(PY) -m tools.migrate_rollups --table "$(TABLE)" --rollups-table "$(ROLLUPS_TABLE)" $(if $(DRY_RUN),--dry-run,)
 
 invoke: venv ## run one function once against the running local stack: make invoke FUNCTION=<LogicalId> EVENT=<file>
 	$(PY) -m local.stack.invoke --function "$(FUNCTION)" --event "$(EVENT)"

@@ -288,11 +288,11 @@ def store_year(stack: LocalStack, hours: int = HOURS) -> tuple[str, datetime]:
         at = _iso(first_hour + timedelta(hours=hour))
         points.append(MetricPoint(tweet_id, Endpoint.HISTORICAL, at, values, _iso(now), ACCOUNT_ID))
     started = time.perf_counter()
-    stats = MetricsDal(stack.ids.ref("MetricsTable")).put_points(points)
+    stats = MetricsDal(stack.ids.ref("MetricsTable"), stack.ids.ref("RollupsTable")).put_points(points)
     print(
         f"stored {stats.items:,} hourly points ({len(TIME_SERIES_METRICS)} metrics each) for Post {tweet_id} in "
-        f"{time.perf_counter() - started:.1f} s as {stats.item_writes:,} items ({stats.batch_write_calls} "
-        f"BatchWriteItem and {stats.update_calls} UpdateItem calls through the DAL)"
+        f"{time.perf_counter() - started:.1f} s as {stats.item_writes:,} items ({stats.transact_calls} "
+        f"TransactWriteItems with {stats.rollup_writes} rollup items through the DAL)"
     )
     return tweet_id, first_hour
 

@@ -6,7 +6,8 @@ Setup: `bench.pipeline_writes.Pipeline` (moto in-process, tables, queue and app 
 planner and collector, the real EngagementClient against the emulator on a virtual clock) with one registered
 account. For each age band of the cadence (`sample_bands`), a sample of Posts of that age is tracked, collected once
 at a warm-up tick (tick0) and once more a day later (tick1): only tick1 is measured, so what it writes is what a
-collection writes once a Post's items exist (an UpdateItem is charged on the larger of the item before and after).
+collection writes once a Post's items exist (an UpdateItem is charged on the larger of the item before and after;
+each item of a TransactWriteItems twice).
 Every DynamoDB request is metered by DynamoDB's rules (`CapacityMeter`): write units ceil(size / 1 KB) per item
 written, plus the writes of each global secondary index whose entry changes (a changed index key is a delete and a
 put); read units ceil(size / 4 KB), halved for eventually consistent reads, a Query's items summed per page. Item
@@ -41,7 +42,8 @@ MEASURE_GAP: Final = timedelta(days=1)
 DYNAMODB_ITEM_OVERHEAD: Final = 100  # bytes DynamoDB adds to each item's stored size (storage billing)
 WRITE_UNIT_BYTES: Final = 1024
 READ_UNIT_BYTES: Final = 4096
-_WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
+_WRITES: Final = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+TRANSACTION_FACTOR: Final = 2  # DynamoDB bills each item of a TransactWriteItems twice (prepare and commit)
 _READS: Final = frozenset({"GetItem", "BatchGetItem", "Query"})
 
 
@@ -189,6 +191,11 @@ class CapacityMeter:
                     put = request.get("PutRequest", {}).get("Item")
                     key = put if put is not None else request["DeleteRequest"]["Key"]
                     yield table, {name: key[name] for name in self.schemas[table].keys}
+        elif operation == "TransactWriteItems":
+            for action in body["TransactItems"]:
+                for write in action.values():
+                    key = write.get("Key") or write["Item"]
+                    yield write["TableName"], {name: key[name] for name in self.schemas[write["TableName"]].keys}
         else:
             table = body["TableName"]
             key = body.get("Key") or body["Item"]
@@ -210,8 +217,9 @@ class CapacityMeter:
         counted: Counter[str] = Counter()
         if model.name in _WRITES:
             counted["write_requests"] += 1
+            factor = TRANSACTION_FACTOR if model.name == "TransactWriteItems" else 1
             for table, key, before in context["cost_before"]:
-                units = write_units(before, self._item(table, key))
+                units = write_units(before, self._item(table, key)) * factor
                 counted["write_units"] += units
                 counted[f"write_units {table}"] += units  # by table too, for the per-table figures
                 counted[f"item_writes {table}"] += 1

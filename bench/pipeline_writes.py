@@ -70,7 +70,10 @@ class EndpointRun:
     items_written: int = 0
     items_stored: int = 0  # MetricsTable growth
     batch_write_calls: int = 0
-    item_updates: int = 0  # day items updated (MetricsTable UpdateItem)
+    item_updates: int = 0  # day items updated alone (MetricsTable UpdateItem)
+    transactions: int = 0  # TransactWriteItems: day items with their account's rollup differences
+    transacted_days: int = 0  # day items those wrote
+    rollup_writes: int = 0  # RollupsTable items those added to
     statuses: Counter[str] = field(default_factory=Counter)
     posts_delivered: int = 0  # Post ids in the messages collected
     already_done: int = 0  # Posts the collector skipped: no longer leased by the message's tick
@@ -159,6 +162,9 @@ class Pipeline:
             run.items_written += summary.items_written
             run.batch_write_calls += summary.batch_write_calls
             run.item_updates += summary.item_updates
+            run.transactions += summary.transactions
+            run.transacted_days += summary.transacted_days
+            run.rollup_writes += summary.rollup_writes
             run.statuses.update(summary.counts)
             quiet_library_output()  # drop the metrics collect() added, so none is auto-flushed to stdout
         run.api_calls_seen += len(self.emulator.log) - log_before
@@ -290,6 +296,14 @@ def _report_hourly(hourly: HourlyTick) -> None:
         f"  MetricsTable {per_post('item_writes', hourly.metrics_table)} item writes, "
         f"{per_post('write_units', hourly.metrics_table)} WCU; {others}"
     )
+    messages = max(1, len(run.bodies))
+    per_message = ", ".join(
+        f"{name.rsplit('-', 1)[-1]} {units[f'write_units {name}'] / messages:.1f} WCU" for name in tables
+    )
+    print(
+        f"  per collector message ({messages}): {per_message}; {run.transactions} TransactWriteItems "
+        f"({run.transacted_days:,} day items + {run.rollup_writes:,} rollup items)"
+    )
 
 
 def register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
@@ -340,12 +354,22 @@ def _report(
                 f"{run.items_stored:,}",
                 f"{run.batch_write_calls:,}",
                 f"{run.item_updates:,}",
+                f"{run.transactions:,} ({run.transacted_days:,} + {run.rollup_writes:,})",
                 f"{run.plan_calls['UpdateItem']:,}",
                 f"{run.other_calls['UpdateItem'] - run.item_updates:,}",
                 f"{run.plan_seconds:.1f} + {run.collect_seconds:.1f}",
             ]
         )
-    headers = ["endpoint", "SQS msgs", "API calls", "points", "items stored", "BatchWriteItem", "UpdateItem days"]
+    headers = [
+        "endpoint",
+        "SQS msgs",
+        "API calls",
+        "points",
+        "items stored",
+        "BatchWriteItem",
+        "UpdateItem days",
+        "TransactWriteItems (days + rollups)",
+    ]
     print("first tick (minimum in parentheses: ceil(Posts / ids per call); points: snapshots and hour buckets, stored")
     print("as items of their own (/totals) or in day items; UpdateItem: day items, the planner's leases, then the")
     print("collector's settling writes: status, due marker and latest totals, one UpdateItem a Post):")
@@ -361,7 +385,7 @@ def _report(
             print(f"  /{run.endpoint:<11} ! client counted {run.api_calls} calls, emulator {run.api_calls_seen}")
     leases = sum(run.plan_calls["UpdateItem"] for run in first)
     settling = sum(run.other_calls["UpdateItem"] - run.item_updates for run in first)
-    days = sum(run.item_updates for run in first)
+    days = sum(run.item_updates + run.transacted_days for run in first)
     print(
         f"  UpdateItem over the three ticks: {leases:,} leases (planner) + {settling:,} settling + {days:,} day items "
         f"(collector): {settling / (3 * posts):.2f} settling writes a Post a tick"

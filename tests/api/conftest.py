@@ -97,7 +97,7 @@ def _scan_all(table: Any) -> list[dict[str, Any]]:
 def _empty_stack(resources: AwsResources) -> None:
     """Delete every item and every secret but the app's, and restore the app secret: each test starts clean."""
     dynamodb = boto3.resource("dynamodb")
-    for name in (resources.registry_table, resources.metrics_table, resources.jobs_table):
+    for name in (resources.registry_table, resources.metrics_table, resources.jobs_table, resources.rollups_table):
         table = dynamodb.Table(name)
         keys = [{"pk": item["pk"], "sk": item["sk"]} for item in _scan_all(table)]
         with table.batch_writer() as batch:

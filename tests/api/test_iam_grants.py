@@ -42,6 +42,13 @@ Grant = tuple[str, str]  # (IAM action, resource as template.yaml writes it)
 POLICY_TEMPLATE_ACTIONS = {"SQSSendMessagePolicy": ("sqs:SendMessage",)}
 # API calls authorized by another action's name (IAM has no separate action for them).
 AUTHORIZED_AS = {"sqs:SendMessageBatch": "sqs:SendMessage"}
+# TransactWriteItems has no action of its own: IAM authorizes each of its items as the single-item action.
+TRANSACTION_ACTIONS = {
+    "Update": "dynamodb:UpdateItem",
+    "Put": "dynamodb:PutItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
 
 
 class CallRecorder:
@@ -81,17 +88,18 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
 
 def required_grants(calls: list[tuple[str, str, dict[str, Any]]], aws: AwsResources) -> set[Grant]:
     """The (action, template resource) each recorded call needs."""
-    tables = {aws.registry_table: "RegistryTable", aws.metrics_table: "MetricsTable", aws.jobs_table: "JobsTable"}
+    tables = {
+        aws.registry_table: "RegistryTable",
+        aws.metrics_table: "MetricsTable",
+        aws.rollups_table: "RollupsTable",
+        aws.jobs_table: "JobsTable",
+    }
     app_secret_name = aws.app_secret_arn.split(":secret:", 1)[1].rsplit("-", 1)[0]
     needed: set[Grant] = set()
     for service, operation, params in calls:
         action = AUTHORIZED_AS.get(f"{service}:{operation}", f"{service}:{operation}")
         if service == "dynamodb":
-            names = list(params["RequestItems"]) if "RequestItems" in params else [params["TableName"]]
-            for name in names:
-                table = tables[name]
-                index = params.get("IndexName")
-                needed.add((action, f"${{{table}.Arn}}/index/{index}" if index else f"{table}.Arn"))
+            needed |= dynamodb_grants(action, params, tables)
         elif service == "secretsmanager":
             secret = params.get("SecretId") or params["Name"]
             if secret in (aws.app_secret_arn, app_secret_name):
@@ -124,6 +132,18 @@ def _s3_grant(operation: str, params: dict[str, Any], aws: AwsResources) -> Gran
     return ({"DeleteObjects": "s3:DeleteObject"}.get(operation, f"s3:{operation}"), "${ExportBucket.Arn}/metrics/*")
 
 
+def dynamodb_grants(action: str, params: dict[str, Any], tables: dict[str, str]) -> set[Grant]:
+    if action == "dynamodb:TransactWriteItems":  # authorized as each of its actions on its table
+        return {
+            (TRANSACTION_ACTIONS[kind], f"{tables[write['TableName']]}.Arn")
+            for item in params["TransactItems"]
+            for kind, write in item.items()
+        }
+    names = list(params["RequestItems"]) if "RequestItems" in params else [params["TableName"]]
+    index = params.get("IndexName")
+    return {(action, f"${{{tables[name]}.Arn}}/index/{index}" if index else f"{tables[name]}.Arn") for name in names}
+
+
 def template_grants(logical_id: str) -> set[Grant]:
     function = parse_template_text(TEMPLATE.read_text())["Resources"][logical_id]
     granted = inline_grants(function)
@@ -147,6 +167,8 @@ def use_every_api_route(api: ApiCaller, emulator: EmulatorServer) -> None:
         api("GET", f"/tweets/{owned[0]}"),
         api("GET", f"/tweets/{owned[0]}/metrics", query={"endpoint": "28hr"}),
         api("GET", f"/tweets/{owned[0]}/metrics", query={"endpoint": "28hr", "format": "csv"}),
+        api("GET", f"/tweets/{owned[0]}/metrics", query={"endpoint": "28hr", "granularity": "day"}),
+        api("GET", f"/accounts/{BRAND_USER_ID}/metrics", query={"endpoint": "28hr", "granularity": "day"}),
         api("GET", f"/accounts/{BRAND_USER_ID}/top", query={"metric": "favorites"}),
         api("GET", f"/accounts/{BRAND_USER_ID}/top", query={"metric": "impressions", "from": to_iso(utc_now())}),
         api("GET", "/statuses/ok"),

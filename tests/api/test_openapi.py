@@ -13,6 +13,7 @@ EXPECTED_OPERATIONS = {
     ("/accounts/{user_id}", "get"),
     ("/accounts/{user_id}", "delete"),
     ("/accounts/{user_id}/top", "get"),
+    ("/accounts/{user_id}/metrics", "get"),
     ("/oauth/start", "get"),
     ("/oauth/callback", "get"),
     ("/tweets", "post"),

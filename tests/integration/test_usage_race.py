@@ -3,47 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 
-from local.stack.dynamodb import dynalite_missing, start_dynalite
 from xengage.dal.usage import UsageDal
 from xengage.pipeline.usage import UsageGuard
 
 pytestmark = pytest.mark.integration
 
-TABLE = "usage-race-registry"
 NOW = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def dynalite_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    missing = dynalite_missing()
-    if missing:
-        pytest.skip(f"dynalite cannot run here: {missing}")
-    server = start_dynalite()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
-        from xengage.dal.aws import clear_clients
-
-        clear_clients()
-        boto3.client("dynamodb", endpoint_url=server.url).create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield TABLE
-        clear_clients()
-    finally:
-        server.stop()
 
 
 def test_collectors_racing_for_the_last_slots_never_go_past_the_cap(dynalite_table: str) -> None:

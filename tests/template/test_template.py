@@ -48,6 +48,7 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 DESIGN_ENV = (
     "REGISTRY_TABLE",
     "METRICS_TABLE",
+    "ROLLUPS_TABLE",
     "APP_SECRET_ARN",
     "SECRET_PREFIX",
     "ENGAGEMENT_API_URL",

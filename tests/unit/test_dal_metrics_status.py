@@ -52,11 +52,13 @@ def test_hours_are_stored_one_item_per_post_and_day(aws):
     # When they are written
     stats = metrics_dal().put_points(points)
 
-    # Then 3 day items hold the 60 hours: the whole middle day in a batch, the two partial days updated
+    # Then 3 day items hold the 60 hours, written in one transaction with the 10 six-hour blocks of their account's
+    # rollup that the hours fall in
     keys = scan_keys(aws.metrics_table)
     assert [sk for _, sk in keys] == sorted({p.at[:10] for p in points}) and len(keys) == 3
     assert len(stored_points(aws.metrics_table)) == 60
-    assert (stats.items, stats.item_writes, stats.batch_write_calls, stats.update_calls) == (60, 3, 1, 2)
+    assert (stats.items, stats.item_writes, stats.transact_calls, stats.rollup_writes) == (60, 3, 1, 10)
+    assert stats.batch_write_calls == stats.update_calls == 0
 
     # And reading them back gives every hour with its value
     page = metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000)
@@ -75,8 +77,13 @@ def test_only_changed_hours_are_written_again(aws):
     changed = metrics.put_points(again)
     redelivered = metrics.put_points(again)
 
-    # Then one UpdateItem sets the one changed hour, and the redelivery writes nothing
-    assert (changed.update_calls, changed.batch_write_calls, changed.hours_unchanged) == (1, 0, 27)
+    # Then one transaction sets the one changed hour (and its rollup), and the redelivery writes nothing
+    assert (changed.transact_calls, changed.item_writes, changed.rollup_writes, changed.hours_unchanged) == (
+        1,
+        1,
+        1,
+        27,
+    )
     assert (redelivered.item_writes, redelivered.hours_unchanged) == (0, 28)
     latest = metrics.latest_point(tweet_id, Endpoint.HOURLY_28HR)
     assert latest is not None and latest.metrics == {"impressions": 500}
@@ -248,9 +255,9 @@ def test_migration_folds_hour_items_into_day_items_keeping_newer_hours(aws):
     before = [(p.at, p.metrics) for p in metrics_dal().query_points(tweet_id, Endpoint.HOURLY_28HR, limit=1000).items]
 
     # When the table is migrated (a dry run first), and migrated again
-    dry = migrate_hour_items(aws.metrics_table, dry_run=True)
-    stats = migrate_hour_items(aws.metrics_table)
-    again = migrate_hour_items(aws.metrics_table)
+    dry = migrate_hour_items(aws.metrics_table, aws.rollups_table, dry_run=True)
+    stats = migrate_hour_items(aws.metrics_table, aws.rollups_table)
+    again = migrate_hour_items(aws.metrics_table, aws.rollups_table)
 
     # Then only day items and the snapshot remain, every hour reads as before, and a second run finds nothing
     assert (dry.hour_items, dry.deleted) == (30, 0)

@@ -25,6 +25,7 @@ class SharedSettings(BaseModel):
 
     registry_table: str = Field(alias="REGISTRY_TABLE", min_length=1)
     metrics_table: str = Field(alias="METRICS_TABLE", min_length=1)
+    rollups_table: str = Field(alias="ROLLUPS_TABLE", min_length=1)
     secret_prefix: str = Field(alias="SECRET_PREFIX", min_length=1)
     service_name: str = Field(default="xengage", alias="POWERTOOLS_SERVICE_NAME")
 

@@ -37,7 +37,8 @@ def app_state_dal() -> AppStateDal:
 
 @functools.cache
 def metrics_dal() -> MetricsDal:
-    return MetricsDal(shared_settings().metrics_table)
+    settings = shared_settings()
+    return MetricsDal(settings.metrics_table, settings.rollups_table)
 
 
 @functools.cache

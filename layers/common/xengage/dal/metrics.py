@@ -6,14 +6,17 @@ The day items' shape is in `xengage.dal.series`; here are the reads and writes o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from xengage.api_client.catalog import Endpoint
-from xengage.dal.aws import dynamodb_table
+from xengage.dal.aws import dynamodb_table, is_conditional_failure
 from xengage.dal.paging import (
     BATCH_GET_MAX,
     InvalidCursor,
@@ -24,6 +27,18 @@ from xengage.dal.paging import (
     encode_cursor,
     plain,
     query_pages,
+)
+from xengage.dal.rollups import (
+    MAX_TRANSACTION_ITEMS,
+    ROLLED_UP,
+    Sums,
+    Transaction,
+    delete_action,
+    deltas,
+    rollup_hours,
+    rollup_pk,
+    transact_write,
+    update_action,
 )
 from xengage.dal.series import (
     HOURS_ATTRIBUTE,
@@ -40,10 +55,9 @@ from xengage.dal.series import (
     join_hours,
 )
 from xengage.dal.updates import ItemUpdate
-from xengage.timeutil import snowflake_created_at
 
 _CURSOR_KEYS: Final = frozenset({"pk", "sk"})
-MAX_DAY_WRITE_ROUNDS: Final = 4  # conditional day-item updates retried after another writer changed the item
+MAX_DAY_WRITE_ROUNDS: Final = 6  # conditional day-item writes retried after another writer changed the item
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +95,10 @@ class MetricPoint:
 class WriteStats:
     items: int = 0  # points stored (upserted, or found already stored as they are)
     batch_write_calls: int = 0  # BatchWriteItem requests sent, retries of UnprocessedItems included
-    update_calls: int = 0  # UpdateItem requests: hours added to a day item that exists or that they do not fill
+    update_calls: int = 0  # UpdateItem / DeleteItem requests of day items of Posts without an account
+    transact_calls: int = 0  # TransactWriteItems requests: day items with their rollups' differences
+    transacted_days: int = 0  # day items those transactions wrote
+    rollup_writes: int = 0  # rollup items updated (ADD) by those transactions
     get_calls: int = 0  # BatchGetItem / GetItem requests reading the day items before writing them
     item_writes: int = 0  # items put or updated
     hours_unchanged: int = 0  # hour buckets not written: the day item already holds them as they are
@@ -89,8 +106,9 @@ class WriteStats:
 
 
 class MetricsDal:
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, rollups_table: str) -> None:
         self.table_name = table_name
+        self.rollups_table = rollups_table
 
     @property
     def table(self) -> Any:
@@ -99,10 +117,10 @@ class MetricsDal:
     def put_points(self, points: Iterable[MetricPoint], *, keep_stored: bool = False) -> WriteStats:
         """Store points: /totals snapshots as items of their own, hour buckets into their day items.
 
-        Day items are read first (BatchGetItem) so that only hours whose values changed are written: a day the
-        answer fills whole (from the Post's creation hour) and that is not stored yet is put in a batch, any other
-        day gets one UpdateItem setting just its changed hours. `keep_stored` writes only the hours a day item
-        lacks (the migration from hour items: what the collector stored since is newer).
+        Day items are read first (BatchGetItem) so that only days whose hours changed are written, each with the
+        difference it makes to its account's rollup in the same TransactWriteItems (a Post without an account:
+        one conditional UpdateItem). `keep_stored` writes only the hours a day item lacks (the migration from hour
+        items: what the collector stored since is newer).
         """
         stats = WriteStats()
         snapshots: list[MetricPoint] = []
@@ -114,10 +132,9 @@ class MetricsDal:
                 _add_hour(days, point)
             else:
                 snapshots.append(point)
-        puts = [point.to_item() for point in snapshots]
         if days:
-            puts += self._write_days(list(days.values()), stats, keep_stored=keep_stored)
-        self._batch_put(puts, stats)
+            self._write_days(list(days.values()), stats, keep_stored=keep_stored)
+        self._batch_put([point.to_item() for point in snapshots], stats)
         return stats
 
     def _batch_put(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
@@ -139,42 +156,90 @@ class MetricsDal:
             events.unregister("before-call.dynamodb.BatchWriteItem", count_call)
         stats.item_writes += len(items)
 
-    def _write_days(self, writes: list[DayWrite], stats: WriteStats, *, keep_stored: bool) -> list[dict[str, Any]]:
-        """Update the day items that need it; return the whole new days to put."""
-        keys = [write.key for write in writes]
-        stored = {(item["pk"], item["sk"]): item for item in batch_get(self.table_name, keys, consistent=False)}
+    def _write_days(self, writes: list[DayWrite], stats: WriteStats, *, keep_stored: bool) -> None:
+        """Write the changed hours of each day, with its rollup's difference (docs/DESIGN.md, "Rollups")."""
+        by_key = {(write.pk, write.day): write for write in writes}
+        stored = self._read_days(list(by_key), stats, consistent=False)
+
+        def change(key: tuple[str, str], item: Mapping[str, Any] | None) -> DayChange | None:
+            return _hours_change(by_key[key], item, stats, keep_stored=keep_stored)
+
+        self._transition(stored, change, stats)
+
+    def _read_days(
+        self, keys: list[tuple[str, str]], stats: WriteStats, *, consistent: bool
+    ) -> dict[tuple[str, str], Mapping[str, Any] | None]:
+        found = {
+            (item["pk"], item["sk"]): item
+            for item in batch_get(self.table_name, [{"pk": pk, "sk": sk} for pk, sk in keys], consistent=consistent)
+        }
         stats.get_calls += ceil_div(len(keys), BATCH_GET_MAX)
-        puts: list[dict[str, Any]] = []
-        for write in writes:
-            item = stored.get((write.pk, write.day))
-            if item is None and write.covers_day_from(_first_hour(write)):
-                puts.append(write.full_item(columns_for(columns_of(None), write.names())))
-            else:
-                self._update_day(write, item, stats, keep_stored=keep_stored)
-        return puts
+        return {key: found.get(key) for key in keys}
 
-    def _update_day(
-        self, write: DayWrite, item: Mapping[str, Any] | None, stats: WriteStats, *, keep_stored: bool
+    def _transition(
+        self,
+        stored: dict[tuple[str, str], Mapping[str, Any] | None],
+        change: Callable[[tuple[str, str], Mapping[str, Any] | None], DayChange | None],
+        stats: WriteStats,
     ) -> None:
-        """Write the changed hours into the day, on the condition that the item is as it was read; when another
-        writer got there first, read the item again and redo the difference."""
-        for _ in range(MAX_DAY_WRITE_ROUNDS):
-            columns = columns_for(columns_of(item), write.names())
-            changed = write.changed_hours(item, columns, keep_stored=keep_stored)
-            written = not changed or self._write_day(write, _day_update(write, item, columns, changed), stats)
-            if written:
-                stats.hours_unchanged += len(write.hours) - len(changed)
+        """Apply `change` to each day item as read; those another writer changed first are read again (consistent)
+        and changed anew, up to MAX_DAY_WRITE_ROUNDS: no writer's hours are overwritten unseen."""
+        for attempt in range(MAX_DAY_WRITE_ROUNDS):
+            if attempt:
+                # Conflicting transactions are cancelled, not queued: a short jittered pause spreads the retries.
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))
+            changes = [found for key, item in stored.items() if (found := change(key, item)) is not None]
+            lost = self._apply(changes, stats)
+            if not lost:
                 return
-            item = next(batch_get(self.table_name, [write.key], consistent=True), None)
-            stats.get_calls += 1
-        raise RuntimeError(f"day item {write.key} kept changing under this write ({MAX_DAY_WRITE_ROUNDS} rounds)")
+            stored = self._read_days(lost, stats, consistent=True)
+        raise RuntimeError(
+            f"day items {sorted(stored)[:3]} kept changing under this write ({MAX_DAY_WRITE_ROUNDS} rounds)"
+        )
 
-    def _write_day(self, write: DayWrite, update: ItemUpdate, stats: WriteStats) -> bool:
-        """One conditional UpdateItem of a day item; False when the item changed since it was read."""
+    def _apply(self, changes: list[DayChange], stats: WriteStats) -> list[tuple[str, str]]:
+        """Write the changes; return the keys of those not written (their item changed since it was read)."""
+        lost: list[tuple[str, str]] = []
+        transaction = self._transaction()
+        for item_change in sorted(changes, key=lambda found: (found.endpoint, found.day)):
+            if not item_change.deltas:  # nothing for any rollup: a plain conditional write
+                if not self._write_alone(item_change, stats):
+                    lost.append(item_change.key)
+                continue
+            if transaction.size_with(item_change.endpoint, item_change.day, item_change.deltas) > MAX_TRANSACTION_ITEMS:
+                lost += self._commit(transaction, stats)
+                transaction = self._transaction()
+            transaction.add_day(
+                item_change.action(self.table_name), item_change.endpoint, item_change.day, item_change.deltas
+            )
+            transaction.keys.append(item_change.key)
+        return lost + self._commit(transaction, stats)
+
+    def _transaction(self) -> Transaction:
+        return Transaction(self.table_name, self.rollups_table)
+
+    def _write_alone(self, item_change: DayChange, stats: WriteStats) -> bool:
         stats.update_calls += 1
-        written = update.apply(self.table, write.key)
+        key = dict(zip(("pk", "sk"), item_change.key, strict=True))
+        if item_change.after is None:
+            written = _delete_if(self.table, key, item_change.update)
+        else:
+            written = item_change.update.apply(self.table, key)
         stats.item_writes += written
         return written
+
+    def _commit(self, transaction: Transaction, stats: WriteStats) -> list[tuple[str, str]]:
+        """One TransactWriteItems; the keys of its day items when it was cancelled (nothing of it written)."""
+        actions = transaction.actions()
+        if not actions:
+            return []
+        stats.transact_calls += 1
+        if not transact_write(actions):
+            return transaction.keys
+        stats.item_writes += len(transaction.days)
+        stats.transacted_days += len(transaction.days)
+        stats.rollup_writes += len(actions) - len(transaction.days)
+        return []
 
     def query_points(
         self,
@@ -234,21 +299,85 @@ class MetricsDal:
         points = points[:limit]
         return Page(items=points, cursor=encode_cursor({"pk": pk, "sk": points[-1].at}) if more else None)
 
+    def query_days(
+        self,
+        tweet_id: str,
+        endpoint: Endpoint,
+        *,
+        first_day: str | None = None,
+        last_day: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[MetricPoint]:
+        """A time series' daily figures: per UTC day from first_day to last_day (YYYY-MM-DD, whole days), the sums
+        of its hour buckets, at = the day's 00:00, oldest first. The cursor is the last day's key ({pk, sk=day})."""
+        if not endpoint.is_time_series:
+            raise ValueError(f"/{endpoint.value} has no hour buckets to sum by day")
+        pk = f"{tweet_id}#{endpoint.value}"
+        after = decode_cursor(cursor, required_keys=_CURSOR_KEYS, pinned={"pk": pk})
+        if after and not (first_day or "") <= after["sk"] <= (last_day or "\uffff"):
+            raise InvalidCursor("cursor lies outside the from/to range")
+        low = after["sk"] + "~" if after else first_day  # "~": past that day's hour items of the previous layout
+        items = query_pages(
+            self.table,
+            KeyConditionExpression=_sk_between(Key("pk").eq(pk), low, last_day + "~" if last_day else None),
+            Limit=limit + 2,
+        )
+        points: list[MetricPoint] = []
+        for day, group in itertools.groupby(items, key=lambda item: day_of(item["sk"])):
+            if len(points) == limit:
+                return Page(items=points, cursor=encode_cursor({"pk": pk, "sk": points[-1].at[:10]}))
+            points.append(_day_sum(tweet_id, endpoint, day, list(_day_points(pk, group, descending=False))))
+        return Page(items=points, cursor=None)
+
     def latest_point(self, tweet_id: str, endpoint: Endpoint) -> MetricPoint | None:
         page = self.query_points(tweet_id, endpoint, limit=1, descending=True)
         return page.items[0] if page.items else None
 
     def purge_points(self, tweet_id: str) -> int:
-        """Delete every point of a Post on every endpoint; returns how many points (hours of day items) were deleted."""
+        """Delete every point of a Post on every endpoint; returns how many points (hours of day items) were deleted.
+        Day items go with their rollup's difference, so the account's sums lose exactly what the Post brought."""
         deleted = 0
+        stats = WriteStats()
         with self.table.batch_writer() as batch:
             for endpoint in Endpoint:
+                days: dict[tuple[str, str], Mapping[str, Any] | None] = {}
                 for item in query_pages(
                     self.table, KeyConditionExpression=Key("pk").eq(f"{tweet_id}#{endpoint.value}")
                 ):
-                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-                    deleted += len(day_hours(item)) if is_day_item(item) else 1
+                    if endpoint.is_time_series and is_day_item(item):
+                        days[(item["pk"], item["sk"])] = item
+                        deleted += len(day_hours(item))
+                    else:
+                        batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                        deleted += 1
+                self._transition(days, _deletion, stats)
         return deleted
+
+    def roll_up(self, items: Iterable[Mapping[str, Any]]) -> WriteStats:
+        """Bring day items stored before rollups existed into their accounts' rollups (`r` set with the ADD of
+        their hours, once: an item already rolled up is left as it is)."""
+        stats = WriteStats()
+        stored: dict[tuple[str, str], Mapping[str, Any] | None] = {
+            (item["pk"], item["sk"]): item for item in items if is_day_item(item)
+        }
+        self._transition(stored, _rolled_up, stats)
+        return stats
+
+    def account_days(
+        self, account_id: str, endpoint: Endpoint, *, first_day: str, last_day: str
+    ) -> Iterator[tuple[str, dict[int, dict[str, int]]]]:
+        """(day, sums by hour) of an account's rollup items from first_day to last_day, oldest first."""
+        items = query_pages(
+            dynamodb_table(self.rollups_table),
+            KeyConditionExpression=Key("pk").eq(rollup_pk(account_id, endpoint.value))
+            & Key("sk").between(first_day, last_day + "~"),  # "~" sorts after the day's blocks ("#0".."#3")
+        )
+        for day, blocks in itertools.groupby(items, key=lambda item: day_of(item["sk"])):
+            hours: dict[int, dict[str, int]] = {}
+            for block in blocks:
+                hours.update(rollup_hours(block))
+            yield day, dict(sorted(hours.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,36 +423,106 @@ def _add_hour(days: dict[tuple[str, str], DayWrite], point: MetricPoint) -> None
     write.collected_at = max(write.collected_at, point.collected_at)
 
 
-def _first_hour(write: DayWrite) -> int:
-    """The first hour of the day a Post can have: its creation hour on the day it was created, else 0."""
-    created = snowflake_created_at(write.pk.rsplit("#", 1)[0])
-    return created.hour if created.strftime("%Y-%m-%d") == write.day else 0
+@dataclass(slots=True)
+class DayChange:
+    """A day item from `before` (as read, None: absent) to `after` (None: deleted): the conditional write, on the
+    item still being as read, and what the change brings to each account's rollup of the day."""
+
+    key: tuple[str, str]
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    update: ItemUpdate
+    deltas: dict[str, Sums] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deltas = deltas(self.before, self.after)
+        _condition_on(self.update, self.before)
+
+    @property
+    def endpoint(self) -> str:
+        return self.key[0].rsplit("#", 1)[1]
+
+    @property
+    def day(self) -> str:
+        return self.key[1]
+
+    def action(self, table_name: str) -> dict[str, Any]:
+        key = {"pk": self.key[0], "sk": self.key[1]}
+        if self.after is None:
+            return delete_action(table_name, key, self.update)
+        return update_action(table_name, key, self.update)
 
 
-def _day_update(
-    write: DayWrite, item: Mapping[str, Any] | None, columns: tuple[str, ...], changed: Mapping[int, str]
-) -> ItemUpdate:
-    """SET the day's hours with the changed ones (and the columns, when they grew), on the condition that the item
-    is still as it was read: a concurrent writer's hours are never overwritten unseen."""
+def _hours_change(
+    write: DayWrite, item: Mapping[str, Any] | None, stats: WriteStats, *, keep_stored: bool
+) -> DayChange | None:
+    """SET the day's hours with the changed ones (and the columns when they grew); None when nothing changed."""
+    columns = columns_for(columns_of(item), write.names())
+    changed = write.changed_hours(item, columns, keep_stored=keep_stored)
+    if not changed:
+        stats.hours_unchanged += len(write.hours)
+        return None
+    stats.hours_unchanged += len(write.hours) - len(changed)
     stored = item or {}
+    after: dict[str, Any] = {
+        **stored,
+        **write.key,
+        HOURS_ATTRIBUTE: join_hours({**hour_texts(item), **changed}),
+        # The newest collection time and the account it was made for (hour items being folded in may be older)
+        "c": max(write.collected_at, stored.get("c", "")),
+        "a": write.account_id or stored.get("a", ""),
+        ROLLED_UP: 1,
+    }
     update = ItemUpdate()
-    update.set(HOURS_ATTRIBUTE, join_hours({**hour_texts(item), **changed}))
-    # The newest collection time and the account it was made for (hour items being folded in may be older)
-    update.set("c", max(write.collected_at, stored.get("c", "")))
-    update.set("a", write.account_id or stored.get("a", ""))
+    for name in (HOURS_ATTRIBUTE, "c", "a", ROLLED_UP):
+        update.set(name, after[name])
     if columns != columns_of(item):
-        update.set("m", list(columns))
+        after["m"] = list(columns)
+        update.set("m", after["m"])
+    return DayChange((write.pk, write.day), item, after, update)
+
+
+def _deletion(key: tuple[str, str], item: Mapping[str, Any] | None) -> DayChange | None:
+    return None if item is None else DayChange(key, item, None, ItemUpdate())
+
+
+def _rolled_up(key: tuple[str, str], item: Mapping[str, Any] | None) -> DayChange | None:
+    if item is None or item.get(ROLLED_UP):
+        return None
+    update = ItemUpdate()
+    update.set(ROLLED_UP, 1)
+    return DayChange(key, item, {**item, ROLLED_UP: 1}, update)
+
+
+def _condition_on(update: ItemUpdate, item: Mapping[str, Any] | None) -> None:
+    """The write holds only while the item is as read: its hours, columns, account and rollup flag (what its
+    contribution to a rollup is computed from)."""
     if item is None:
         update.conditions.append("attribute_not_exists(pk)")
-        return update
+        return
     update.conditions.append(f"{HOURS_ATTRIBUTE} = :seen_h")
-    update.values[":seen_h"] = stored.get(HOURS_ATTRIBUTE, "")
-    if "m" in item:
-        update.conditions.append("m = :seen_m")
-        update.values[":seen_m"] = list(columns_of(item))
-    else:
-        update.conditions.append("attribute_not_exists(m)")
-    return update
+    update.values[":seen_h"] = item.get(HOURS_ATTRIBUTE, "")
+    for name in ("m", "a"):
+        if name in item:
+            update.conditions.append(f"{name} = :seen_{name}")
+            update.values[f":seen_{name}"] = list(item[name]) if name == "m" else item[name]
+        else:
+            update.conditions.append(f"attribute_not_exists({name})")
+    update.conditions.append(
+        f"attribute_exists({ROLLED_UP})" if item.get(ROLLED_UP) else f"attribute_not_exists({ROLLED_UP})"
+    )
+
+
+def _delete_if(table: Any, key: Mapping[str, str], update: ItemUpdate) -> bool:
+    arguments = update.arguments()
+    arguments.pop("UpdateExpression", None)
+    try:
+        table.delete_item(Key=dict(key), **arguments)
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            return False
+        raise
+    return True
 
 
 def _day_points(pk: str, group: Iterable[Mapping[str, Any]], descending: bool) -> Iterator[MetricPoint]:
@@ -342,6 +541,15 @@ def _day_points(pk: str, group: Iterable[Mapping[str, Any]], descending: bool) -
             by_hour[item["sk"]] = MetricPoint.from_item(item)
     for at in sorted(by_hour, reverse=descending):
         yield by_hour[at]
+
+
+def _day_sum(tweet_id: str, endpoint: Endpoint, day: str, hours: list[MetricPoint]) -> MetricPoint:
+    sums: dict[str, int] = {}
+    for point in hours:
+        for name, value in point.metrics.items():
+            sums[name] = sums.get(name, 0) + value
+    collected_at = max((point.collected_at for point in hours), default="")
+    return MetricPoint(tweet_id, endpoint, hour_at(day, 0), sums, collected_at, hours[-1].account_id if hours else "")
 
 
 def _hours_of(tweet_id: str, endpoint: Endpoint, item: Mapping[str, Any], descending: bool) -> list[MetricPoint]:

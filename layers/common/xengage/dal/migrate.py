@@ -2,7 +2,11 @@
 
 MetricsTable: fold hour items (the layout before day items) into day items; run once per table after deploying.
 
-    python -m tools.migrate_series --table <MetricsTableName> [--dry-run]    (operator credentials)
+    python -m tools.migrate_series --table <MetricsTableName> --rollups-table <RollupsTableName> [--dry-run]
+
+RollupsTable: add the day items stored before it existed to their accounts' rollups (after migrate_series).
+
+    python -m tools.migrate_rollups --table <MetricsTableName> --rollups-table <RollupsTableName> [--dry-run]
 
 Safe to run while collectors write, and to stop and run again: each Scan page's hour items are written into their
 day items only where the day item lacks that hour (what a collector stored since is newer), and deleted only after
@@ -19,10 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from boto3.dynamodb.conditions import Attr
+
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.aws import dynamodb_table
 from xengage.dal.metrics import MetricPoint, MetricsDal
 from xengage.dal.paging import batch_get
+from xengage.dal.rollups import ROLLED_UP
 from xengage.dal.series import is_day_item
 from xengage.dal.status import marker_key
 from xengage.dal.updates import ItemUpdate
@@ -39,11 +46,16 @@ class MigrationStats:
 
 def _legacy_hour_items(table_name: str) -> Iterator[list[dict[str, Any]]]:
     """Pages of the table's time-series hour items (a one-off Scan: nothing else in the project scans)."""
+    for page in _scan_pages(table_name):
+        yield [item for item in page if _is_hour_item(item)]
+
+
+def _scan_pages(table_name: str, **kwargs: Any) -> Iterator[list[dict[str, Any]]]:
     table = dynamodb_table(table_name)
-    kwargs: dict[str, Any] = {"Limit": SCAN_PAGE}
+    kwargs["Limit"] = SCAN_PAGE
     while True:
         page = table.scan(**kwargs)
-        yield [item for item in page["Items"] if _is_hour_item(item)]
+        yield page["Items"]
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -53,9 +65,9 @@ def _is_hour_item(item: dict[str, Any]) -> bool:
     return not item["pk"].endswith("#totals") and not is_day_item(item)
 
 
-def migrate_hour_items(table_name: str, *, dry_run: bool = False) -> MigrationStats:
+def migrate_hour_items(table_name: str, rollups_table: str, *, dry_run: bool = False) -> MigrationStats:
     stats = MigrationStats()
-    metrics = MetricsDal(table_name)
+    metrics = MetricsDal(table_name, rollups_table)
     for items in _legacy_hour_items(table_name):
         stats.hour_items += len(items)
         if dry_run or not items:
@@ -66,6 +78,32 @@ def migrate_hour_items(table_name: str, *, dry_run: bool = False) -> MigrationSt
             for item in items:
                 batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
         stats.deleted += len(items)
+    return stats
+
+
+# --- rollups: day items stored before RollupsTable existed -> their accounts' rollups --------------------------
+
+
+@dataclass(slots=True)
+class RollupMigrationStats:
+    day_items: int = 0  # time-series day items found without `r` (not in any rollup yet)
+    rolled_up: int = 0  # brought into their account's rollup by this run
+    transactions: int = 0
+
+
+def migrate_rollups(table_name: str, rollups_table: str, *, dry_run: bool = False) -> RollupMigrationStats:
+    """Add each day item that is not rolled up yet to its account's rollup, setting its `r` in the same
+    transaction (conditional on the item as read): idempotent, resumable, and exact while collectors write."""
+    stats = RollupMigrationStats()
+    metrics = MetricsDal(table_name, rollups_table)
+    for page in _scan_pages(table_name, FilterExpression=Attr(ROLLED_UP).not_exists()):
+        items = [item for item in page if not item["pk"].endswith("#totals") and is_day_item(item)]
+        stats.day_items += len(items)
+        if dry_run or not items:
+            continue
+        written = metrics.roll_up(items)
+        stats.rolled_up += written.item_writes
+        stats.transactions += written.transact_calls
     return stats
 
 

@@ -7,7 +7,19 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 
-from xengage.http_api import accounts, app_status, dashboard, engagement, health, jobs, metrics, oauth, tweets, usage
+from xengage.http_api import (
+    accounts,
+    app_status,
+    dashboard,
+    engagement,
+    health,
+    jobs,
+    metrics,
+    oauth,
+    rollups,
+    tweets,
+    usage,
+)
 from xengage.http_api.boundary import BoundedResolver
 from xengage.http_api.errors import register_error_handlers
 from xengage.http_api.models import ValidationErrorResponse
@@ -22,7 +34,7 @@ DESCRIPTION: Final = (
 
 def build_app() -> BoundedResolver:
     app = BoundedResolver(enable_validation=True)
-    for area in (accounts, oauth, tweets, metrics, engagement, jobs, app_status, usage, health, dashboard):
+    for area in (accounts, oauth, tweets, metrics, rollups, engagement, jobs, app_status, usage, health, dashboard):
         app.include_router(area.router)
     register_error_handlers(app)
 

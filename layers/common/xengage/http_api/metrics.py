@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.catalog import METRIC_NAME_PATTERN, Endpoint, all_metrics, metrics_for
 from xengage.dal.registry import TrackedPost
+from xengage.dal.series import day_of
 from xengage.http_api import context, cursors
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import answers, bad_request, not_found
@@ -75,15 +76,20 @@ def stored_points(
     names: list[str],
     limit: int,
     cursor: str | None,
+    granularity: str = "hour",
 ) -> StoredPage:
-    page = context.metrics_store().query_points(
-        tweet_id,
-        endpoint,
-        start=to_iso(start) if start else None,
-        end=to_iso(end) if end else None,
-        limit=limit,
-        cursor=cursor,
-    )
+    low, high = (to_iso(start) if start else None), (to_iso(end) if end else None)
+    if granularity == "day":
+        page = context.metrics_store().query_days(
+            tweet_id,
+            endpoint,
+            first_day=day_of(low or ""),
+            last_day=day_of(high or "") or None,
+            limit=limit,
+            cursor=cursor,
+        )
+    else:
+        page = context.metrics_store().query_points(tweet_id, endpoint, start=low, end=high, limit=limit, cursor=cursor)
     if cursor is None and names:  # judged on the first page; later pages go on with the names it accepted
         metric_names(endpoint, names, field="metrics", stored={name for point in page.items for name in point.metrics})
     if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
@@ -97,16 +103,16 @@ def stored_points(
     return StoredPage(tweet_id=tweet_id, endpoint=endpoint, points=points, next_cursor=page.cursor)
 
 
-def as_csv(page: StoredPage, names: list[str]) -> str:
+def as_csv(endpoint: Endpoint, points: list[tuple[str, dict[str, int]]], names: list[str]) -> str:
     """`at,<metric>...` rows; columns in catalog order (then any unknown names), blank where a point lacks one."""
     if not names:
-        seen = {name for _, metrics in page.points for name in metrics}
-        catalog = metrics_for(page.endpoint)
+        seen = {name for _, metrics in points for name in metrics}
+        catalog = metrics_for(endpoint)
         names = [name for name in catalog if name in seen] + sorted(seen.difference(catalog))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["at", *names])
-    for at, metrics in page.points:
+    for at, metrics in points:
         writer.writerow([at, *(metrics.get(name, "") for name in names)])
     return out.getvalue()
 
@@ -192,11 +198,17 @@ def top_posts(account_id: str, metric: str, start: datetime | None, end: datetim
     summary="Stored metric points of a Post on one endpoint",
     description="JSON by default; CSV (`at,<metric>...`, next cursor in the X-Next-Cursor header) with "
     "`Accept: text/csv` or `?format=csv`. /totals points are snapshots (at = collection time); "
-    "/28hr and /historical points are hour buckets (at = hour start). `metrics` takes the catalog's names (with the "
-    "deployment's `ExtraEngagementTypes`) and any name the stored points hold (written by another version).",
+    "/28hr and /historical points are hour buckets (at = hour start), or with granularity=day one point per UTC "
+    "day (at = 00:00) summing its hour buckets, whole days from the day of `from` to the day of `to` (`limit` "
+    "counts days). /totals has no day figures (its snapshots are running totals): granularity=day is a 400. "
+    "`metrics` takes the catalog's names (with the deployment's `ExtraEngagementTypes`) and any name the stored "
+    "points hold (written by another version).",
     tags=["metrics"],
     responses=answers(
-        {400: "unknown metric, bad timestamp or cursor", 404: "Post not tracked and without stored data"},
+        {
+            400: "unknown metric, bad timestamp or cursor, granularity=day on /totals",
+            404: "Post not tracked and without stored data",
+        },
         custom={
             200: {
                 "description": "one page of points",
@@ -219,17 +231,33 @@ def get_metrics(
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
     format_: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+    granularity: Annotated[Literal["hour", "day"], Query(description="day: daily sums of the hour buckets")] = "hour",
 ) -> Response[Any]:
     start, end = parse_range("from", from_, "to", to)
     names = well_formed_metrics((metrics or "").split(","), field="metrics")
-    scope = cursors.listing("metrics", tweet_id, endpoint.value, from_, to)
+    if granularity == "day" and not endpoint.is_time_series:
+        raise bad_request(
+            "unsupported_granularity",
+            "granularity=day: /totals snapshots are running totals, not hour buckets; ask 28hr or historical",
+        )
+    # A day page's cursor is a day: bound to its own scope (hour pages keep theirs)
+    scope = cursors.listing("metrics", tweet_id, endpoint.value, from_, to, *(["day"] if granularity == "day" else []))
     page = stored_points(
-        tweet_id, endpoint, start=start, end=end, names=names, limit=limit, cursor=cursors.unseal(scope, cursor)
+        tweet_id,
+        endpoint,
+        start=start,
+        end=end,
+        names=names,
+        limit=limit,
+        cursor=cursors.unseal(scope, cursor),
+        granularity=granularity,
     )
     page = replace(page, next_cursor=cursors.seal(scope, page.next_cursor))
     if wants_csv(format_, router.current_event.headers.get("Accept")):
         headers = {NEXT_CURSOR_HEADER: page.next_cursor} if page.next_cursor else None
-        return Response(HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(page, names), headers=headers)
+        return Response(
+            HTTPStatus.OK, content_type=CSV_CONTENT_TYPE, body=as_csv(endpoint, page.points, names), headers=headers
+        )
     return Response(HTTPStatus.OK, content_type="application/json", body=page.to_json())
 
 

@@ -323,6 +323,17 @@ class MetricsPage(_Model):
     next_cursor: str | None
 
 
+class AccountMetricsOut(_Model):
+    account_id: StoredUserId
+    endpoint: Endpoint
+    granularity: Literal["hour", "day"]
+    from_: Timestamp = Field(alias="from", serialization_alias="from")
+    to: Timestamp
+    points: list[MetricPoint] = Field(description="per hour (at = hour start) or per UTC day (at = 00:00)")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+
+
 class TopPost(_Model):
     tweet_id: StoredTweetId
     value: int

@@ -118,7 +118,10 @@ class CollectSummary:
     counts: dict[str, int] = field(default_factory=dict)  # status -> Posts
     items_written: int = 0  # metric points stored (a /totals snapshot, or an hour bucket)
     batch_write_calls: int = 0
-    item_updates: int = 0  # UpdateItems of day items: hours added to a stored day, or to one the answer did not fill
+    item_updates: int = 0  # UpdateItems of day items alone (no rollup difference: a Post without an account)
+    transactions: int = 0  # TransactWriteItems: day items with their accounts' rollup differences
+    transacted_days: int = 0  # day items written by those transactions
+    rollup_writes: int = 0  # rollup items those transactions added to
     calls: int = 0
     retries: int = 0
     throttled: int = 0
@@ -146,6 +149,9 @@ _SUMMED: Final = (
     "items_written",
     "batch_write_calls",
     "item_updates",
+    "transactions",
+    "transacted_days",
+    "rollup_writes",
     "calls",
     "retries",
     "throttled",
@@ -540,6 +546,9 @@ def _store(run: _Collection, posts: Any) -> None:
     run.summary.items_written += write.items
     run.summary.batch_write_calls += write.batch_write_calls
     run.summary.item_updates += write.update_calls
+    run.summary.transactions += write.transact_calls
+    run.summary.transacted_days += write.transacted_days
+    run.summary.rollup_writes += write.rollup_writes
 
 
 # --- settling: statuses, due markers, continuations ---------------------------------------------------------------
