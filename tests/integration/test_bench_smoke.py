@@ -12,6 +12,7 @@ from bench import (
     cold_start,
     collector_memory,
     cost,
+    live_jobs,
     pipeline_writes,
     planner_memory,
     rate_budget,
@@ -148,3 +149,20 @@ def test_bulk_tracking_sends_json_and_csv_until_stored_and_again_finds_nothing_n
     first, again = measured[2], measured[3]
     assert first.rounds[-1][0] == 200 and first.counts == {"new": 40, "already_tracked": 0, "rejected": 0}
     assert len(again.rounds) == 1 and again.counts == {"new": 0, "already_tracked": 40, "rejected": 0}
+
+
+def test_live_jobs_measures_live_queries_and_jobs_at_the_minimum_of_calls() -> None:
+    # It stops on any answer but 200/202 or a job not done in time
+    from bench.live_jobs import Sizes
+    from xengage.api_client.catalog import Endpoint
+
+    sizes = Sizes(
+        posts=60,
+        live=((Endpoint.TOTALS, 60, None), (Endpoint.HISTORICAL, 30, 2)),
+        jobs=((Endpoint.TOTALS, 60, None), (Endpoint.HISTORICAL, 3, 60)),
+    )
+    measured = live_jobs.main(sizes)
+    assert [row.status for row in measured["live"]] == [200, 200]
+    assert [row.what for row in measured["jobs"]] == ["job /totals 60 ids", "job /historical 3 ids x 60 days"]
+    # Every row asked X exactly the fewest calls its ids and windows need
+    assert [(row.calls, row.minimum) for row in measured["live"] + measured["jobs"]] == [(1, 1), (2, 2), (1, 1), (3, 3)]
