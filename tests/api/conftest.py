@@ -151,7 +151,11 @@ def api_log() -> Iterator[io.StringIO]:
 
     stream = io.StringIO()
     previous = logger.registered_handler.setStream(stream)
+    # At INFO whatever ran before in this worker (a benchmark smoke run quiets the logger to WARNING)
+    level = logger.log_level
+    logger.setLevel("INFO")
     yield stream
+    logger.setLevel(level)
     logger.registered_handler.setStream(previous)
 
 

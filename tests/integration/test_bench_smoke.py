@@ -3,6 +3,8 @@ what it says. Sizes here are the smallest that exercise every path; `make bench`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from bench import (
@@ -19,6 +21,21 @@ from bench import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _log_levels_restored() -> Iterator[None]:
+    """The benchmarks quiet the library's loggers (bench.common.quiet_library_output): later tests in this worker
+    get them back as they were."""
+    import logging
+
+    from xengage.observability import logger
+
+    client_logger = logging.getLogger("xengage.api_client")
+    levels = (logger.log_level, client_logger.level)
+    yield
+    logger.setLevel(levels[0])
+    client_logger.setLevel(levels[1])
 
 
 def test_rate_budget_collectors_sharing_the_budget_draw_no_429_where_pacing_alone_does() -> None:
