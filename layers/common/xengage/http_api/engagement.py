@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from xengage.api_client.catalog import DEFAULT_BASE_URL, HISTORICAL_MAX_WINDOW, Endpoint
 from xengage.api_client.credentials import AppCredentials, UserTokens
-from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
+from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
 from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
@@ -29,7 +29,7 @@ from xengage.dal.status import StatusChange
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.errors import ApiError, answers, bad_request
-from xengage.http_api.jobs import Handover, start_job
+from xengage.http_api.jobs import Handover, seconds_left, start_job
 from xengage.http_api.models import (
     JOB_MAX_IDS,
     LIVE_MAX_IDS,
@@ -175,11 +175,7 @@ def answer_reserve(
 
 def live_deadline(reserve: float) -> Deadline:
     """API Gateway's 29 s (or the function's own remaining time, if shorter) less the time to store and answer."""
-    remaining = API_GATEWAY_TIMEOUT_SECONDS
-    lambda_context = getattr(router, "lambda_context", None)
-    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
-        remaining = min(remaining, lambda_context.get_remaining_time_in_millis() / 1000)
-    return Deadline.after(remaining - reserve)
+    return Deadline.after(seconds_left() - reserve)
 
 
 def app_credentials() -> AppCredentials:

@@ -28,7 +28,7 @@ from xengage.http_api.errors import ApiError, answers
 from xengage.http_api.models import JobOut, JobProgress, LivePostResult, MetricPoint, RefusedMetricOut
 from xengage.http_api.params import CursorQuery
 from xengage.observability import count, logger
-from xengage.timeutil import floor_minute, to_iso, utc_now
+from xengage.timeutil import floor_minute, parse_iso, to_iso, utc_now
 
 if TYPE_CHECKING:
     from xengage.pipeline.messages import CollectMessage
@@ -65,7 +65,7 @@ def start_job(job: Job, outcomes: Sequence[JobPost], handovers: Sequence[Handove
     store = jobs_store()
     settled = {post.tweet_id for post in outcomes}
     posts = [*outcomes, *queued(h.tweet_id for h in handovers if h.tweet_id not in settled)]
-    if not store.create(job, posts, until=time.monotonic() + _seconds_left() - RECORD_RESERVE_SECONDS):
+    if not store.create(job, posts, until=time.monotonic() + seconds_left() - RECORD_RESERVE_SECONDS):
         # Nothing is queued and no job is readable; what the live part fetched is stored all the same.
         raise ApiError(
             HTTPStatus.SERVICE_UNAVAILABLE,
@@ -81,8 +81,8 @@ def start_job(job: Job, outcomes: Sequence[JobPost], handovers: Sequence[Handove
     logger.info("job started", extra={"job_id": job.job_id, "posts": job.total, "queued": len(handovers)})
 
 
-def _seconds_left() -> float:
-    """API Gateway's 29 s, or the function's own remaining time if shorter."""
+def seconds_left() -> float:
+    """What the request has left: API Gateway's 29 s, or the function's own remaining time if shorter."""
     context_ = getattr(router, "lambda_context", None)
     if context_ is not None and hasattr(context_, "get_remaining_time_in_millis"):
         return min(API_GATEWAY_TIMEOUT_SECONDS, context_.get_remaining_time_in_millis() / 1000)
@@ -119,8 +119,8 @@ def _messages(job: Job, handovers: Sequence[Handover], *, now: datetime) -> Iter
                 tweet_ids=[h.tweet_id for h in batch],
                 account_id=job.account_id,
                 scheduled_time=floor_minute(now),
-                start=start or (datetime.fromisoformat(job.start) if job.start else None),
-                end=datetime.fromisoformat(job.end) if job.end else None,
+                start=start or (parse_iso(job.start) if job.start else None),
+                end=parse_iso(job.end) if job.end else None,
                 job_id=job.job_id,
                 engagement_types=list(job.engagement_types) if job.engagement_types else None,
             )
@@ -140,16 +140,16 @@ def job_out(job: Job, *, limit: int, cursor: str | None) -> JobOut:
     store = jobs_store()
     scope = cursors.listing("jobs", job.job_id)
     page = store.page(job.job_id, limit=limit, cursor=cursors.unseal(scope, cursor))
-    counts = store.statuses(job.job_id)
+    progress = progress_of(store.statuses(job.job_id), job.total)
     return JobOut(
         job_id=job.job_id,
         endpoint=job.endpoint,
-        status="done" if all(JobPost("", status=s).settled for s in counts) else "running",
+        status="running" if progress.queued or progress.pending else "done",
         created_at=job.created_at,
         account_id=job.account_id,
         start=job.start,
         end=job.end,
-        progress=progress_of(counts, job.total),
+        progress=progress,
         results={post.tweet_id: result_of(job, post) for post in page.items},
         next_cursor=cursors.seal(scope, page.cursor),
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from xengage.api_client.catalog import Endpoint
 from xengage.dal.jobs import QUEUED, Job, JobPost, JobsDal
-from xengage.timeutil import floor_hour, snowflake_created_at, to_iso
+from xengage.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xengage.api_client.models import PostMetrics
@@ -55,7 +55,10 @@ def refusals(post: PostMetrics) -> dict[str, dict[str, str]]:
 
 def job_post(post: PostMetrics, endpoint: Endpoint, *, now: datetime, through: str | None = None) -> JobPost:
     """A Post's outcome as the job keeps it: its status and words, /totals values, the hours stored for it."""
-    hours = _stored_hours(post) if endpoint.is_time_series else []
+    # Imported here: the collector imports this module (its helpers are loaded by then, in either caller)
+    from xengage.pipeline.collector import post_hours
+
+    hours = [hour for hour, _ in post_hours(post)] if endpoint.is_time_series else []
     return JobPost(
         tweet_id=post.tweet_id,
         status=post.status,
@@ -108,9 +111,3 @@ def record(jobs: JobsDal, job: Job, known: dict[str, JobPost], outcomes: Iterabl
     updates = [merged(known.get(outcome.tweet_id), outcome) for outcome in outcomes]
     jobs.put_posts(job, updates)
     known.update((update.tweet_id, update) for update in updates)
-
-
-def _stored_hours(post: PostMetrics) -> list[datetime]:
-    """The hours metric_points stores for the Post: from its creation hour on."""
-    created = floor_hour(snowflake_created_at(post.tweet_id))
-    return [hour for hour in post.hourly if hour >= created]
