@@ -78,8 +78,11 @@ format: venv ## apply ruff fixes and formatting
 typecheck: venv ## mypy
 	$(VENV)/bin/mypy layers/common/xengage functions local bench tools
 
-cfn-lint: venv ## cfn-lint template.yaml
-	$(VENV)/bin/cfn-lint template.yaml
+# The serverless best-practice rules and the project's design rules (tools/cfn_rules/), besides cfn-lint's own.
+CFN_LINT_RULES := --append-rules cfn_lint_serverless.rules --append-rules tools/cfn_rules
+
+cfn-lint: venv ## cfn-lint template.yaml, with the serverless and the project's rules
+	$(VENV)/bin/cfn-lint $(CFN_LINT_RULES) -- template.yaml
 
 validate: sam-venv ## sam validate --lint (offline)
 	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
