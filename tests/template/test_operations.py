@@ -194,7 +194,22 @@ def test_an_alarm_on_a_custom_metric_reads_it_from_every_function_that_emits_it(
             assert seen == {service for service, names in EMITTED_METRICS.items() if name in names}, (logical_id, name)
 
 
-def test_each_dead_letter_queue_function_and_endpoint_has_its_alarm(full: StackTemplate) -> None:
+FAILURE_TARGETS = {("RedrivePolicy", "deadLetterTargetArn"), ("DeadLetterConfig", "Arn"), ("OnFailure", "Destination")}
+
+
+def failure_queues(node: Any, parent: str = "") -> Iterator[str]:
+    """The queues `node` sends what failed to: redrive targets, schedules' dead letters, OnFailure destinations."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if (parent, key) in FAILURE_TARGETS:
+                yield value["Fn::GetAtt"][0]
+            yield from failure_queues(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from failure_queues(value, parent)
+
+
+def test_every_failure_of_a_background_function_and_every_endpoint_is_watched(full: StackTemplate) -> None:
     watched_metrics = [metric for alarm in alarms(full).values() for metric in watched(alarm)]
 
     def targets(namespace: str, name: str, dimension: str) -> set[str]:
@@ -202,17 +217,35 @@ def test_each_dead_letter_queue_function_and_endpoint_has_its_alarm(full: StackT
         for metric in watched_metrics:
             if (metric["Namespace"], metric["MetricName"]) == (namespace, name):
                 value = dimensions(metric)[dimension]
-                found.add(value if isinstance(value, str) else json.dumps(value))
+                if isinstance(value, dict):  # a resource of the stack: GetAtt Queue.QueueName, Ref Function
+                    value = value["Fn::GetAtt"][0] if "Fn::GetAtt" in value else value["Ref"]
+                found.add(value)
         return found
 
-    # Then both dead-letter queues, the collector and the planner, and every endpoint's staleness are watched
-    dead_letter_queues = ("CollectDeadLetterQueue", "ScheduleDeadLetterQueue")
-    assert targets("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName") == {
-        json.dumps({"Fn::GetAtt": [queue, "QueueName"]}) for queue in dead_letter_queues
+    # Given the queues that hold failures and the functions that run unseen (on a schedule or a queue)
+    dead_letter_queues = set(failure_queues(full.resources))
+    background = {
+        logical_id: function
+        for logical_id, function in full.of_type("AWS::Serverless::Function").items()
+        if {event["Type"] for event in function["Properties"].get("Events", {}).values()} & {"ScheduleV2", "SQS"}
     }
-    assert targets("AWS/Lambda", "Errors", "FunctionName") == {
-        json.dumps({"Ref": function}) for function in ("CollectorFunction", "PlannerFunction")
-    }
+    assert dead_letter_queues and background
+    # Then every dead-letter queue is watched, and so is each background function: its errors, or (when all its
+    # failures land in dead-letter queues) those queues
+    alarmed_queues = targets("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
+    assert dead_letter_queues <= alarmed_queues
+    alarmed_functions = targets("AWS/Lambda", "Errors", "FunctionName")
+    for logical_id, function in background.items():
+        queues = {
+            event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            for event in function["Properties"]["Events"].values()
+            if event["Type"] == "SQS"
+        }
+        lands_in = set(failure_queues(function)) | {
+            target for queue in queues for target in failure_queues(full.resources[queue])
+        }
+        assert logical_id in alarmed_functions or (lands_in and lands_in <= alarmed_queues), logical_id
+    # And every endpoint's staleness is watched
     assert targets(NAMESPACE, "OldestOverdueSchedulePeriods", "endpoint") == {endpoint.value for endpoint in Endpoint}
 
 

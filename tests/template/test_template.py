@@ -44,6 +44,10 @@ FUNCTIONS = {
     "ApiFunction": "api",
     "ExportFunction": "exporter",
 }
+# What tests/api/test_iam_grants.py compares the AWS calls it records with (the grant as the template writes it).
+SECRET_ARN_PREFIX = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/"
+ACCOUNT_SECRETS = SECRET_ARN_PREFIX + "accounts/*"
+PENDING_SECRETS = SECRET_ARN_PREFIX + "oauth-pending/*"
 # What the python3.13 runtime ships and the layer therefore leaves out (see layers/common/requirements.txt).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six")
 # The cfn-lint of `make cfn-lint`, with the same rules.
@@ -51,7 +55,48 @@ CFN_LINT_RULES = ("--append-rules", "cfn_lint_serverless.rules", "--append-rules
 SCHEDULER_PLACEHOLDER = re.compile(r"<aws\.scheduler\.[a-z-]+>")
 
 
-# --- helpers ----------------------------------------------------------------------------------------------------
+# --- helpers (the grant readers are tests/api/test_iam_grants.py's: a function's grants as (action, resource)) --
+
+
+def resource_name(value: Any) -> str:
+    """A readable, comparable form of a policy Resource: Ref X -> X, GetAtt X.Arn -> X.Arn, Sub s -> s."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if key == "Ref":
+            return str(inner)
+        if key == "Fn::GetAtt":
+            return ".".join(inner) if isinstance(inner, list) else str(inner)
+        if key == "Fn::Sub" and isinstance(inner, str):
+            return inner
+    raise AssertionError(f"unexpected policy resource shape: {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def inline_grants(function: dict[str, Any]) -> set[tuple[str, str]]:
+    grants: set[tuple[str, str]] = set()
+    for policy in function["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    grants.add((action, resource_name(resource)))
+    return grants
+
+
+def policy_templates(function: dict[str, Any]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for policy in function["Properties"].get("Policies", []):
+        if isinstance(policy, str):
+            found.add((policy, ""))  # a managed policy name or ARN
+        elif "Statement" not in policy:
+            ((name, args),) = policy.items()
+            found |= {(name, resource_name(arg)) for arg in args.values()} if args else {(name, "")}
+    return found
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -77,13 +77,18 @@ def policy_templates(resource: Mapping[str, Any]) -> Iterator[tuple[int, str, An
             yield index, str(name), arguments
 
 
+def number(value: Any) -> int | None:
+    """A literal whole number (YAML may give it as text), else None."""
+    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
+
+
 def function_timeout(cfn: Any, function: Mapping[str, Any]) -> int | None:
     """The longest Timeout the function can have: a number, or the MaxValue of the parameter it refers to."""
     timeout = properties(function).get("Timeout", DEFAULT_FUNCTION_TIMEOUT)
     if isinstance(timeout, dict) and "Ref" in timeout:
         parameter = (cfn.template.get("Parameters") or {}).get(timeout["Ref"]) or {}
         timeout = parameter.get("MaxValue")
-    return int(timeout) if isinstance(timeout, (int, str)) and str(timeout).isdigit() else None
+    return number(timeout)
 
 
 class NoTableScan(CloudFormationLintRule):
@@ -189,11 +194,15 @@ class QueueSourcesRedeliverOnlyFailures(CloudFormationLintRule):
         queue_id = get_att_target(source.get("Queue"))
         queue = (cfn.template.get("Resources") or {}).get(queue_id) if queue_id else None
         timeout = function_timeout(cfn, function)
-        if queue is None or timeout is None:
-            message = f"{name}: needs a queue of this template and a Timeout that is a number or a parameter's MaxValue"
+        visibility = number(properties(queue).get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT)) if queue else None
+        window = number(source.get("MaximumBatchingWindowInSeconds", 0))
+        if timeout is None or visibility is None or window is None:
+            message = (
+                f"{name}: needs a queue of this template with a numeric VisibilityTimeout, a numeric batching window "
+                "and a Timeout that is a number or a parameter's MaxValue"
+            )
             return [*matches, RuleMatch(path, message)]
-        visibility = int(properties(queue).get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
-        needed = 6 * timeout + int(source.get("MaximumBatchingWindowInSeconds", 0))
+        needed = 6 * timeout + window
         if visibility < needed:
             message = f"{name}: {queue_id} VisibilityTimeout {visibility} < 6 x timeout {timeout} + window = {needed}"
             matches.append(RuleMatch(["Resources", str(queue_id), "Properties"], message))
