@@ -306,7 +306,10 @@ def _plan(scenario: Scenario, tick: datetime, collector: FunctionSpec, result: R
     received: list[dict[str, Any]] = []
     while len(received) < summary.messages:
         answer = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=collector.timeout * 6
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=collector.timeout * 6,
+            AttributeNames=["All"],
         )
         if not answer.get("Messages"):
             raise RuntimeError(f"{scenario.name}: received {len(received)} of {summary.messages} messages")

@@ -1,10 +1,12 @@
 """CollectorFunction: SQS batches of planner messages (partial batch failures), or a console payload.
 
-SQS: each record is one CollectMessage, collected within the invocation's deadline (its remaining time less a
-reserve for the writes that follow the last call); what does not fit is handed on in continuation messages, so a
-record fails (and is redelivered) only when AWS itself fails. A record reached too late to start is sent on as it is.
-Console: {"endpoint","tweet_ids","account_id"?,"start"?,"end"?} returns counts by status, or {"error": ...} naming
-what is wrong with the payload.
+SQS: Powertools batch processing parses each record as a `CollectRecord` (its body one CollectMessage) and collects
+it within the invocation's deadline (its remaining time less a reserve for the writes that follow the last call);
+what does not fit is handed on in continuation messages, so a record fails (and is redelivered) only when AWS itself
+fails or its body does not parse (logged with the problem; after maxReceiveCount it dead-letters). A record reached
+too late to start is sent on as it is.
+Console: a `ConsoleCollect` ({"endpoint","tweet_ids","account_id"?,"start"?,"end"?}) returns counts by status, or
+{"error": ...} naming what is wrong with the payload.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ gc.disable()
 from typing import Any, Final
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from xengage.api_client.deadline import Deadline
 from xengage.dal import AppState
@@ -31,13 +34,34 @@ from xengage.pipeline.collector import (
     collect_direct,
     default_deps,
     flush_usage,
-    parse_message,
 )
+from xengage.pipeline.events import ConsoleCollect, describe, parse_event
+from xengage.pipeline.records import CollectRecord
 
 gc.freeze()
 gc.enable()
 
-processor = BatchProcessor(event_type=EventType.SQS)
+
+class CollectBatch(BatchProcessor):
+    """Powertools' SQS batch processing with records parsed as `CollectRecord`; a failed record is logged with its
+    reason (a body that does not parse, or an AWS failure), where Powertools itself logs it at debug only."""
+
+    def __init__(self) -> None:
+        super().__init__(event_type=EventType.SQS, model=CollectRecord)
+
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        problem = exception[1]
+        # A record that failed its model is handed over as Powertools' SQSRecord; one that failed later, as parsed.
+        message_id = getattr(record, "messageId", None) or record.message_id
+        detail = describe(problem) if isinstance(problem, ValidationError) else str(problem)
+        logger.error(
+            "collect record failed",
+            extra={"message_id": message_id, "error": type(problem).__name__, "problem": detail},
+        )
+        return super().failure_handler(record, exception)
+
+
+processor = CollectBatch()
 
 # Time kept back from the function's timeout for the writes after the last call: a fifth of it, 3 to 20 s.
 MIN_WRITE_RESERVE_SECONDS: Final = 3.0
@@ -65,14 +89,9 @@ class _Invocation:
             self._state = self.deps.app_state.get()
         return self._state
 
-    def handle(self, record: SQSRecord) -> None:
-        logger.set_correlation_id(record.message_id)
-        try:
-            message = parse_message(record.body)
-        except InvalidPayload as exc:
-            # Failing the record sends it, after maxReceiveCount, to the dead-letter queue where it can be inspected.
-            logger.error("malformed collect message", extra={"problem": str(exc)})
-            raise
+    def handle(self, record: CollectRecord) -> None:
+        logger.set_correlation_id(record.messageId)
+        message = record.body
         if not self.deadline.allows(MIN_START_SECONDS):
             assert self.deps.queue is not None
             self.deps.queue.send_batch([message.to_body()])
@@ -87,16 +106,19 @@ class _Invocation:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = deadline_of(context)
-    if "Records" not in event:
-        logger.set_correlation_id(context.aws_request_id)
-        try:
-            return collect_direct(event, deadline=deadline)
-        except InvalidPayload as exc:
-            logger.warning("invalid console payload", extra={"problem": str(exc)})
-            return {"error": "invalid_payload", "message": str(exc)}
+    if isinstance(event, dict) and "Records" in event:
+        return dict(collect_batch(event, context, deadline))
+    logger.set_correlation_id(context.aws_request_id)
+    try:
+        return collect_direct(parse_event(ConsoleCollect, event, InvalidPayload), deadline=deadline)
+    except InvalidPayload as exc:
+        logger.warning("invalid console payload", extra={"problem": str(exc)})
+        return {"error": "invalid_payload", "message": str(exc)}
+
+
+def collect_batch(event: dict[str, Any], context: LambdaContext, deadline: Deadline) -> PartialItemFailureResponse:
     invocation = _Invocation(default_deps(), deadline)
     try:
-        response = process_partial_response(event, invocation.handle, processor, context)
+        return process_partial_response(event, invocation.handle, processor, context)
     finally:
         flush_usage(invocation.deps)  # the batch's calls, in one write
-    return dict(response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -66,3 +67,32 @@ def rest_event(
         "body": encoded,
         "isBase64Encoded": is_base64,
     }
+
+
+COLLECT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:xengage-CollectQueue"
+
+
+def sqs_event(bodies: list[str], *, message_ids: list[str] | None = None) -> dict[str, Any]:
+    """Lambda's SQS event for these message bodies, every field as the event source mapping sends it."""
+    ids = message_ids or [f"m{index}" for index in range(len(bodies))]
+    sent = "1795630502000"
+    records = [
+        {
+            "messageId": message_id,
+            "receiptHandle": f"receipt-{message_id}",
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": sent,
+                "SenderId": "AROAEXAMPLE:PlannerFunction",
+                "ApproximateFirstReceiveTimestamp": sent,
+            },
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": COLLECT_QUEUE_ARN,
+            "awsRegion": "us-east-1",
+        }
+        for message_id, body in zip(ids, bodies, strict=True)
+    ]
+    return {"Records": records}

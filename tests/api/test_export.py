@@ -17,6 +17,7 @@ import pytest
 
 from local.stack.template import parse_template_text
 from tests.api.conftest import ApiCaller
+from tests.api.events import sqs_event
 from tests.api.test_iam_grants import CallRecorder, recorder, required_grants, template_grants
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
@@ -259,7 +260,7 @@ def test_a_day_that_does_not_fit_is_handed_on_and_its_continuation_finishes_it(
     from functions.exporter.exporter import lambda_handler
 
     body = json.dumps(rest.model_dump(mode="json"))
-    result = lambda_handler({"Records": [{"messageId": "1", "body": body}]}, FakeLambdaContext())
+    result = lambda_handler(sqs_event([body]), FakeLambdaContext())
     # Then both days are done, DAY's rows equal a one-shot export's, and the next day has no rows (none stored)
     assert result["days"] == [str(DAY), str(DAY + timedelta(days=1))] and result["continued"] is None
     chunked = as_points(exported(bucket))

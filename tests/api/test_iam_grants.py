@@ -22,6 +22,7 @@ from botocore.client import BaseClient
 from local.emulator import BRAND_USER_ID, CLIENT_USER_ID, EmulatorServer, PostState
 from local.stack.template import parse_template_text
 from tests.api.conftest import ApiCaller
+from tests.api.events import sqs_event
 from tests.api.test_oauth import approve, callback_query
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
@@ -210,14 +211,15 @@ def test_each_function_is_granted_exactly_the_calls_it_makes(
             event = {"endpoint": endpoint, "scheduled_time": to_iso(utc_now() + timedelta(minutes=1))}
             assert planner_handler(event, FakeLambdaContext())["messages"] >= 1
     sqs = boto3.client("sqs")
-    records: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []
     while messages := sqs.receive_message(QueueUrl=aws.collect_queue_url, MaxNumberOfMessages=10).get("Messages"):
-        records += [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in messages]
+        received += messages
         sqs.delete_message_batch(
             QueueUrl=aws.collect_queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
         )
     app_state_dal().flag_credentials("refused before", secret_version="an-older-version", now=to_iso(utc_now()))
+    records = sqs_event([m["Body"] for m in received], message_ids=[m["MessageId"] for m in received])["Records"]
     with recorder.running("CollectorFunction"):
         batch = collector_handler({"Records": records}, FakeLambdaContext())
         planned = [json.loads(record["body"]) for record in records]

@@ -11,6 +11,7 @@ import pytest
 
 from local.emulator import BRAND_USER_ID, EmulatorServer, FaultConfig, PostState
 from tests.api.conftest import ApiCaller
+from tests.api.events import sqs_event
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
 from xengage.dal import status_dal
@@ -51,10 +52,7 @@ def queued_bodies(aws: AwsResources) -> list[dict[str, Any]]:
 def run_collector(bodies: list[dict[str, Any]]) -> dict[str, Any]:
     from functions.collector.collector import lambda_handler
 
-    records = [
-        {"messageId": f"m{i}", "body": json.dumps(body), "eventSource": "aws:sqs"} for i, body in enumerate(bodies)
-    ]
-    return lambda_handler({"Records": records}, FakeLambdaContext())
+    return lambda_handler(sqs_event([json.dumps(body) for body in bodies]), FakeLambdaContext())
 
 
 def drain(aws: AwsResources, *, rounds: int = 10) -> int:

@@ -22,6 +22,7 @@ from xengage.api_client.catalog import Endpoint
 from xengage.api_client.errors import UserAuthError
 from xengage.observability import logger, metrics
 from xengage.pipeline.collector import InvalidPayload, collect, collect_direct, parse_message
+from xengage.pipeline.events import ConsoleCollect, parse_event
 from xengage.pipeline.planner import plan
 from xengage.timeutil import to_iso
 
@@ -319,7 +320,8 @@ def test_collect_direct_summarizes_by_status(aws):
     deps.registry.track_posts(ids[:10], None, now=NOW)
 
     # When the console invokes the collector directly (with a duplicate id)
-    result = collect_direct({"endpoint": "totals", "tweet_ids": [*ids, ids[5]]}, deps)
+    request = ConsoleCollect.model_validate({"endpoint": "totals", "tweet_ids": [*ids, ids[5]]})
+    result = collect_direct(request, deps)
 
     # Then the ids were split 250 + 50 and the summary counts each status; markers were left alone
     assert [len(call.tweet_ids) for call in client.calls] == [250, 50]
@@ -332,7 +334,7 @@ def test_collect_direct_summarizes_by_status(aws):
 @pytest.mark.parametrize(
     ("payload", "problem"),
     [
-        (["totals"], "JSON object"),
+        (["totals"], "must be a JSON object"),
         ({"endpoint": "weekly", "tweet_ids": ["1"]}, "endpoint must be one of totals, 28hr, historical"),
         ({"endpoint": "totals", "tweet_ids": []}, "tweet_ids must be a non-empty list"),
         ({"endpoint": "totals", "tweet_ids": ["12x"]}, "tweet ids must be strings of digits"),
@@ -343,6 +345,6 @@ def test_collect_direct_summarizes_by_status(aws):
     ],
 )
 def test_collect_direct_names_the_problem(aws, payload, problem):
-    # Given a malformed console payload, When it is collected, Then InvalidPayload names the problem
+    # Given a malformed console payload, When it is parsed and collected, Then InvalidPayload names the problem
     with pytest.raises(InvalidPayload, match=problem.replace("(", r"\(").replace(")", r"\)")):
-        collect_direct(payload, fake_deps(FakeEngagementClient()))
+        collect_direct(parse_event(ConsoleCollect, payload, InvalidPayload), fake_deps(FakeEngagementClient()))

@@ -62,6 +62,7 @@ from xengage.pipeline import jobs
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
 from xengage.pipeline.checks import DRIFT, drift_of, next_hour_sums, totals_decrease
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
+from xengage.pipeline.events import ConsoleCollect, InvalidPayload, describe
 from xengage.pipeline.messages import CollectMessage
 from xengage.pipeline.usage import UsageGuard, capped_retry_at, usage_guard, user_context
 from xengage.settings import collector_settings
@@ -162,10 +163,6 @@ _SUMMED: Final = (
 )
 
 
-class InvalidPayload(ValueError):
-    """A console payload or SQS body that is not a valid collection request; the message names the problem."""
-
-
 class _Skip(Exception):
     """No call can be made for this message: every Post gets `reason`, and its lease is released."""
 
@@ -216,7 +213,7 @@ def parse_message(body: Mapping[str, Any] | str) -> CollectMessage:
             return CollectMessage.model_validate_json(body)
         return CollectMessage.model_validate(body)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc)) from exc
+        raise InvalidPayload(describe(exc)) from exc
 
 
 # --- one message --------------------------------------------------------------------------------------------------
@@ -692,48 +689,23 @@ def _hand_on(run: _Collection, pending: list[PostMetrics]) -> None:
 
 
 def collect_direct(
-    payload: Any, deps: CollectorDeps | None = None, *, deadline: Deadline | None = None
+    request: ConsoleCollect, deps: CollectorDeps | None = None, *, deadline: Deadline | None = None
 ) -> dict[str, Any]:
-    """The console invocation `{"endpoint","tweet_ids","account_id"?,"start"?,"end"?}`: any number of ids.
+    """A console run (`ConsoleCollect`, parsed by the handler): any number of ids, in the endpoint's batch size.
 
-    Splits ids into the endpoint's batch size and collects each batch now, within `deadline` (due markers are left
-    alone: a manual run does not shift the schedule, and nothing is handed on: what does not fit is reported
-    `rate_limited` / `deferred`). Returns counts by status. Raises InvalidPayload naming the problem.
+    Collects each batch now, within `deadline` (due markers are left alone: a manual run does not shift the schedule,
+    and nothing is handed on: what does not fit is reported `rate_limited` / `deferred`). Returns counts by status.
+    Raises InvalidPayload when the ids break a message's rules (digits only, an account for the time series).
     """
-    if not isinstance(payload, Mapping):
-        raise InvalidPayload("payload must be a JSON object with endpoint and tweet_ids")
-    unknown = set(payload) - {"endpoint", "tweet_ids", "account_id", "start", "end"}
-    if unknown:
-        raise InvalidPayload(f"unknown field(s): {', '.join(sorted(unknown))}")
-    endpoint_name = payload.get("endpoint")
-    try:
-        endpoint = Endpoint(str(endpoint_name))
-    except ValueError as exc:
-        choices = ", ".join(e.value for e in Endpoint)
-        raise InvalidPayload(f"endpoint must be one of {choices}, not {endpoint_name!r}") from exc
-    tweet_ids = payload.get("tweet_ids")
-    if not isinstance(tweet_ids, list) or not tweet_ids:
-        raise InvalidPayload("tweet_ids must be a non-empty list of tweet id strings")
-    unique_ids = list(dict.fromkeys(str(tweet_id) for tweet_id in tweet_ids))
-
     deps = deps or default_deps(with_queue=False)
     deps.queue = None
     scheduled_time = floor_minute(deps.now())
-    messages = [
-        parse_message(
-            {
-                "endpoint": endpoint.value,
-                "tweet_ids": chunk,
-                "account_id": payload.get("account_id"),
-                "scheduled_time": to_iso(scheduled_time),
-                "start": payload.get("start"),
-                "end": payload.get("end"),
-            }
-        )
-        for chunk in _chunks(unique_ids, endpoint.max_ids)
-    ]
+    try:
+        messages = request.messages(scheduled_time)
+    except ValidationError as exc:
+        raise InvalidPayload(describe(exc)) from exc
     total = CollectSummary(
-        endpoint=endpoint.value, account_id=payload.get("account_id") or None, scheduled_time=to_iso(scheduled_time)
+        endpoint=request.endpoint.value, account_id=request.account_id, scheduled_time=to_iso(scheduled_time)
     )
     try:
         for message in messages:
@@ -744,7 +716,7 @@ def collect_direct(
         "endpoint": total.endpoint,
         "account_id": total.account_id,
         "scheduled_time": total.scheduled_time,
-        "requested": len(unique_ids),
+        "requested": len(request.unique_ids),
         "counts": total.counts,
         "items_written": total.items_written,
         "calls": total.calls,
@@ -851,16 +823,3 @@ def _emit(summary: CollectSummary) -> None:
     for status, posts in summary.counts.items():
         if status != STATUS_OK:
             count(f"Posts_{status}", posts)
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for index in range(0, len(items), size):
-        yield items[index : index + size]
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "payload"
-        problems.append(f"{where}: {error['msg']}")
-    return "; ".join(problems)

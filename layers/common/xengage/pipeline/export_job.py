@@ -8,11 +8,12 @@ export").
 # created, which is about 40% of the models' import time (a cold-start cost).
 
 from datetime import date, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from xengage.timeutil import parse_iso, utc_now
+from xengage.pipeline.events import TickTime, parse_event
+from xengage.timeutil import utc_now
 
 APP_CONTEXT: Final = "APP"  # the registry's listing of app-only Posts (dal.registry.APP_CONTEXT)
 # The API's /historical look-back is 365 days; a backfill may reach back past it (what was stored stays stored).
@@ -51,24 +52,47 @@ class InvalidExportEvent(ValueError):
     """The event is neither the schedule's input, a backfill nor a continuation; the message says why."""
 
 
-def job_from_event(event: dict[str, Any], *, now: datetime | None = None) -> ExportJob:
-    """The schedule's `{"scheduled_time", "days"}` (the `days` UTC days before the tick's day, so the export runs
-    after they closed), a backfill's `{"from", "to"}` (days, inclusive) or a continuation's job body."""
-    try:
-        if "from" in event or "to" in event:
-            first, last = date.fromisoformat(str(event.get("from"))), date.fromisoformat(str(event.get("to")))
-            return ExportJob(day=first, last_day=last)
-        if "day" in event:
-            return ExportJob.model_validate(event)
-        days = event.get("days", 1)
-        if not isinstance(days, int) or not 1 <= days <= MAX_SCHEDULED_DAYS:
-            raise InvalidExportEvent(f"days must be an integer from 1 to {MAX_SCHEDULED_DAYS}, not {days!r}")
-        raw = event.get("scheduled_time")
-        # A missing or unsubstituted placeholder (a console run) means now.
-        tick = parse_iso(raw) if isinstance(raw, str) and raw and not raw.startswith("<") else (now or utc_now())
-        last = tick.date() - timedelta(days=1)
-        return ExportJob(day=last - timedelta(days=days - 1), last_day=last)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        if isinstance(exc, InvalidExportEvent):
-            raise
-        raise InvalidExportEvent(str(exc)) from exc
+def iso_date(value: Any) -> Any:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
+
+
+class ScheduledExport(BaseModel):
+    """The daily schedule's input: the `days` UTC days before the tick's day, so the export runs after they closed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    scheduled_time: TickTime = None
+    days: int = 1
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _whole_days(cls, days: Any) -> Any:
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_SCHEDULED_DAYS:
+            raise ValueError(f"days must be an integer from 1 to {MAX_SCHEDULED_DAYS}, not {days!r}")
+        return days
+
+    def job(self, now: datetime) -> ExportJob:
+        last = (self.scheduled_time or now).date() - timedelta(days=1)
+        return ExportJob(day=last - timedelta(days=self.days - 1), last_day=last)
+
+
+class Backfill(BaseModel):
+    """A backfill's `{"from", "to"}`: UTC days, both included."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    first: IsoDate = Field(alias="from")
+    last: IsoDate = Field(alias="to")
+
+
+def job_from_event(event: Any, *, now: datetime | None = None) -> ExportJob:
+    """The schedule's `{"scheduled_time", "days"}`, a backfill's `{"from", "to"}` or a continuation's job body."""
+    if isinstance(event, dict) and ("from" in event or "to" in event):
+        backfill = parse_event(Backfill, event, InvalidExportEvent)
+        return parse_event(ExportJob, {"day": backfill.first, "last_day": backfill.last}, InvalidExportEvent)
+    if isinstance(event, dict) and "day" in event:
+        return parse_event(ExportJob, event, InvalidExportEvent)
+    return parse_event(ScheduledExport, event, InvalidExportEvent).job(now or utc_now())
