@@ -22,6 +22,7 @@ import sys
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from typing import Any
 import pytest
 
 from local.stack.template import parse_template_text
-from xengage.pipeline.messages import CollectMessage
+from xengage.pipeline.events import ConsoleCollect, ScheduleTick
+from xengage.pipeline.export_job import job_from_event
+from xengage.pipeline.records import CollectRecord
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -203,6 +206,8 @@ def test_every_schedule_delivers_what_a_sample_in_events_shows(template: dict[st
     ((name, sample),) = matching.items()
     assert not SCHEDULER_PLACEHOLDER.search(json.dumps(sample)), name
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sample["scheduled_time"]), name
+    # And the planner's (or the export's) event model reads it
+    assert ScheduleTick.model_validate(sample) if "endpoint" in sample else job_from_event(sample)
     # And a schedule that tells its function its expression (which bounds a tick's work) tells its own
     if "schedule_expression" in delivered:
         expression = with_defaults(schedule["ScheduleExpression"], template["Parameters"])
@@ -212,11 +217,10 @@ def test_every_schedule_delivers_what_a_sample_in_events_shows(template: dict[st
 def test_sqs_sample_records_are_valid_collect_messages() -> None:
     # Given the SQS sample
     records = load_event("sqs_collect_batch.json")["Records"]
-    # When each body is validated with the planner -> collector message model
-    messages = [CollectMessage.model_validate_json(record["body"]) for record in records]
+    # When each record is parsed as the collector's batch processing parses it (the record model, its body a message)
+    messages = [CollectRecord.model_validate(record).body for record in records]
     # Then there are two valid messages, one app-token /totals batch and one owner-token time series batch
     assert len(messages) == 2
-    assert {record["eventSource"] for record in records} == {"aws:sqs"}
     assert [message.endpoint.value for message in messages] == ["totals", "28hr"]
     assert messages[0].account_id is None and messages[1].account_id
 
@@ -234,10 +238,9 @@ def test_collector_console_samples_are_valid_payloads(
 ) -> None:
     # Given a console sample
     payload = load_event(sample_file)
-    # When it is read as a collect message (the console adds the scheduled time itself)
-    message = CollectMessage.model_validate({**payload, "scheduled_time": "2026-11-25T18:15:00Z"})
-    # Then it only uses the console fields and is valid for its endpoint
-    assert set(payload) <= {"endpoint", "tweet_ids", "account_id", "start", "end"}
+    # When it is parsed as the collector's handler parses it, and split into messages (at the tick it runs)
+    (message,) = ConsoleCollect.model_validate(payload).messages(datetime(2026, 11, 25, 18, 15, tzinfo=UTC))
+    # Then it is valid for its endpoint
     assert message.endpoint.value == endpoint
     assert bool(message.account_id) == needs_account
     assert (message.start is not None and message.end is not None) == has_window
@@ -269,8 +272,6 @@ def test_api_samples_are_rest_proxy_events_for_the_proxy_route(
 
 
 def test_export_samples_are_jobs_of_the_closed_days_and_a_backfill() -> None:
-    from xengage.pipeline.export_job import job_from_event
-
     # Given the export's two samples: the daily tick (its schedule's Input, above) and a backfill
     daily, backfill = load_event("export_daily.json"), load_event("export_backfill.json")
     # When the function reads them as jobs
