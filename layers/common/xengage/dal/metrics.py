@@ -115,7 +115,7 @@ class MetricsDal:
     def table(self) -> Any:
         return dynamodb_table(self.table_name)
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def put_points(self, points: Iterable[MetricPoint], *, keep_stored: bool = False) -> WriteStats:
         """Store points: /totals snapshots as items of their own, hour buckets into their day items.
 

@@ -30,7 +30,7 @@ class CollectQueue:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def send_batch(
         self,
         bodies: Sequence[Mapping[str, Any]],

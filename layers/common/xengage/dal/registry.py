@@ -500,7 +500,7 @@ class RegistryDal:
         """Keep the newest /totals snapshot on the Post's /totals marker (never older: a late redelivery loses)."""
         return self.settle(tweet_id, TOTALS, part=TotalsSnapshot(totals, at))
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def settle(
         self,
         tweet_id: str,
@@ -628,7 +628,7 @@ class RegistryDal:
         margin), or release it (`keep_lease=False`) so the Post is planned again once it can be collected."""
         return self.settle(tweet_id, endpoint, move=Reschedule(next_due_at, keep_lease))
 
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False)
     def checkpoint_hours(self, tweet_id: str, endpoint: Endpoint, *, last_hour_collected: str) -> bool:
         """Record that every hour before `last_hour_collected` is stored (a finished /historical window), never
         moving it back: a redelivered or continued message then starts after it."""
