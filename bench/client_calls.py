@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from local.emulator import EmulatorServer, FaultConfig, PostState, World
 from xengage.api_client import Endpoint, EngagementClient, RetryPolicy, UserTokens
+from xengage.observability import client_logger
 
 IDS = 1_000
 HISTORY = timedelta(days=7)  # one /historical window; the call count does not depend on its length
@@ -97,7 +98,7 @@ def isolation_costs(emulator: EmulatorServer, user_id: str, user: UserTokens, st
 
 
 def main() -> None:
-    logging.getLogger("xengage.api_client").setLevel(logging.ERROR)  # retries are counted, not narrated
+    client_logger.setLevel(logging.ERROR)  # retries are counted, not narrated
     start = datetime.now(UTC).replace(second=5, microsecond=0)
     world = World.generate(users=1, posts_per_user=IDS, now=start, max_age_days=80, seed=11)
     user_id = next(iter(world.users))

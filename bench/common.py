@@ -102,10 +102,10 @@ def fake_aws_env(**extra: str | None) -> dict[str, str | None]:
 
 def quiet_library_output() -> None:
     """Keep the benchmarks' output to figures: no per-call log lines, no auto-flushed EMF metric blobs."""
-    from xengage.observability import logger, metrics
+    from xengage.observability import client_logger, logger, metrics
 
     logger.setLevel(logging.WARNING)
-    logging.getLogger("xengage.api_client").setLevel(logging.ERROR)  # retries are counted, not narrated
+    client_logger.setLevel(logging.ERROR)  # retries are counted, not narrated
     metrics.clear_metrics()
 
 

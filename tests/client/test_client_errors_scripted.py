@@ -22,6 +22,7 @@ from xengage.api_client import (
 )
 from xengage.api_client.catalog import Refusal
 from xengage.api_client.models import RefusedMetric
+from xengage.observability import client_logger
 
 _client = scripted_client
 _per_tweet = per_tweet
@@ -163,11 +164,11 @@ def test_logs_of_a_retried_oauth_fetch_hold_no_secret(
     answer = _per_tweet({"1": {"impressions": {"2026-11-25": {"03": "2"}}}})
     client, _ = _client(app, clock, [(503, {"errors": ["Service Unavailable"]}), (200, answer)])
     # When fetched with debug logging on
-    with caplog.at_level(logging.DEBUG, logger="xengage.api_client"):
+    with caplog.at_level(logging.DEBUG, logger=client_logger.name):
         result = client.hourly_28hr(["1"], user=owner, engagement_types=["impressions"])
     # Then the retry is logged, but no token, secret or signature reached the client's log
     assert result.posts["1"].ok and result.retries == 1
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "xengage.api_client")
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == client_logger.name)
     assert "retry" in text
     for secret in (owner.access_token, owner.access_token_secret, app.consumer_secret, app.bearer_token, "oauth_"):
         assert secret not in text

@@ -27,11 +27,8 @@ pytestmark = pytest.mark.integration
 def _log_levels_restored() -> Iterator[None]:
     """The benchmarks quiet the library's loggers (bench.common.quiet_library_output): later tests in this worker
     get them back as they were."""
-    import logging
+    from xengage.observability import client_logger, logger
 
-    from xengage.observability import logger
-
-    client_logger = logging.getLogger("xengage.api_client")
     levels = (logger.log_level, client_logger.level)
     yield
     logger.setLevel(levels[0])

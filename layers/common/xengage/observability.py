@@ -7,6 +7,7 @@ POWERTOOLS_LOG_LEVEL (set in template.yaml Globals), so nothing is hard-coded he
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -63,6 +64,14 @@ def tracing_on() -> bool:
 
 
 logger: Logger = Logger()
+# The Engagement API client's lines (xengage.api_client, and the rate budget that paces it): a child of `logger` in
+# std logging's hierarchy, named as Powertools' own `Logger(child=True)` in xengage.api_client would be. Its records go
+# through `logger`'s handler and formatter, so they carry the same keys (service, cold_start, function_name,
+# correlation_id, ...); it has no level of its own (POWERTOOLS_LOG_LEVEL, and `logger.setLevel`, apply), yet a caller
+# can quiet the client's per-call lines alone (the benchmarks do).
+client_logger: logging.Logger = logging.getLogger(f"{logger.service}.xengage.api_client")
+# Subsegments: the handlers', and `@tracer.capture_method(capture_response=False)` on the Engagement API call (and the
+# fetch around it) and the DynamoDB/SQS writes (answers stay out of X-Ray). Off, they cost a few microseconds a call.
 tracer: Tracer = Tracer() if tracing_on() else Tracer(provider=TracingOff(), disabled=True, auto_patch=False)
 metrics: Metrics = Metrics()
 

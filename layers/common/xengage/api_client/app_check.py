@@ -6,15 +6,13 @@ secret, and refuses (403, code 99) anything else.
 
 from __future__ import annotations
 
-import logging
 from typing import Final
 from urllib.parse import quote
 
 import requests
 
 from xengage.api_client.credentials import AppCredentials
-
-logger = logging.getLogger("xengage.api_client")
+from xengage.observability import client_logger as logger
 
 TOKEN_PATH: Final = "/oauth2/token"
 REFUSED_STATUSES: Final = frozenset({400, 401, 403})

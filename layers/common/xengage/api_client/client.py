@@ -9,7 +9,6 @@ request. Given a `Deadline`, no sleep, retry or request runs past it: what does 
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import time
@@ -48,8 +47,8 @@ from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, Engagemen
 from xengage.api_client.pacing import RATE_WINDOW_SECONDS, Pacer, RateGate, utc_now
 from xengage.api_client.parsing import parse_response
 from xengage.api_client.retry import RetryPolicy, Transient, classify_status
-
-logger = logging.getLogger("xengage.api_client")
+from xengage.observability import client_logger as logger
+from xengage.observability import tracer
 
 DEFAULT_TIMEOUT: Final = (3.05, 30.0)  # (connect, read) seconds
 REQUEST_HEADERS: Final = {
@@ -209,6 +208,7 @@ class EngagementClient:
 
     # -- public API ------------------------------------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)  # the answer: every Post's metrics
     def fetch(
         self,
         endpoint: Endpoint | str,
@@ -561,9 +561,7 @@ class EngagementClient:
         run.result.calls += 1
         sent = time.monotonic()
         try:
-            response = self.session.post(
-                url, json=body, headers=REQUEST_HEADERS, auth=run.auth.new_auth(), timeout=timeout
-            )
+            response = self._post(url, body, run.auth.new_auth(), timeout)
         except requests.Timeout as exc:
             return Transient.TIMEOUT, type(exc).__name__
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -579,6 +577,13 @@ class EngagementClient:
             return _read_answer(response, group_by)
         except MalformedResponse as exc:
             return Transient.MALFORMED, f"malformed answer ({exc})"
+
+    @tracer.capture_method(capture_response=False)  # the answer: one batch of Posts' metrics
+    def _post(
+        self, url: str, body: dict[str, Any], auth: requests.auth.AuthBase, timeout: float | tuple[float, float]
+    ) -> requests.Response:
+        """The Engagement API call itself: its own subsegment when tracing, which fails only when the request did."""
+        return self.session.post(url, json=body, headers=REQUEST_HEADERS, auth=auth, timeout=timeout)
 
     def _retry_delay(self, run: _Run, tries: _Tries, kind: Transient, detail: str) -> float:
         """How long to wait before the next attempt; raises when there must be none now."""

@@ -10,11 +10,12 @@ of several rate-limited minutes runs in seconds.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
+
+from xengage.observability import client_logger as logger
 
 LIMIT_HEADER: Final = "x-per-minute-limit"
 REMAINING_HEADER: Final = "x-per-minute-remaining"
@@ -23,8 +24,6 @@ BOUNDARY_MARGIN_SECONDS: Final = 0.25
 RATE_WINDOW_SECONDS: Final = 60.0
 # Shorter waits are not worth a sleep (and a clock of microseconds may not even move for them).
 MIN_DELAY_SECONDS: Final = 0.001
-
-logger = logging.getLogger("xengage.api_client")
 
 
 def utc_now() -> datetime:

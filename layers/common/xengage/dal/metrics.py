@@ -55,6 +55,7 @@ from xengage.dal.series import (
     join_hours,
 )
 from xengage.dal.updates import ItemUpdate
+from xengage.observability import tracer
 
 _CURSOR_KEYS: Final = frozenset({"pk", "sk"})
 MAX_DAY_WRITE_ROUNDS: Final = 6  # conditional day-item writes retried after another writer changed the item
@@ -114,6 +115,7 @@ class MetricsDal:
     def table(self) -> Any:
         return dynamodb_table(self.table_name)
 
+    @tracer.capture_method(capture_response=False)
     def put_points(self, points: Iterable[MetricPoint], *, keep_stored: bool = False) -> WriteStats:
         """Store points: /totals snapshots as items of their own, hour buckets into their day items.
 

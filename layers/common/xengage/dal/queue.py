@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from xengage.dal.aws import sqs_client
+from xengage.observability import tracer
 
 MAX_BATCH_ENTRIES: Final = 10
 MAX_SEND_ATTEMPTS: Final = 3
@@ -29,6 +30,7 @@ class CollectQueue:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
 
+    @tracer.capture_method(capture_response=False)
     def send_batch(
         self,
         bodies: Sequence[Mapping[str, Any]],

@@ -15,7 +15,6 @@ epoch, as the API's windows are wall-clock minutes) and `used` (slots taken in t
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,9 +34,8 @@ from xengage.api_client.pacing import (
 )
 from xengage.dal.app_state import APP_PK
 from xengage.dal.aws import dynamodb_client
+from xengage.observability import client_logger as logger
 from xengage.timeutil import to_iso
-
-logger = logging.getLogger("xengage.api_client")
 
 # Calls a minute while the limit is unknown: the first answer teaches it.
 PROBE_CALLS: Final = 1

@@ -19,6 +19,7 @@ from xengage.dal.paging import Page, batch_get, decode_cursor, encode_cursor, pl
 from xengage.dal.series_state import MarkerPart, SeriesState, TotalsSnapshot
 from xengage.dal.status import StatusChange, marker_key
 from xengage.dal.updates import ItemUpdate
+from xengage.observability import tracer
 from xengage.timeutil import snowflake_created_at, to_iso
 
 DUE_SHARDS: Final = 16
@@ -499,6 +500,7 @@ class RegistryDal:
         """Keep the newest /totals snapshot on the Post's /totals marker (never older: a late redelivery loses)."""
         return self.settle(tweet_id, TOTALS, part=TotalsSnapshot(totals, at))
 
+    @tracer.capture_method(capture_response=False)
     def settle(
         self,
         tweet_id: str,
@@ -626,6 +628,7 @@ class RegistryDal:
         margin), or release it (`keep_lease=False`) so the Post is planned again once it can be collected."""
         return self.settle(tweet_id, endpoint, move=Reschedule(next_due_at, keep_lease))
 
+    @tracer.capture_method(capture_response=False)
     def checkpoint_hours(self, tweet_id: str, endpoint: Endpoint, *, last_hour_collected: str) -> bool:
         """Record that every hour before `last_hour_collected` is stored (a finished /historical window), never
         moving it back: a redelivered or continued message then starts after it."""
