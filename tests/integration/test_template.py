@@ -83,10 +83,10 @@ def test_parameter_override_flips_conditions():
     # Given Stage=prod
     template = load_template(FIXTURE_TEMPLATE, parameter_overrides={"Stage": "prod"})
     resolver = template.resolver(PhysicalIds())
-    # Then the prod-only table exists and the mapping and If follow the parameter
+    # Then the prod-only table exists and the Ifs follow the parameter
     assert "ProdOnlyTable" in template.resources
     assert template.conditions == {"IsProd": True, "IsNotProd": False}
-    assert resolver.resolve({"Fn::FindInMap": ["StageSettings", {"Ref": "Stage"}, "LogLevel"]}) == "INFO"
+    assert resolver.resolve(template.properties("TickFunction")["Environment"]["Variables"]["LOG_LEVEL"]) == "INFO"
     assert resolver.resolve({"Fn::If": ["IsNotProd", "a", "b"]}) == "b"
 
 
