@@ -43,19 +43,8 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 
-# CloudFormation queue properties that are SQS attributes of the same name.
-_QUEUE_ATTRIBUTES = (
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-    "SqsManagedSseEnabled",
-)
+# The template's queue properties that are SQS attributes of the same name.
+_QUEUE_ATTRIBUTES = ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled")
 
 _INDEX_KEYS = {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput"}
 _DEFAULT_THROUGHPUT = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
@@ -149,7 +138,7 @@ def create_stack_resources(template: StackTemplate, endpoint_url: str, dynamodb_
 
 
 def table_request(properties: Mapping[str, Any], table_name: str) -> dict[str, Any]:
-    """The CreateTable arguments of an `AWS::DynamoDB::Table`'s Properties: keys, indexes, billing, stream.
+    """The CreateTable arguments of an `AWS::DynamoDB::Table`'s Properties: keys, GSIs, billing.
 
     The one table builder: the local stack and the tests' moto tables (`tests/aws_fixtures.py`) both use it.
     """
@@ -165,11 +154,11 @@ def table_request(properties: Mapping[str, Any], table_name: str) -> dict[str, A
     # CloudFormation-only keys (ContributorInsightsSpecification...) are not part of CreateTable, and an
     # on-demand table's indexes take no throughput.
     index_keys = _INDEX_KEYS if billing == "PROVISIONED" else _INDEX_KEYS - {"ProvisionedThroughput"}
-    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-        if properties.get(key):
-            request[key] = [{k: v for k, v in index.items() if k in index_keys} for index in properties[key]]
-    if properties.get("StreamSpecification"):
-        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    if properties.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = [
+            {key: value for key, value in index.items() if key in index_keys}
+            for index in properties["GlobalSecondaryIndexes"]
+        ]
     return request
 
 
@@ -186,20 +175,14 @@ def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any])
             )
         except ClientError as exc:  # dynalite has no TTL; nothing expires locally either way
             logging.getLogger("local.stack").warning("%s: TTL setting not applied locally (%s)", logical_id, exc)
-    attributes = {"Arn": description["TableArn"]}
-    if description.get("LatestStreamArn"):
-        attributes["StreamArn"] = description["LatestStreamArn"]
-    ctx.ids.add(logical_id, name, **attributes)
+    ctx.ids.add(logical_id, name, Arn=description["TableArn"])
 
 
 def _create_queue(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
-    fifo = str(properties.get("FifoQueue", "false")).lower() == "true"
-    name = properties.get("QueueName") or ctx.default_name(logical_id) + (".fifo" if fifo else "")
+    name = properties.get("QueueName") or ctx.default_name(logical_id)
     attributes = {key: _attribute_text(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
-    for policy in ("RedrivePolicy", "RedriveAllowPolicy"):
-        if policy in properties:
-            value = properties[policy]
-            attributes[policy] = value if isinstance(value, str) else json.dumps(value)
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     sqs = ctx.client("sqs")
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -243,17 +226,13 @@ def _name_passive_resource(ctx: _Context, logical_id: str, resource: Mapping[str
             value = None
         return str(value) if value else ctx.default_name(logical_id)
 
-    if resource_type in (SERVERLESS_FUNCTION, "AWS::Lambda::Function"):
+    if resource_type == SERVERLESS_FUNCTION:
         name = named("FunctionName")
         ctx.ids.add(logical_id, name, Arn=ctx.arn("lambda", f"function:{name}"))
-    elif resource_type in (SERVERLESS_LAYER, "AWS::Lambda::LayerVersion"):
-        ctx.ids.add(logical_id, ctx.arn("lambda", f"layer:{named('LayerName')}:1"))
-    elif resource_type in (SERVERLESS_API, "AWS::ApiGateway::RestApi"):
-        api_id = "local" + logical_id.lower()[:5]
-        ctx.ids.add(logical_id, api_id, RootResourceId="root")
-    elif resource_type == "AWS::IAM::Role":
-        name = named("RoleName")
-        ctx.ids.add(logical_id, name, Arn=f"arn:aws:iam::{ctx.template.account_id}:role/{name}", RoleId=name)
+    elif resource_type == SERVERLESS_LAYER:
+        ctx.ids.add(logical_id, ctx.arn("lambda", f"layer:{ctx.default_name(logical_id)}:1"))
+    elif resource_type == SERVERLESS_API:
+        ctx.ids.add(logical_id, "local" + logical_id.lower()[:5], RootResourceId="root")
     else:
         service = resource_type.split("::")[1].lower() if resource_type.count("::") >= 2 else "local"
         name = ctx.default_name(logical_id)

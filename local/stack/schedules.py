@@ -149,8 +149,6 @@ def schedule_targets(
             group = properties.get("GroupName") or "default"
             dead_letter = properties.get("DeadLetterConfig") or {}
             dlq_url = queue_url_for_arn(dead_letter["Arn"]) if dead_letter.get("Arn") else None
-            if dlq_url is None and dead_letter.get("QueueLogicalId"):
-                dlq_url = queue_url_for_arn(str(dead_letter["QueueLogicalId"]))
             retry = properties.get("RetryPolicy") or {}
             targets.append(
                 ScheduleTarget(

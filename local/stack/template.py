@@ -154,11 +154,6 @@ class StackTemplate:
             "AWS::AccountId": self.account_id,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": (
-                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/"
-                "00000000-0000-0000-0000-000000000000"
-            ),
-            "AWS::NotificationARNs": [],
         }
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -172,7 +167,8 @@ class StackTemplate:
 
 
 def resolve_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Parameter values from overrides or defaults, checked against AllowedValues; lists split like CFN does."""
+    """Parameter values from overrides or defaults, checked against AllowedValues, as strings (the template's
+    parameters are String and Number ones)."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
@@ -189,9 +185,7 @@ def resolve_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any]
         allowed = spec.get("AllowedValues")
         if allowed is not None and str(value) not in {str(a) for a in allowed}:
             raise TemplateError(f"parameter {name!r}={value!r} is not one of {allowed}")
-        if str(spec.get("Type", "String")).startswith(("CommaDelimitedList", "List<")) and isinstance(value, str):
-            value = [part.strip() for part in value.split(",")] if value else []
-        elif isinstance(value, bool):
+        if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)):
             value = str(value)  # a Ref to a Number parameter is a string in CloudFormation
@@ -308,22 +302,14 @@ class IntrinsicResolver:
             raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id!r}")
         return self.physical_ids.get_att(logical_id, attribute)
 
-    def _sub(self, argument: Any) -> str:
-        if isinstance(argument, list):
-            if len(argument) != 2 or not isinstance(argument[1], dict):
-                raise TemplateError("Fn::Sub list form is [template, {variables}]")
-            text, variables = argument[0], self.resolve(argument[1])
-        else:
-            text, variables = argument, {}
-        if not isinstance(text, str):
+    def _sub(self, text: Any) -> str:
+        if not isinstance(text, str):  # the template writes only the string form
             raise TemplateError(f"Fn::Sub needs a string, got {text!r}")
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name.startswith("!"):
                 return "${" + name[1:] + "}"  # `${!Literal}` escapes the substitution
-            if name in variables:
-                return _as_text(variables[name])
             if "." in name and not name.startswith("AWS::"):
                 return _as_text(self._get_att(name.split(".", 1)))
             return _as_text(self._ref(name))
