@@ -103,6 +103,16 @@ class ScheduleTarget:
     maximum_retry_attempts: int
     dead_letter_queue_url: str | None
 
+    def event(self, scheduled_time: str, execution_id: str, attempt: int) -> Any:
+        """What this schedule delivers on one attempt of one tick."""
+        return render_schedule_input(
+            self.input_text,
+            scheduled_time=scheduled_time,
+            schedule_arn=self.schedule_arn,
+            execution_id=execution_id,
+            attempt=attempt,
+        )
+
 
 @dataclass
 class TickOutcome:
@@ -211,14 +221,7 @@ class ScheduleRunner:
         """Attempts until one succeeds, the RetryPolicy runs out or the runner stops: (last attempt, its result)."""
         attempts = 1 + max(0, target.maximum_retry_attempts)
         for attempt in range(1, attempts + 1):
-            event = render_schedule_input(
-                target.input_text,
-                scheduled_time=scheduled,
-                schedule_arn=target.schedule_arn,
-                execution_id=execution_id,
-                attempt=attempt,
-            )
-            invocation = self.invoke(target.function_id, event)
+            invocation = self.invoke(target.function_id, target.event(scheduled, execution_id, attempt))
             if invocation.ok:
                 break
             logger.warning(
@@ -231,13 +234,7 @@ class ScheduleRunner:
     def _dead_letter(
         self, target: ScheduleTarget, scheduled: str, execution_id: str, attempts: int, invocation: Invocation
     ) -> None:
-        body = render_schedule_input(
-            target.input_text,
-            scheduled_time=scheduled,
-            schedule_arn=target.schedule_arn,
-            execution_id=execution_id,
-            attempt=attempts,
-        )
+        body = target.event(scheduled, execution_id, attempts)
         error = invocation.payload if isinstance(invocation.payload, dict) else {}
 
         def attribute(value: object) -> dict[str, str]:
