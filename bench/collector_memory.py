@@ -287,7 +287,7 @@ def _register(scenario: Scenario, shared: Services, api: FunctionSpec) -> list[s
 def _plan(scenario: Scenario, tick: datetime, collector: FunctionSpec, result: Result) -> list[dict[str, Any]]:
     """The planner's tick (it leases every due marker), then the queued messages as the SQS events Lambda's event
     source mapping delivers: BatchSize records an event."""
-    from local.stack.triggers import sqs_record
+    from local.stack.sqs_poller import sqs_record
     from xengage.api_client import Endpoint
     from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW
     from xengage.dal.aws import sqs_client

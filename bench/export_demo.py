@@ -32,9 +32,9 @@ ENDPOINTS = ("totals", "28hr", "historical")
 def main() -> dict[str, Any]:
     from local.emulator import EmulatorServer
     from local.run import SEED_FUNCTION, app_secret_value, collect_once, demo_seed_plan
+    from local.stack.schedules import iso_utc
     from local.stack.seed import seed_stack
     from local.stack.stack import LocalStack, StackSettings
-    from local.stack.triggers import iso_utc
     from xengage.api_client.catalog import HISTORICAL_LOOKBACK
     from xengage.timeutil import snowflake_created_at
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from local.emulator import DEMO_APP, EmulatorServer, FaultConfig, PostState, World
+from local.stack.schedules import iso_utc
 from local.stack.seed import SeedAccount, SeedPlan, seed_stack
 from local.stack.stack import LocalStack, StackSettings
-from local.stack.triggers import iso_utc
 
 TITLE: Final = "fault matrix: the template on the local stack under 13 faults, each compared with a clean run"
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]

@@ -14,22 +14,34 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from local.stack.schedules import iso_utc
 from local.stack.seed import SeedAccount, SeedPlan, seed_stack
 from local.stack.stack import LocalStack, StackSettings
 from local.stack.summary import CollectionSummary, format_summary, summarize
-from local.stack.triggers import iso_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_X_API_URL = "https://api.x.com"
 SEED_FUNCTION = "ApiFunction"  # its environment has every table and the secret prefix
 # Not fired by a collection: it exports closed days of what collections stored (its own cron, `make invoke`).
 EXPORT_FUNCTION = "ExportFunction"
+
+
+@dataclass
+class RunSignals:
+    """What a caller running `main` in a thread (tests, embedders) waits on instead of polling its output.
+
+    `state_written` is called in main's thread right after the state file is written (it still exists then);
+    `serving` is set once the first collection ran and the stack serves until stopped.
+    """
+
+    state_written: Callable[[Path], None] | None = None
+    serving: threading.Event = field(default_factory=threading.Event)
 
 
 class ConfigError(ValueError):
@@ -256,7 +268,7 @@ def _stack_settings(
 
 
 def _run_after_first_collection(
-    config: RunConfig, stack: LocalStack, landed: bool, stopping: threading.Event, out: TextIO
+    config: RunConfig, stack: LocalStack, landed: bool, stopping: threading.Event, out: TextIO, serving: threading.Event
 ) -> int:
     """Exit at once (LOCAL_RUN_ONCE), or start the schedules (unless off) and wait for Ctrl-C / `stopping`."""
     if config.run_once:
@@ -268,13 +280,19 @@ def _run_after_first_collection(
         print(f"\nschedules running (speed x{config.schedule_speed:g}); Ctrl-C to stop", file=out, flush=True)
     else:
         print("\nschedules off (LOCAL_SCHEDULES=0); Ctrl-C to stop", file=out, flush=True)
-    while not stopping.wait(0.5):
+    serving.set()
+    while not stopping.wait(0.5):  # a timeout, so that the main thread still takes Ctrl-C
         pass
     print("\nstopping ...", file=out, flush=True)
     return 0
 
 
-def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: threading.Event | None = None) -> int:
+def main(
+    env: Mapping[str, str] | None = None,
+    out: TextIO = sys.stdout,
+    stop: threading.Event | None = None,
+    signals: RunSignals | None = None,
+) -> int:
     """Run until Ctrl-C / SIGTERM, or until `stop` is set (how tests and embedders end a running stack)."""
     env = dict(os.environ if env is None else env)
     try:
@@ -286,7 +304,15 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: t
     if threading.current_thread() is threading.main_thread():
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signal_number, lambda *_: stopping.set())
+    try:
+        return _run(config, env, out, stopping, signals or RunSignals())
+    except OSError as error:
+        print(f"local.run: {error} (is a port in use? set API_PORT/MOTO_PORT/EMULATOR_PORT)", file=sys.stderr)
+        return 2
 
+
+def _run(config: RunConfig, env: Mapping[str, str], out: TextIO, stopping: threading.Event, signals: RunSignals) -> int:
+    """Start everything, seed, run the first collection, then serve; stop everything and remove the state file."""
     emulator = None
     stack: LocalStack | None = None
     state_file = config.state_dir / "stack.json"
@@ -296,27 +322,30 @@ def main(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout, stop: t
         print("starting moto server, DynamoDB, resources and function workers ...", file=out, flush=True)
         stack.start()
         if config.seed and emulator is not None:
-            now = iso_utc(datetime.now(UTC).replace(second=0))
-            counts = seed_stack(stack.specs[SEED_FUNCTION], demo_seed_plan(emulator.world, now))
-            print(f"seeded {counts['accounts']} account(s) and {counts['posts']} tracked Posts", file=out, flush=True)
+            _seed(stack, emulator, out)
         emulator_url = emulator.url if emulator else None
         stack.write_state(
             state_file, {"pid": os.getpid(), "emulator_url": emulator_url, "engagement_api_url": engagement_url}
         )
+        if signals.state_written is not None:
+            signals.state_written(state_file)
         print(endpoints_text(stack, emulator_url, state_file), file=out, flush=True)
         print("\nfirst collection:", file=out, flush=True)
         summary = collect_once(stack, out, timeout=config.first_collection_timeout)
         print(format_summary(summary), file=out, flush=True)
-        return _run_after_first_collection(config, stack, summary.landed, stopping, out)
-    except OSError as error:
-        print(f"local.run: {error} (is a port in use? set API_PORT/MOTO_PORT/EMULATOR_PORT)", file=sys.stderr)
-        return 2
+        return _run_after_first_collection(config, stack, summary.landed, stopping, out, signals.serving)
     finally:
         if stack is not None:
             stack.stop()
         if emulator is not None:
             emulator.stop()
         state_file.unlink(missing_ok=True)
+
+
+def _seed(stack: LocalStack, emulator: Any, out: TextIO) -> None:
+    now = iso_utc(datetime.now(UTC).replace(second=0))
+    counts = seed_stack(stack.specs[SEED_FUNCTION], demo_seed_plan(emulator.world, now))
+    print(f"seeded {counts['accounts']} account(s) and {counts['posts']} tracked Posts", file=out, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
+
+from local.stack.resources import table_request
+from local.stack.template import parse_template_text
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
 TABLES = {
@@ -66,22 +68,6 @@ class _CopyOnce:
     deepcopy: Any
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form tags (!Ref, !GetAtt, !Sub ...) as {"Fn": value}."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {name: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The parsed template (a fresh copy each call: callers may edit it)."""
     return copy.deepcopy(_parsed_template(path))
@@ -89,30 +75,12 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 @functools.cache
 def _parsed_template(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CloudFormationLoader)
+    return parse_template_text(path.read_text(encoding="utf-8"))
 
 
 def table_kwargs(properties: dict[str, Any], table_name: str) -> dict[str, Any]:
-    """The create_table arguments equivalent to an AWS::DynamoDB::Table's Properties (keys, indexes, billing)."""
-    billing = properties.get("BillingMode", "PROVISIONED")
-    kwargs: dict[str, Any] = {
-        "TableName": table_name,
-        "KeySchema": properties["KeySchema"],
-        "AttributeDefinitions": properties["AttributeDefinitions"],
-        "BillingMode": billing,
-    }
-    if billing == "PROVISIONED":
-        kwargs["ProvisionedThroughput"] = properties["ProvisionedThroughput"]
-    indexes = []
-    for index in properties.get("GlobalSecondaryIndexes", []):
-        index = {key: value for key, value in index.items() if key != "ContributorInsightsSpecification"}
-        if billing != "PROVISIONED":
-            index.pop("ProvisionedThroughput", None)
-        indexes.append(index)
-    if indexes:
-        kwargs["GlobalSecondaryIndexes"] = indexes
-    return kwargs
+    """The create_table arguments equivalent to an AWS::DynamoDB::Table's Properties (the local stack's builder)."""
+    return table_request(properties, table_name)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -65,6 +65,17 @@ class Invocation:
     def ok(self) -> bool:
         return self.function_error is None
 
+    @property
+    def error_text(self) -> str:
+        """`errorType: errorMessage` of a failed invocation's payload, for the triggers' warnings."""
+        if isinstance(self.payload, dict):
+            return f"{self.payload.get('errorType')}: {self.payload.get('errorMessage')}"
+        return str(self.payload)
+
+
+# What the triggers call: (function logical id, event) -> its invocation.
+Invoker = Callable[[str, Any], Invocation]
+
 
 def base_environment(
     spec_name: str, *, region: str, endpoint_url: str, dynamodb_url: str | None = None
@@ -108,26 +119,13 @@ def function_specs(
     specs = {}
     for logical_id in template.of_type(SERVERLESS_FUNCTION):
         properties = template.properties(logical_id)
-        code_uri = properties.get("CodeUri")
-        if not isinstance(code_uri, str):
-            raise TemplateError(f"{logical_id}: CodeUri must be a local directory, got {code_uri!r}")
-        code_dir = (template.base_dir / code_uri).resolve()
-        if not code_dir.is_dir():
-            raise TemplateError(f"{logical_id}: CodeUri {code_uri!r} is not a directory")
-        if "Handler" not in properties:
-            raise TemplateError(f"{logical_id}: no Handler")
+        code_dir = _code_dir(template, logical_id, properties)
         name = resolver.physical_ids.ref(logical_id)
         memory = int(resolver.resolve(properties.get("MemorySize", DEFAULT_MEMORY_MB)))
-        variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
         environment = base_environment(
             name, region=template.region, endpoint_url=endpoint_url, dynamodb_url=dynamodb_url
         )
-        environment.update({key: _env_text(value) for key, value in variables.items()})
-        logging_config = resolver.resolve(properties.get("LoggingConfig") or {})
-        if logging_config.get("LogFormat"):
-            environment["AWS_LAMBDA_LOG_FORMAT"] = str(logging_config["LogFormat"])
-        if logging_config.get("ApplicationLogLevel"):
-            environment["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config["ApplicationLogLevel"])
+        environment.update(_template_environment(resolver, properties))
         environment.update(
             {
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
@@ -149,6 +147,30 @@ def function_specs(
             events=resolver.resolve(properties.get("Events") or {}),
         )
     return specs
+
+
+def _code_dir(template: StackTemplate, logical_id: str, properties: Mapping[str, Any]) -> Path:
+    code_uri = properties.get("CodeUri")
+    if not isinstance(code_uri, str):
+        raise TemplateError(f"{logical_id}: CodeUri must be a local directory, got {code_uri!r}")
+    code_dir = (template.base_dir / code_uri).resolve()
+    if not code_dir.is_dir():
+        raise TemplateError(f"{logical_id}: CodeUri {code_uri!r} is not a directory")
+    if "Handler" not in properties:
+        raise TemplateError(f"{logical_id}: no Handler")
+    return code_dir
+
+
+def _template_environment(resolver: IntrinsicResolver, properties: Mapping[str, Any]) -> dict[str, str]:
+    """The function's `Environment` variables, then Lambda's log variables from its `LoggingConfig`."""
+    variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
+    environment = {key: _env_text(value) for key, value in variables.items()}
+    logging_config = resolver.resolve(properties.get("LoggingConfig") or {})
+    if logging_config.get("LogFormat"):
+        environment["AWS_LAMBDA_LOG_FORMAT"] = str(logging_config["LogFormat"])
+    if logging_config.get("ApplicationLogLevel"):
+        environment["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config["ApplicationLogLevel"])
+    return environment
 
 
 def _layer_dirs(template: StackTemplate, logical_id: str, layers: list[Any]) -> list[str]:

@@ -270,19 +270,9 @@ def main(
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     state_file = Path(args.state_file) if args.state_file else default_state_file(env)
-    function_id, event_source = args.function.strip(), args.event.strip()
+    function_id = args.function.strip()
     try:
-        if not function_id and not event_source:
-            raise UsageError(f"FUNCTION and EVENT are required.\n{_usage_text(state_file)}")
-        stack = read_state(state_file)
-        if not function_id:
-            raise UsageError(f"FUNCTION is required: one of {', '.join(stack.function_ids)}\nusage: {USAGE}")
-        spec = function_spec(stack, function_id)
-        if not event_source:
-            samples = sample_events(function_id)
-            hint = f"; samples for {function_id}: {' '.join(samples)}" if samples else ""
-            raise UsageError(f"EVENT is required: a JSON event file{hint}\nusage: {USAGE}")
-        event = read_event(event_source, stdin or sys.stdin)
+        spec, event = _spec_and_event(state_file, function_id, args.event.strip(), stdin or sys.stdin)
     except UsageError as error:
         print(f"make invoke: {error}", file=err)
         return EXIT_USAGE
@@ -293,6 +283,21 @@ def main(
         print(f"make invoke: {function_id} failed ({error_type or invocation.function_error})", file=err)
         return EXIT_FUNCTION_ERROR
     return EXIT_OK
+
+
+def _spec_and_event(state_file: Path, function_id: str, event_source: str, stdin: TextIO) -> tuple[FunctionSpec, Any]:
+    """The function's spec from the running stack's state, and the event; UsageError naming what is missing."""
+    if not function_id and not event_source:
+        raise UsageError(f"FUNCTION and EVENT are required.\n{_usage_text(state_file)}")
+    stack = read_state(state_file)
+    if not function_id:
+        raise UsageError(f"FUNCTION is required: one of {', '.join(stack.function_ids)}\nusage: {USAGE}")
+    spec = function_spec(stack, function_id)
+    if not event_source:
+        samples = sample_events(function_id)
+        hint = f"; samples for {function_id}: {' '.join(samples)}" if samples else ""
+        raise UsageError(f"EVENT is required: a JSON event file{hint}\nusage: {USAGE}")
+    return spec, read_event(event_source, stdin)
 
 
 if __name__ == "__main__":

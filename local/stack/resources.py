@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 from local.stack.template import (
     SERVERLESS_API,
@@ -43,21 +43,11 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 
-# CloudFormation queue properties that are SQS attributes of the same name.
-_QUEUE_ATTRIBUTES = (
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-    "SqsManagedSseEnabled",
-)
+# The template's queue properties that are SQS attributes of the same name.
+_QUEUE_ATTRIBUTES = ("MessageRetentionPeriod", "VisibilityTimeout", "SqsManagedSseEnabled")
 
 _INDEX_KEYS = {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput"}
+_DEFAULT_THROUGHPUT = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
 
 
 @dataclass
@@ -74,6 +64,8 @@ class MotoEndpoint:
 
 def start_moto_server(port: int = 0) -> MotoEndpoint:
     """Start moto server on 127.0.0.1 (`port=0` picks a free port) and return where it listens."""
+    from moto.server import ThreadedMotoServer  # lazily: tests/aws_fixtures.py imports `table_request` from here
+
     # werkzeug logs one line per request; the stack prints its own summary instead.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -145,31 +137,34 @@ def create_stack_resources(template: StackTemplate, endpoint_url: str, dynamodb_
     return ids
 
 
-def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
-    name = properties.get("TableName") or ctx.default_name(logical_id)
+def table_request(properties: Mapping[str, Any], table_name: str) -> dict[str, Any]:
+    """The CreateTable arguments of an `AWS::DynamoDB::Table`'s Properties: keys, GSIs, billing.
+
+    The one table builder: the local stack and the tests' moto tables (`tests/aws_fixtures.py`) both use it.
+    """
+    billing = properties.get("BillingMode", "PROVISIONED")
     request: dict[str, Any] = {
-        "TableName": name,
+        "TableName": table_name,
         "AttributeDefinitions": properties["AttributeDefinitions"],
         "KeySchema": properties["KeySchema"],
-        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+        "BillingMode": billing,
     }
-    if request["BillingMode"] == "PROVISIONED":
-        request["ProvisionedThroughput"] = properties.get(
-            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-        )
-    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-        if properties.get(key):
-            # CloudFormation-only keys (ContributorInsightsSpecification...) are not part of CreateTable.
-            request[key] = [
-                {
-                    k: v
-                    for k, v in index.items()
-                    if k in {"IndexName", "KeySchema", "Projection", "ProvisionedThroughput"}
-                }
-                for index in properties[key]
-            ]
-    if properties.get("StreamSpecification"):
-        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    if billing == "PROVISIONED":
+        request["ProvisionedThroughput"] = properties.get("ProvisionedThroughput", _DEFAULT_THROUGHPUT)
+    # CloudFormation-only keys (ContributorInsightsSpecification...) are not part of CreateTable, and an
+    # on-demand table's indexes take no throughput.
+    index_keys = _INDEX_KEYS if billing == "PROVISIONED" else _INDEX_KEYS - {"ProvisionedThroughput"}
+    if properties.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = [
+            {key: value for key, value in index.items() if key in index_keys}
+            for index in properties["GlobalSecondaryIndexes"]
+        ]
+    return request
+
+
+def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
+    name = properties.get("TableName") or ctx.default_name(logical_id)
+    request = table_request(properties, name)
     dynamodb = ctx.client("dynamodb")
     description = dynamodb.create_table(**request)["TableDescription"]
     ttl = properties.get("TimeToLiveSpecification")
@@ -180,20 +175,14 @@ def _create_table(ctx: _Context, logical_id: str, properties: Mapping[str, Any])
             )
         except ClientError as exc:  # dynalite has no TTL; nothing expires locally either way
             logging.getLogger("local.stack").warning("%s: TTL setting not applied locally (%s)", logical_id, exc)
-    attributes = {"Arn": description["TableArn"]}
-    if description.get("LatestStreamArn"):
-        attributes["StreamArn"] = description["LatestStreamArn"]
-    ctx.ids.add(logical_id, name, **attributes)
+    ctx.ids.add(logical_id, name, Arn=description["TableArn"])
 
 
 def _create_queue(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
-    fifo = str(properties.get("FifoQueue", "false")).lower() == "true"
-    name = properties.get("QueueName") or ctx.default_name(logical_id) + (".fifo" if fifo else "")
+    name = properties.get("QueueName") or ctx.default_name(logical_id)
     attributes = {key: _attribute_text(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
-    for policy in ("RedrivePolicy", "RedriveAllowPolicy"):
-        if policy in properties:
-            value = properties[policy]
-            attributes[policy] = value if isinstance(value, str) else json.dumps(value)
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     sqs = ctx.client("sqs")
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -202,11 +191,8 @@ def _create_queue(ctx: _Context, logical_id: str, properties: Mapping[str, Any])
 
 def _create_secret(ctx: _Context, logical_id: str, properties: Mapping[str, Any]) -> None:
     name = properties.get("Name") or ctx.default_name(logical_id)
-    if "SecretString" in properties:
-        value = properties["SecretString"]
-    else:
-        value = _generated_secret(properties.get("GenerateSecretString") or {})
-    request = {"Name": name, "SecretString": value}
+    # template.yaml's secrets hold a SecretString placeholder (make run writes the app credentials over it).
+    request = {"Name": name, "SecretString": properties["SecretString"]}
     if properties.get("Description"):
         request["Description"] = properties["Description"]
     arn = ctx.client("secretsmanager").create_secret(**request)["ARN"]
@@ -228,19 +214,6 @@ def _create_bucket(ctx: _Context, logical_id: str, properties: Mapping[str, Any]
     )
 
 
-def _generated_secret(spec: Mapping[str, Any]) -> str:
-    """What `GenerateSecretString` would store: a random password, or a JSON template with one key added."""
-    length = int(spec.get("PasswordLength", 32))
-    excluded = set(str(spec.get("ExcludeCharacters", "")))
-    alphabet = [c for c in string.ascii_letters + string.digits if c not in excluded]
-    password = "".join(secrets.choice(alphabet) for _ in range(length))
-    if "SecretStringTemplate" in spec and "GenerateStringKey" in spec:
-        document = json.loads(spec["SecretStringTemplate"])
-        document[spec["GenerateStringKey"]] = password
-        return json.dumps(document)
-    return password
-
-
 def _name_passive_resource(ctx: _Context, logical_id: str, resource: Mapping[str, Any]) -> None:
     """Give resources the local stack does not create in moto the ids a template may refer to."""
     resource_type = resource.get("Type", "")
@@ -253,17 +226,13 @@ def _name_passive_resource(ctx: _Context, logical_id: str, resource: Mapping[str
             value = None
         return str(value) if value else ctx.default_name(logical_id)
 
-    if resource_type in (SERVERLESS_FUNCTION, "AWS::Lambda::Function"):
+    if resource_type == SERVERLESS_FUNCTION:
         name = named("FunctionName")
         ctx.ids.add(logical_id, name, Arn=ctx.arn("lambda", f"function:{name}"))
-    elif resource_type in (SERVERLESS_LAYER, "AWS::Lambda::LayerVersion"):
-        ctx.ids.add(logical_id, ctx.arn("lambda", f"layer:{named('LayerName')}:1"))
-    elif resource_type in (SERVERLESS_API, "AWS::ApiGateway::RestApi"):
-        api_id = "local" + logical_id.lower()[:5]
-        ctx.ids.add(logical_id, api_id, RootResourceId="root")
-    elif resource_type == "AWS::IAM::Role":
-        name = named("RoleName")
-        ctx.ids.add(logical_id, name, Arn=f"arn:aws:iam::{ctx.template.account_id}:role/{name}", RoleId=name)
+    elif resource_type == SERVERLESS_LAYER:
+        ctx.ids.add(logical_id, ctx.arn("lambda", f"layer:{ctx.default_name(logical_id)}:1"))
+    elif resource_type == SERVERLESS_API:
+        ctx.ids.add(logical_id, "local" + logical_id.lower()[:5], RootResourceId="root")
     else:
         service = resource_type.split("::")[1].lower() if resource_type.count("::") >= 2 else "local"
         name = ctx.default_name(logical_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.stack.api_gateway import ApiServer, api_routes
 from local.stack.aws_faults import ENV_VAR as AWS_FAULTS_ENV_VAR
 from local.stack.aws_faults import fault_log_path, read_fault_log, write_fault_config
 from local.stack.dynamodb import DynaliteServer, dynalite_missing, start_dynalite
@@ -25,14 +26,9 @@ from local.stack.resources import (
     put_secret_json,
     start_moto_server,
 )
+from local.stack.schedules import ScheduleRunner, schedule_targets
+from local.stack.sqs_poller import SqsEventSource
 from local.stack.template import SERVERLESS_API, PhysicalIds, StackTemplate, load_template
-from local.stack.triggers import (
-    ApiServer,
-    ScheduleRunner,
-    SqsEventSource,
-    api_routes,
-    schedule_targets,
-)
 
 logger = logging.getLogger("local.stack")
 
@@ -89,31 +85,11 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        settings = self.settings
-        self.moto = start_moto_server(settings.moto_port)
+        self.moto = start_moto_server(self.settings.moto_port)
         self.dynalite = self._start_dynalite()
         self.ids = create_stack_resources(self.template, self.moto.url, self.dynamodb_url)
-        if settings.app_secret_value is not None and settings.app_secret_logical_id in self.ids.resources:
-            app_secret_arn = self.ids.ref(settings.app_secret_logical_id)
-            put_secret_json(self.moto.url, self.template.region, app_secret_arn, settings.app_secret_value)
-        resolver = self.template.resolver(self.ids)
-        self.specs = function_specs(
-            self.template,
-            resolver,
-            endpoint_url=self.moto.url,
-            dynamodb_url=self.dynamodb_url,
-            environment_overrides={**settings.environment_overrides, **self._aws_faults_environment()},
-        )
-        self.workers = {
-            logical_id: FunctionWorker(
-                spec, log_path=settings.log_dir / f"{logical_id}.log" if settings.log_dir else None
-            )
-            for logical_id, spec in self.specs.items()
-        }
-        # Cold starts in parallel: each worker spends most of its init importing boto3/Powertools.
-        with ThreadPoolExecutor(max_workers=len(self.workers) or 1) as pool:
-            list(pool.map(lambda worker: worker.start(), self.workers.values()))
-
+        self._put_app_secret()
+        self._start_workers()
         self.schedules = ScheduleRunner(
             schedule_targets(
                 self.specs.values(),
@@ -123,24 +99,52 @@ class LocalStack:
             ),
             self.invoke,
             self.client("sqs"),
-            speed=settings.schedule_speed,
-            retry_delay_seconds=settings.schedule_retry_delay_seconds,
+            speed=self.settings.schedule_speed,
+            retry_delay_seconds=self.settings.schedule_retry_delay_seconds,
         )
         self.pollers = self._event_source_mappings()
-        if settings.start_pollers:
+        if self.settings.start_pollers:
             for poller in self.pollers:
                 poller.start()
-        if settings.run_schedules:
+        if self.settings.run_schedules:
             self.schedules.start()
-        if settings.api_port is not None:
-            stages = {
-                self.ids.ref(lid): str(resolver.resolve((res.get("Properties") or {}).get("StageName", "Prod")))
-                for lid, res in self.template.of_type(SERVERLESS_API).items()
-            }
-            routes = api_routes(self.specs.values(), api_ids={}, stages=stages)
-            if routes:
-                self.api = ApiServer(routes, self.invoke, port=settings.api_port)
-                self.api.start()
+        if self.settings.api_port is not None:
+            self._start_api(self.settings.api_port)
+
+    def _put_app_secret(self) -> None:
+        value, logical_id = self.settings.app_secret_value, self.settings.app_secret_logical_id
+        if value is not None and logical_id in self.ids.resources:
+            assert self.moto is not None
+            put_secret_json(self.moto.url, self.template.region, self.ids.ref(logical_id), value)
+
+    def _start_workers(self) -> None:
+        assert self.moto is not None
+        self.specs = function_specs(
+            self.template,
+            self.template.resolver(self.ids),
+            endpoint_url=self.moto.url,
+            dynamodb_url=self.dynamodb_url,
+            environment_overrides={**self.settings.environment_overrides, **self._aws_faults_environment()},
+        )
+        log_dir = self.settings.log_dir
+        self.workers = {
+            logical_id: FunctionWorker(spec, log_path=log_dir / f"{logical_id}.log" if log_dir else None)
+            for logical_id, spec in self.specs.items()
+        }
+        # Cold starts in parallel: each worker spends most of its init importing boto3/Powertools.
+        with ThreadPoolExecutor(max_workers=len(self.workers) or 1) as pool:
+            list(pool.map(lambda worker: worker.start(), self.workers.values()))
+
+    def _start_api(self, port: int) -> None:
+        resolver = self.template.resolver(self.ids)
+        stages = {
+            self.ids.ref(lid): str(resolver.resolve((res.get("Properties") or {}).get("StageName", "Prod")))
+            for lid, res in self.template.of_type(SERVERLESS_API).items()
+        }
+        routes = api_routes(self.specs.values(), api_ids={}, stages=stages)
+        if routes:
+            self.api = ApiServer(routes, self.invoke, port=port)
+            self.api.start()
 
     def _start_dynalite(self) -> DynaliteServer | None:
         choice = self.settings.dynamodb

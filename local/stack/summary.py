@@ -8,8 +8,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
+from local.stack.schedules import TickOutcome
 from local.stack.stack import LocalStack
-from local.stack.triggers import TickOutcome
 
 _DESERIALIZER = TypeDeserializer()
 

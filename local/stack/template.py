@@ -1,13 +1,15 @@
 """Read a SAM template the way CloudFormation would, far enough to run it on loopback.
 
-`load_template` parses the YAML (CFN short tags included), applies `Globals`, resolves parameters and
-conditions and drops resources whose condition is false. `IntrinsicResolver` then turns `Ref`, `Fn::GetAtt`,
-`Fn::Sub`, ... into values, looking resource ids up in a `PhysicalIds` map filled while resources are created.
+`parse_template_text` is the project's one template reader: cfn-lint's YAML loader (short tags become their long
+form), as plain dicts. `load_template` applies `Globals` (functions only: all template.yaml has), resolves
+parameters and conditions and drops resources whose condition is false. `IntrinsicResolver` then turns the
+intrinsics template.yaml uses (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, `Fn::Join`, `Fn::Split`,
+`Fn::Equals`, `Fn::Not`) into values, looking resource ids up in a `PhysicalIds` map filled while resources are
+created.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -16,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 STACK_NAME = "x-engagement-collector-local"
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -25,16 +25,6 @@ DEFAULT_REGION = "us-east-1"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
 SERVERLESS_API = "AWS::Serverless::Api"
-
-# Globals sections and the resource type each one applies to.
-_GLOBALS_TARGETS = {
-    "Function": SERVERLESS_FUNCTION,
-    "Api": SERVERLESS_API,
-    "HttpApi": "AWS::Serverless::HttpApi",
-    "SimpleTable": "AWS::Serverless::SimpleTable",
-    "LayerVersion": SERVERLESS_LAYER,
-    "StateMachine": "AWS::Serverless::StateMachine",
-}
 
 
 class TemplateError(ValueError):
@@ -49,38 +39,21 @@ class UnresolvedResource(TemplateError):
         self.logical_id = logical_id
 
 
-# --- YAML with CloudFormation short tags ---------------------------------------------------------
-
-
-class CfnYamlLoader(yaml.SafeLoader):
-    """A safe loader that turns `!Ref X` into `{"Ref": "X"}`, `!Sub ...` into `{"Fn::Sub": ...}` and so on."""
-
-
-def _construct_short_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        # `!GetAtt Res.Attr.Sub` is `Fn::GetAtt: [Res, Attr.Sub]`: only the first dot separates.
-        logical_id, _, attribute = value.partition(".")
-        value = [logical_id, attribute]
-    return {f"Fn::{tag_suffix}": value}
-
-
-CfnYamlLoader.add_multi_constructor("!", _construct_short_tag)
+# --- the one template reader ----------------------------------------------------------------------
 
 
 def parse_template_text(text: str) -> dict[str, Any]:
-    """Parse template YAML (or JSON, which is YAML) into plain long-form dicts."""
-    document = yaml.load(text, Loader=CfnYamlLoader)
+    """Parse template YAML (or JSON, which is YAML) with cfn-lint's loader into plain long-form dicts.
+
+    cfn-lint (a dev dependency) turns `!Ref X` into `{"Ref": "X"}`, `!GetAtt A.B` into `{"Fn::GetAtt": ["A", "B"]}`
+    and so on; the JSON round trip drops its line-number node classes, so callers get plain dicts and strings.
+    """
+    from cfnlint.decode.cfn_yaml import loads  # lazily: importing cfn-lint takes ~0.8 s
+
+    try:
+        document = json.loads(json.dumps(loads(text)))
+    except Exception as error:  # cfn-lint's parse errors, and YAML's own
+        raise TemplateError(f"template cannot be parsed: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError("template has no Resources mapping")
     return document
@@ -102,14 +75,13 @@ def merge_globals(global_value: Any, local_value: Any) -> Any:
 
 
 def apply_globals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return the resources with `Globals` folded into their `Properties`."""
-    globals_section = document.get("Globals") or {}
+    """Return the resources with `Globals.Function` folded into the functions' `Properties`."""
+    function_globals = (document.get("Globals") or {}).get("Function")
     resources: dict[str, dict[str, Any]] = {}
     for logical_id, resource in document["Resources"].items():
         resource = copy.deepcopy(resource)
-        for section, resource_type in _GLOBALS_TARGETS.items():
-            if resource.get("Type") == resource_type and section in globals_section:
-                resource["Properties"] = merge_globals(globals_section[section], resource.get("Properties") or {})
+        if function_globals and resource.get("Type") == SERVERLESS_FUNCTION:
+            resource["Properties"] = merge_globals(function_globals, resource.get("Properties") or {})
         resources[logical_id] = resource
     return resources
 
@@ -182,11 +154,6 @@ class StackTemplate:
             "AWS::AccountId": self.account_id,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": (
-                f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/"
-                "00000000-0000-0000-0000-000000000000"
-            ),
-            "AWS::NotificationARNs": [],
         }
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -200,7 +167,8 @@ class StackTemplate:
 
 
 def resolve_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Parameter values from overrides or defaults, checked against AllowedValues; lists split like CFN does."""
+    """Parameter values from overrides or defaults, checked against AllowedValues, as strings (the template's
+    parameters are String and Number ones)."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
@@ -217,9 +185,7 @@ def resolve_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any]
         allowed = spec.get("AllowedValues")
         if allowed is not None and str(value) not in {str(a) for a in allowed}:
             raise TemplateError(f"parameter {name!r}={value!r} is not one of {allowed}")
-        if str(spec.get("Type", "String")).startswith(("CommaDelimitedList", "List<")) and isinstance(value, str):
-            value = [part.strip() for part in value.split(",")] if value else []
-        elif isinstance(value, bool):
+        if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)):
             value = str(value)  # a Ref to a Number parameter is a string in CloudFormation
@@ -336,22 +302,14 @@ class IntrinsicResolver:
             raise TemplateError(f"Fn::GetAtt to unknown resource {logical_id!r}")
         return self.physical_ids.get_att(logical_id, attribute)
 
-    def _sub(self, argument: Any) -> str:
-        if isinstance(argument, list):
-            if len(argument) != 2 or not isinstance(argument[1], dict):
-                raise TemplateError("Fn::Sub list form is [template, {variables}]")
-            text, variables = argument[0], self.resolve(argument[1])
-        else:
-            text, variables = argument, {}
-        if not isinstance(text, str):
+    def _sub(self, text: Any) -> str:
+        if not isinstance(text, str):  # the template writes only the string form
             raise TemplateError(f"Fn::Sub needs a string, got {text!r}")
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name.startswith("!"):
                 return "${" + name[1:] + "}"  # `${!Literal}` escapes the substitution
-            if name in variables:
-                return _as_text(variables[name])
             if "." in name and not name.startswith("AWS::"):
                 return _as_text(self._get_att(name.split(".", 1)))
             return _as_text(self._ref(name))
@@ -377,43 +335,13 @@ class IntrinsicResolver:
         (inner,) = self.resolve(argument)
         return not inner
 
-    def _and(self, argument: Any) -> bool:
-        return all(self.resolve(argument))
-
-    def _or(self, argument: Any) -> bool:
-        return any(self.resolve(argument))
-
     def _join(self, argument: Any) -> str:
         delimiter, items = self.resolve(argument)
         return str(delimiter).join(_as_text(item) for item in items)
 
-    def _select(self, argument: Any) -> Any:
-        index, items = self.resolve(argument)
-        try:
-            return items[int(index)]
-        except (IndexError, ValueError) as error:
-            raise TemplateError(f"Fn::Select index {index!r} out of range for {items!r}") from error
-
     def _split(self, argument: Any) -> list[str]:
         delimiter, text = self.resolve(argument)
         return str(text).split(str(delimiter))
-
-    def _find_in_map(self, argument: Any) -> Any:
-        map_name, top_key, second_key = self.resolve(argument)[:3]
-        try:
-            return self.template.document["Mappings"][map_name][top_key][second_key]
-        except (KeyError, TypeError) as error:
-            raise TemplateError(f"Fn::FindInMap: no {map_name}.{top_key}.{second_key}") from error
-
-    def _base64(self, argument: Any) -> str:
-        return base64.b64encode(_as_text(self.resolve(argument)).encode()).decode()
-
-    def _get_azs(self, argument: Any) -> list[str]:
-        region = self.resolve(argument) or self.template.region
-        return [f"{region}{suffix}" for suffix in "abc"]
-
-    def _to_json_string(self, argument: Any) -> str:
-        return json.dumps(self.resolve(argument), separators=(",", ":"))
 
 
 # Each intrinsic function the local stack resolves, by its key in the template.
@@ -423,15 +351,8 @@ _INTRINSICS: dict[str, Callable[[IntrinsicResolver, Any], Any]] = {
     "Fn::If": IntrinsicResolver._if,
     "Fn::Equals": IntrinsicResolver._equals,
     "Fn::Not": IntrinsicResolver._not,
-    "Fn::And": IntrinsicResolver._and,
-    "Fn::Or": IntrinsicResolver._or,
     "Fn::Join": IntrinsicResolver._join,
-    "Fn::Select": IntrinsicResolver._select,
     "Fn::Split": IntrinsicResolver._split,
-    "Fn::FindInMap": IntrinsicResolver._find_in_map,
-    "Fn::Base64": IntrinsicResolver._base64,
-    "Fn::GetAZs": IntrinsicResolver._get_azs,
-    "Fn::ToJsonString": IntrinsicResolver._to_json_string,
 }
 
 

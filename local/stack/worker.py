@@ -97,38 +97,43 @@ def main() -> None:
     def send(message: dict[str, Any]) -> None:
         responses.write(json.dumps(message, default=_json_default).encode() + b"\n")
 
-    init_error: dict[str, Any] | None = None
-    handler: Any = None
+    handler, init_error = _init(config)
+    send({"ready": True, "init_error": init_error})
+    for line in requests:
+        request = json.loads(line)
+        if init_error is not None:
+            send({"error": {**init_error, "requestId": request["request_id"]}})
+            continue
+        try:
+            send(_invoke(handler, config, request))
+        except (TypeError, ValueError) as error:  # a result JSON cannot carry
+            send({"error": error_payload(error, "Runtime.MarshalError", request["request_id"])})
+
+
+def _init(config: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """The init phase: (the handler, None), or (None, the error every invoke reports, as Lambda does)."""
     try:
-        handler = _load_handler(config)
-    except Exception as error:  # an import failure is reported on every invoke, as Lambda does
+        return _load_handler(config), None
+    except Exception as error:
         error_type = "Runtime.ImportModuleError" if isinstance(error, ImportError) else "Runtime.HandlerNotFound"
         if not isinstance(error, (ImportError, AttributeError, ValueError)):
             error_type = type(error).__name__
-        init_error = error_payload(error, error_type)
         traceback.print_exc()
-    send({"ready": True, "init_error": init_error})
+        return None, error_payload(error, error_type)
 
-    for line in requests:
-        request = json.loads(line)
-        request_id = request["request_id"]
-        if init_error is not None:
-            send({"error": {**init_error, "requestId": request_id}})
-            continue
-        context = LambdaContext(config, request_id, request["deadline"])
-        try:
-            result = handler(request["event"], context)
-        except Exception as error:
-            traceback.print_exc()
-            send({"error": error_payload(error, request_id=request_id)})
-            continue
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        try:
-            send({"payload": result})
-        except (TypeError, ValueError) as error:
-            send({"error": error_payload(error, "Runtime.MarshalError", request_id)})
+
+def _invoke(handler: Any, config: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """One invocation's message back: its payload, or the error it raised."""
+    request_id = request["request_id"]
+    try:
+        result = handler(request["event"], LambdaContext(config, request_id, request["deadline"]))
+    except Exception as error:
+        traceback.print_exc()
+        return {"error": error_payload(error, request_id=request_id)}
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return {"payload": result}
 
 
 if __name__ == "__main__":

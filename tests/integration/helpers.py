@@ -27,15 +27,18 @@ def recorded(stack: LocalStack, kind: str) -> dict[str, Any]:
     return {item["sk"]["S"]: json.loads(item["payload"]["S"]) for item in items}
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2) -> Any:
-    """Poll `condition` until it returns something truthy; fail the test on timeout."""
+def receive_matching(sqs: Any, queue_url: str, matches: Callable[[Any], bool], timeout: float = 20.0) -> list[Any]:
+    """The messages of `queue_url` whose JSON body `matches`, as soon as one arrives: SQS long polls wait for them
+    (no sleep between looks). Fails the test on timeout; messages that do not match stay hidden for 30 s."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout} s")
+    while (left := deadline - time.monotonic()) > 0:
+        found = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=max(1, min(20, int(left))), VisibilityTimeout=30
+        ).get("Messages", [])
+        matching = [message for message in found if matches(json.loads(message["Body"]))]
+        if matching:
+            return matching
+    pytest.fail(f"no matching message in {queue_url} within {timeout} s")
 
 
 @contextmanager
@@ -44,10 +47,10 @@ def make_run_in_background(
 ) -> Iterator[str]:
     """`make run` (schedules off after the first collection) on ephemeral ports in a thread; yields the API's URL.
 
-    Waits for its "Ctrl-C to stop" line, the sign that the stack is up and the first collection ran; raises
-    RuntimeError with what it printed if it stops or takes longer than `start_timeout`.
+    Waits until main signals that the stack serves (the first collection ran); raises RuntimeError with what it
+    printed if it stops or takes longer than `start_timeout`.
     """
-    from local.run import main
+    from local.run import RunSignals, main
 
     run_env = {
         "API_PORT": "0",
@@ -60,15 +63,21 @@ def make_run_in_background(
         **(env or {}),
     }
     out, stop = io.StringIO(), threading.Event()
-    thread = threading.Thread(target=main, args=(run_env, out, stop), name="make-run", daemon=True)
+    # Set when the stack serves after its first collection, or when main returned (then `returned` says so).
+    woken, returned = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            main(run_env, out, stop, RunSignals(serving=woken))
+        finally:
+            returned.set()
+            woken.set()
+
+    thread = threading.Thread(target=run, name="make-run", daemon=True)
     thread.start()
-    deadline = time.monotonic() + start_timeout
     try:
-        # The one place a test waits on a thread's progress: main() reports it only through what it prints.
-        while "Ctrl-C to stop" not in out.getvalue():
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"make run did not come up; it printed:\n{out.getvalue()}")
-            time.sleep(0.5)
+        if not woken.wait(start_timeout) or returned.is_set():
+            raise RuntimeError(f"make run did not come up; it printed:\n{out.getvalue()}")
         yield str(json.loads((state_dir / "stack.json").read_text(encoding="utf-8"))["api_url"])
     finally:
         stop.set()

@@ -23,8 +23,8 @@ from botocore.credentials import Credentials
 from botocore.stub import Stubber
 
 from local.dashboard_proxy import DashboardProxy, ProxyConfigError, Upstream, main, stack_upstream
+from local.stack.api_gateway import ReceivedRequest
 from local.stack.stack import LocalStack, StackSettings
-from local.stack.triggers import ReceivedRequest
 
 pytestmark = pytest.mark.integration
 

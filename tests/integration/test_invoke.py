@@ -23,9 +23,9 @@ import pytest
 from local.emulator import EmulatorServer
 from local.run import SEED_FUNCTION, app_secret_value, demo_seed_plan
 from local.stack.invoke import main as invoke_main
+from local.stack.schedules import iso_utc
 from local.stack.seed import seed_stack
 from local.stack.stack import LocalStack, StackSettings
-from local.stack.triggers import iso_utc
 from xengage.pipeline.export_job import job_from_event
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,6 @@ import io
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from local.emulator import BRAND_USER_ID, DEMO_APP, default_world
-from local.run import EXPORT_FUNCTION, main
+from local.run import EXPORT_FUNCTION, RunSignals, main
 from local.stack.functions import FunctionSpec
 from local.stack.template import SERVERLESS_FUNCTION, load_template
 
@@ -55,22 +54,22 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     }
     out = io.StringIO()
     returned: dict[str, int] = {}
-    thread = threading.Thread(target=lambda: returned.update(status=main(env, out)), name="make-run", daemon=True)
+    seen: dict[str, str] = {}
+
+    def read_state(path: Path) -> None:
+        # Called by main in its own thread right after writing the file: it exists and is complete.
+        seen["text"] = path.read_text(encoding="utf-8")
+
+    signals = RunSignals(state_written=read_state)
+    thread = threading.Thread(
+        target=lambda: returned.update(status=main(env, out, signals=signals)), name="make-run", daemon=True
+    )
     thread.start()
-    state_file = state_dir / "stack.json"
-    state: dict[str, Any] | None = None
-    state_text = ""
-    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-    while thread.is_alive() and time.monotonic() < deadline:
-        if state is None and state_file.exists():
-            try:
-                state_text = state_file.read_text(encoding="utf-8")
-                state = json.loads(state_text)
-            except (OSError, ValueError):  # caught while being written (or already removed): look again
-                state = None
-        thread.join(0.1)
+    thread.join(RUN_TIMEOUT_SECONDS)
     if thread.is_alive():
         pytest.fail(f"local.run.main did not return within {RUN_TIMEOUT_SECONDS} s; it printed:\n{out.getvalue()}")
+    state_text = seen.get("text", "")
+    state = json.loads(state_text) if state_text else None
     return RunOutcome(returned.get("status"), out.getvalue(), state_dir, state, state_text)
 
 

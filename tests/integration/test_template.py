@@ -83,10 +83,10 @@ def test_parameter_override_flips_conditions():
     # Given Stage=prod
     template = load_template(FIXTURE_TEMPLATE, parameter_overrides={"Stage": "prod"})
     resolver = template.resolver(PhysicalIds())
-    # Then the prod-only table exists and the mapping and If follow the parameter
+    # Then the prod-only table exists and the Ifs follow the parameter
     assert "ProdOnlyTable" in template.resources
     assert template.conditions == {"IsProd": True, "IsNotProd": False}
-    assert resolver.resolve({"Fn::FindInMap": ["StageSettings", {"Ref": "Stage"}, "LogLevel"]}) == "INFO"
+    assert resolver.resolve(template.properties("TickFunction")["Environment"]["Variables"]["LOG_LEVEL"]) == "INFO"
     assert resolver.resolve({"Fn::If": ["IsNotProd", "a", "b"]}) == "b"
 
 
@@ -95,12 +95,10 @@ def test_sub_forms_and_escapes():
     ids = PhysicalIds()
     ids.add("WorkQueue", "http://queue-url", Arn="arn:queue")
     resolver = template.resolver(ids)
-    # When Sub is used with pseudo-parameters, GetAtt, variables and an escaped literal
-    text = resolver.resolve(
-        {"Fn::Sub": ["${AWS::AccountId}:${AWS::Partition}:${WorkQueue.Arn}:${WorkQueue}:${v}:${!Keep}", {"v": "V"}]}
-    )
+    # When Sub is used with pseudo-parameters, GetAtt, Ref and an escaped literal
+    text = resolver.resolve({"Fn::Sub": "${AWS::AccountId}:${AWS::Partition}:${WorkQueue.Arn}:${WorkQueue}:${!Keep}"})
     # Then each part is substituted, and ${!Keep} stays a literal ${Keep}
-    assert text == "123456789012:aws:arn:queue:http://queue-url:V:${Keep}"
+    assert text == "123456789012:aws:arn:queue:http://queue-url:${Keep}"
 
 
 def test_no_value_removes_keys_and_list_items():

@@ -5,40 +5,48 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from local.stack.stack import LocalStack
-from local.stack.triggers import (
-    CronSchedule,
+from local.stack.schedules import (
+    DailyCronSchedule,
     RateSchedule,
     ScheduleExpressionError,
-    failed_message_ids,
     parse_schedule_expression,
     render_schedule_input,
 )
+from local.stack.sqs_poller import failed_message_ids
+from local.stack.stack import LocalStack
 
-from .helpers import recorded, wait_for
+from .helpers import receive_matching, recorded
 
 pytestmark = pytest.mark.integration
 
 NOON = datetime(2026, 11, 25, 12, 7, 30, tzinfo=UTC)  # a Wednesday
 
 
-def test_rate_and_cron_expressions_give_the_next_fire_time():
+def test_rate_and_daily_cron_expressions_give_the_next_fire_time():
+    # The template's forms: rate(...) for the collections, a daily cron for the export
     assert parse_schedule_expression("rate(15 minutes)") == RateSchedule(interval=timedelta(minutes=15))
     assert parse_schedule_expression("rate(1 hour)").next_after(NOON) == NOON + timedelta(hours=1)
-    every_quarter = parse_schedule_expression("cron(0/15 * * * ? *)")
-    assert isinstance(every_quarter, CronSchedule)
-    assert every_quarter.next_after(NOON) == datetime(2026, 11, 25, 12, 15, tzinfo=UTC)
-    # Day-of-week uses AWS numbering (1 = Sunday) and names
-    assert parse_schedule_expression("cron(5 3 ? * MON *)").next_after(NOON) == datetime(2026, 11, 30, 3, 5, tzinfo=UTC)
-    assert parse_schedule_expression("cron(0 0 1 JAN ? *)").next_after(NOON) == datetime(2027, 1, 1, tzinfo=UTC)
-    for bad in ("rate(0 minutes)", "cron(0 0 * * * *)", "cron(0 0 L * ? *)", "every 5 minutes"):
-        with pytest.raises(ScheduleExpressionError):
+    export = parse_schedule_expression("cron(30 1 * * ? *)")
+    assert export == DailyCronSchedule(minutes=(30,), hours=(1,))
+    # Already past today's 01:30: tomorrow's; a fire time exactly at the moment is not "after" it
+    assert export.next_after(NOON) == datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
+    assert export.next_after(datetime(2026, 11, 26, 1, 30, tzinfo=UTC)) == datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+    # Lists of minutes, every hour, and day-of-week `?` or day-of-month `?`
+    quarter = parse_schedule_expression("cron(0,15,30,45 * ? * * *)")
+    assert quarter.next_after(NOON) == datetime(2026, 11, 25, 12, 15, tzinfo=UTC)
+    assert parse_schedule_expression("cron(5 23,3 * * ? *)").next_after(NOON) == datetime(
+        2026, 11, 25, 23, 5, tzinfo=UTC
+    )
+    # Anything else the template does not use is refused with the expression quoted
+    for bad in ("rate(0 minutes)", "cron(0 0 * * * *)", "cron(5 3 ? * MON *)", "cron(0 24 * * ? *)", "every 5 min"):
+        with pytest.raises(ScheduleExpressionError, match=re.escape(bad)):
             parse_schedule_expression(bad)
 
 
@@ -106,12 +114,7 @@ def test_partial_batch_failure_redelivers_only_the_failed_message_then_dead_lett
         )
     # When the poller has worked through them (VisibilityTimeout 1 s, maxReceiveCount 2)
     dlq = fixture_stack.ids.ref("WorkDeadLetterQueue")
-
-    def dead_lettered():
-        found = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, VisibilityTimeout=30).get("Messages", [])
-        return [m for m in found if json.loads(m["Body"])["id"].startswith(run)]
-
-    in_dlq = wait_for(dead_lettered, timeout=20)
+    in_dlq = receive_matching(sqs, dlq, lambda body: body["id"].startswith(run))
     # Then the good messages were delivered exactly once, the failed one maxReceiveCount times, then dead-lettered
     deliveries = sorted(key for key in recorded(fixture_stack, "work") if key.startswith(run))
     assert deliveries == [f"{run}-bad#1", f"{run}-bad#2", f"{run}-ok1#1", f"{run}-ok2#1"]
@@ -127,13 +130,8 @@ def test_function_error_leaves_the_whole_batch_for_redelivery(fixture_stack: Loc
     # Given a message that makes the function raise
     sqs.send_message(QueueUrl=fixture_stack.ids.ref("WorkQueue"), MessageBody=json.dumps({"id": run, "crash": True}))
     dlq = fixture_stack.ids.ref("WorkDeadLetterQueue")
-
-    def dead_lettered():
-        found = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, VisibilityTimeout=30).get("Messages", [])
-        return [m for m in found if json.loads(m["Body"])["id"] == run]
-
     # Then nothing was deleted: it came back until maxReceiveCount and then went to the DLQ
-    assert wait_for(dead_lettered, timeout=20)
+    assert receive_matching(sqs, dlq, lambda body: body["id"] == run)
     assert poller.stats.function_errors - errors_before == 2
 
 
