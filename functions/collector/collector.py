@@ -23,16 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xengage.api_client.deadline import Deadline
 from xengage.dal import AppState
+from xengage.deps import Deps, function_deps
 from xengage.observability import count, logger, metrics, tracer
-from xengage.pipeline.collector import (
-    CollectorDeps,
-    InvalidPayload,
-    collect,
-    collect_direct,
-    default_deps,
-    flush_usage,
-    parse_message,
-)
+from xengage.pipeline.collector import InvalidPayload, collect, collect_direct, flush_usage, parse_message
+from xengage.settings import CollectorSettings
 
 gc.freeze()
 gc.enable()
@@ -55,7 +49,7 @@ def deadline_of(context: LambdaContext) -> Deadline:
 class _Invocation:
     """What the records of one batch share: the dependencies, the deadline and the app state (read once)."""
 
-    def __init__(self, deps: CollectorDeps, deadline: Deadline) -> None:
+    def __init__(self, deps: Deps[CollectorSettings], deadline: Deadline) -> None:
         self.deps = deps
         self.deadline = deadline
         self._state: AppState | None = None
@@ -87,14 +81,15 @@ class _Invocation:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = deadline_of(context)
+    deps = function_deps(CollectorSettings)
     if "Records" not in event:
         logger.set_correlation_id(context.aws_request_id)
         try:
-            return collect_direct(event, deadline=deadline)
+            return collect_direct(event, deps, deadline=deadline)
         except InvalidPayload as exc:
             logger.warning("invalid console payload", extra={"problem": str(exc)})
             return {"error": "invalid_payload", "message": str(exc)}
-    invocation = _Invocation(default_deps(), deadline)
+    invocation = _Invocation(deps, deadline)
     try:
         response = process_partial_response(event, invocation.handle, processor, context)
     finally:

@@ -13,7 +13,7 @@ from local.emulator import BRAND_USER_ID, EmulatorServer, FaultConfig, PostState
 from tests.api.conftest import ApiCaller
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
-from xengage.dal import status_dal
+from tests.stack_dal import status_dal
 from xengage.timeutil import floor_hour, snowflake_created_at, to_iso
 
 pytestmark = pytest.mark.integration
