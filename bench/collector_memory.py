@@ -291,17 +291,19 @@ def _plan(scenario: Scenario, tick: datetime, collector: FunctionSpec, result: R
     from xengage.api_client import Endpoint
     from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW
     from xengage.dal.aws import sqs_client
+    from xengage.deps import Deps
     from xengage.pipeline.planner import plan
-    from xengage.settings import planner_settings
+    from xengage.settings import PlannerSettings, from_env
     from xengage.timeutil import parse_iso
 
-    summary = plan(Endpoint(scenario.endpoint), tick)
+    deps = Deps(from_env(PlannerSettings))
+    summary = plan(Endpoint(scenario.endpoint), tick, deps=deps)
     quiet_library_output()
     if summary.paused or summary.planned != scenario.posts:
         raise RuntimeError(f"{scenario.name}: planned {summary.planned} of {scenario.posts} ({summary.paused})")
     source = next(event["Properties"] for event in collector.events.values() if event.get("Type") == "SQS")
     batch_size = int(source.get("BatchSize", 10))
-    queue_url = planner_settings().collect_queue_url
+    queue_url = deps.settings.collect_queue_url
     sqs = sqs_client()
     received: list[dict[str, Any]] = []
     while len(received) < summary.messages:
@@ -368,14 +370,15 @@ def _collector_summaries(log: Path) -> Iterator[dict[str, Any]]:
 def _check(scenario: Scenario, result: Result, tweet_ids: list[str], shared: Services, metrics_table: str) -> None:
     """Every Post collected: markers released, statuses ok, points written = stored, calls = the emulator's."""
     from xengage.api_client import Endpoint
-    from xengage.dal import registry_dal
+    from xengage.deps import Deps
+    from xengage.settings import SharedSettings, from_env
 
     calls = 0
     for summary in _collector_summaries(shared.log_dir / f"{scenario.key}.log"):
         calls += summary["calls"]
         result.items_written += summary["items_written"]
         result.statuses.update(summary["counts"])
-    markers = registry_dal().get_due_markers(tweet_ids, Endpoint(scenario.endpoint)).values()
+    markers = Deps(from_env(SharedSettings)).registry.get_due_markers(tweet_ids, Endpoint(scenario.endpoint)).values()
     result.collected = sum(1 for marker in markers if marker.lease is None and marker.last_collected_at)
     result.items_stored, result.points_stored = stored_items_and_points(metrics_table)
     problems = []

@@ -62,29 +62,20 @@ def dynalite(bench: str, why: str) -> Iterator[str]:
         server.stop()
 
 
-def clear_library_caches() -> None:
-    """Forget parsed settings, DAL objects, boto3 clients and cached secrets (after the environment changes)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from xengage.dal import clear_dal_cache
-    from xengage.settings import clear_settings_cache
-
-    parameters.clear_caches()
-    clear_settings_cache()
-    clear_dal_cache()
-
-
 @contextmanager
 def scoped_env(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set (or, for None, unset) environment variables, restoring the previous values and library caches after."""
-    saved = {name: os.environ.get(name) for name in values}
+    """Set (or, for None, unset) environment variables, the functions starting cold inside (no Deps built: nothing
+    cached in one); the previous values and Deps are restored after."""
+    from xengage import deps
+
+    saved, built = {name: os.environ.get(name) for name in values}, deps.BUILT
     try:
         for name, value in values.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        clear_library_caches()
+        deps.BUILT = {}
         yield
     finally:
         for name, value in saved.items():
@@ -92,7 +83,7 @@ def scoped_env(values: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        clear_library_caches()
+        deps.BUILT = built
 
 
 def fake_aws_env(**extra: str | None) -> dict[str, str | None]:

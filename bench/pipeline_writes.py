@@ -25,7 +25,7 @@ import json
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -90,19 +90,23 @@ class Pipeline:
     def __init__(self, resources: AwsResources, emulator: EmulatorServer, clock: VirtualTime) -> None:
         from xengage.dal import CollectQueue
         from xengage.dal.aws import dynamodb_client, dynamodb_resource, session
-        from xengage.pipeline.collector import default_deps
-        from xengage.pipeline.planner import default_planner_deps
+        from xengage.deps import Deps
+        from xengage.settings import CollectorSettings, PlannerSettings, from_env
 
         self.resources = resources
         self.emulator = emulator
         self.clock = clock
         self._clients: dict[AppCredentials, EngagementClient] = {}
         self.queue = CollectQueue(resources.collect_queue_url)
-        self.deps: CollectorDeps = replace(
-            default_deps(), client_factory=self._client_for, now=clock.now, queue=self.queue, rng=random.Random(5)
+        self.deps: CollectorDeps = Deps(
+            from_env(CollectorSettings),
+            client_factory=self._client_for,
+            now=clock.now,
+            queue=self.queue,
+            rng=random.Random(5),
         )
-        self.planner_deps: PlannerDeps = replace(
-            default_planner_deps(), registry=self.deps.registry, queue=self.queue, app_state=self.deps.app_state
+        self.planner_deps: PlannerDeps = Deps(
+            from_env(PlannerSettings), registry=self.deps.registry, queue=self.queue, app_state=self.deps.app_state
         )
         self.sqs = session().client("sqs")
         self.dynamodb = dynamodb_resource().meta.client
@@ -310,7 +314,6 @@ def register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
     """The account's tokens in Secrets Manager and its registry item; the app secret set to the emulator's app."""
     from xengage.api_client import UserTokens
     from xengage.dal.aws import secretsmanager_client
-    from xengage.dal.secrets import save_account_tokens
     from xengage.timeutil import to_iso
 
     app = world.app
@@ -323,9 +326,7 @@ def register_account(pipeline: Pipeline, world: World, tick: datetime) -> str:
     if pipeline.deps.load_app() != app:
         raise RuntimeError("the collector does not read the emulator's app credentials from the app secret")
     user = next(iter(world.users.values()))
-    save_account_tokens(
-        pipeline.resources.secret_prefix, UserTokens(user.access_token, user.access_token_secret, user_id=user.user_id)
-    )
+    pipeline.deps.secrets.save_tokens(UserTokens(user.access_token, user.access_token_secret, user_id=user.user_id))
     pipeline.deps.registry.put_account(user.user_id, user.screen_name, now=to_iso(tick))
     return user.user_id
 

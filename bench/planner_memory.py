@@ -38,7 +38,7 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from multiprocessing.connection import Connection
@@ -302,13 +302,15 @@ def measure_sizes(
 ) -> list[Measurement]:
     from xengage.api_client import Endpoint
     from xengage.dal.aws import dynamodb_client, dynamodb_resource
-    from xengage.pipeline.planner import default_planner_deps, plan
+    from xengage.deps import Deps
+    from xengage.pipeline.planner import plan
+    from xengage.settings import PlannerSettings, from_env
     from xengage.timeutil import to_iso
 
     tick = datetime.now(UTC).replace(second=0, microsecond=0)
     due_at = to_iso(tick)
     registry = unwritten_leases(resources.registry_table)
-    deps = replace(default_planner_deps(), registry=registry)
+    deps = Deps(from_env(PlannerSettings), registry=registry)
     queues = FreshQueues(resources.collect_queue_url)
     client = dynamodb_resource().meta.client
     if client.meta.endpoint_url.rstrip("/") != dynamodb_url.rstrip("/"):
@@ -335,7 +337,7 @@ def measure_sizes(
         if not results:
             check_iter_due(registry, ids, due_at, counter)
             # warm-up: first-call costs (lazy imports, the app secret, first SendMessageBatch) are not the planner's
-            plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
+            plan(Endpoint.TOTALS, tick, deps=deps.replace(queue=queues.next()))
             quiet_library_output()
         result = _measure(size, deps, queues, tick, counter, due_pages)
         results.append(result)
@@ -390,7 +392,7 @@ def _measure(
     reset = reset_peak_rss()
     rss_before = _ru_maxrss()  # just after a reset: the RSS now
     started = time.perf_counter()
-    summary = plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
+    summary = plan(Endpoint.TOTALS, tick, deps=deps.replace(queue=queues.next()))
     seconds = time.perf_counter() - started
     rss_growth = _ru_maxrss() - rss_before
     calls = counter.take()
@@ -402,7 +404,7 @@ def _measure(
     gc.collect()
     tracemalloc.start()
     started = time.perf_counter()
-    traced = plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
+    traced = plan(Endpoint.TOTALS, tick, deps=deps.replace(queue=queues.next()))
     traced_seconds = time.perf_counter() - started
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -472,7 +474,9 @@ def measure_real_leases(
     from tests.aws_fixtures import load_template, table_kwargs
     from xengage.api_client import Endpoint
     from xengage.dal.aws import dynamodb_resource
-    from xengage.pipeline.planner import default_planner_deps, plan
+    from xengage.deps import Deps
+    from xengage.pipeline.planner import plan
+    from xengage.settings import PlannerSettings, from_env
     from xengage.timeutil import to_iso
 
     due_at = to_iso(tick)
@@ -491,14 +495,14 @@ def measure_real_leases(
         registry = timed_leases(name)
         ids = _post_ids(size, tick)
         _seed(registry, ids, tick)
-        deps = replace(default_planner_deps(), registry=registry)
+        deps = Deps(from_env(PlannerSettings), registry=registry)
         counter.take()
         started = time.perf_counter()
-        summary = plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
+        summary = plan(Endpoint.TOTALS, tick, deps=deps.replace(queue=queues.next()))
         seconds = time.perf_counter() - started
         calls = counter.take()
         started = time.perf_counter()
-        again = plan(Endpoint.TOTALS, tick, deps=replace(deps, queue=queues.next()))
+        again = plan(Endpoint.TOTALS, tick, deps=deps.replace(queue=queues.next()))
         again_seconds = time.perf_counter() - started
         again_calls = counter.take()
         quiet_library_output()

@@ -29,24 +29,23 @@ for _name in ("POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "POWERT
     os.environ.setdefault(_name, FAKE_AWS_ENV[_name])
 
 
-def _clear_library_caches() -> None:
-    from aws_lambda_powertools.utilities import parameters
+def cold_starts() -> None:
+    """The functions start anew, as in new processes: no Deps built yet, so nothing is cached in one (secret values,
+    the rate budget's learned limits, the usage guard). Within a test only: `fake_aws_env` restores the original."""
+    from xengage import deps
 
-    from xengage.dal import clear_dal_cache
-    from xengage.settings import clear_settings_cache
-
-    parameters.clear_caches()  # cached secret values; the provider's client keeps working with the next mock
-    clear_settings_cache()
-    clear_dal_cache()
+    deps.BUILT = {}
 
 
 @pytest.fixture(autouse=True)
 def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from xengage import deps
+
     for name, value in FAKE_AWS_ENV.items():
         if name not in os.environ:
             monkeypatch.setenv(name, value)
+    monkeypatch.setattr(deps, "BUILT", {})  # each test's functions start cold
     yield
-    _clear_library_caches()
     from xengage.observability import metrics
 
     metrics.clear_metrics()  # metrics a test added without a handler flushing them must not leak into the next
@@ -60,12 +59,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     # AWS_ENDPOINT_URL (set by local-stack runs) would send boto3 past the in-process mock.
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        _clear_library_caches()
         resources = create_resources()
         for name, value in resources.environment().items():
             monkeypatch.setenv(name, value)
         yield resources
-        _clear_library_caches()
 
 
 @dataclass

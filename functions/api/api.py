@@ -13,8 +13,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from xengage.deps import function_deps
 from xengage.http_api.app import app
 from xengage.observability import logger, metrics, tracer
+from xengage.settings import ApiSettings
 
 gc.freeze()
 gc.enable()
@@ -24,4 +26,5 @@ gc.enable()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    app.append_context(deps=function_deps(ApiSettings))  # the routes' dependencies (xengage.http_api.context)
     return app.resolve(event, context)

@@ -26,17 +26,12 @@ from pydantic import ValidationError
 
 from xengage.api_client.deadline import Deadline
 from xengage.dal import AppState
+from xengage.deps import Deps, function_deps
 from xengage.observability import count, logger, metrics, tracer
-from xengage.pipeline.collector import (
-    CollectorDeps,
-    InvalidPayload,
-    collect,
-    collect_direct,
-    default_deps,
-    flush_usage,
-)
+from xengage.pipeline.collector import InvalidPayload, collect, collect_direct, flush_usage
 from xengage.pipeline.events import ConsoleCollect, describe, parse_event
 from xengage.pipeline.records import CollectRecord
+from xengage.settings import CollectorSettings
 
 gc.freeze()
 gc.enable()
@@ -79,7 +74,7 @@ def deadline_of(context: LambdaContext) -> Deadline:
 class _Invocation:
     """What the records of one batch share: the dependencies, the deadline and the app state (read once)."""
 
-    def __init__(self, deps: CollectorDeps, deadline: Deadline) -> None:
+    def __init__(self, deps: Deps[CollectorSettings], deadline: Deadline) -> None:
         self.deps = deps
         self.deadline = deadline
         self._state: AppState | None = None
@@ -106,18 +101,21 @@ class _Invocation:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = deadline_of(context)
+    deps = function_deps(CollectorSettings)
     if isinstance(event, dict) and "Records" in event:
-        return dict(collect_batch(event, context, deadline))
+        return dict(collect_batch(event, context, deps, deadline))
     logger.set_correlation_id(context.aws_request_id)
     try:
-        return collect_direct(parse_event(ConsoleCollect, event, InvalidPayload), deadline=deadline)
+        return collect_direct(parse_event(ConsoleCollect, event, InvalidPayload), deps, deadline=deadline)
     except InvalidPayload as exc:
         logger.warning("invalid console payload", extra={"problem": str(exc)})
         return {"error": "invalid_payload", "message": str(exc)}
 
 
-def collect_batch(event: dict[str, Any], context: LambdaContext, deadline: Deadline) -> PartialItemFailureResponse:
-    invocation = _Invocation(default_deps(), deadline)
+def collect_batch(
+    event: dict[str, Any], context: LambdaContext, deps: Deps[CollectorSettings], deadline: Deadline
+) -> PartialItemFailureResponse:
+    invocation = _Invocation(deps, deadline)
     try:
         return process_partial_response(event, invocation.handle, processor, context)
     finally:

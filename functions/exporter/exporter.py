@@ -16,19 +16,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from xengage.api_client.deadline import Deadline
 from xengage.dal.export import ExportDal
 from xengage.dal.queue import CollectQueue
+from xengage.deps import function_deps
 from xengage.observability import count, logger, metrics, tracer
 from xengage.pipeline.events import parse_event
 from xengage.pipeline.export import ExportSummary, run_export
 from xengage.pipeline.export_job import ExportJob, InvalidExportEvent, job_from_event
 from xengage.pipeline.records import ExportRecord
-from xengage.settings import export_settings
+from xengage.settings import ExportSettings
 
 # Kept free at the end of an invocation: the continuation's SendMessage and the summary.
 EXPORT_RESERVE_SECONDS = 10.0
 
 
 def export(job: ExportJob, context: LambdaContext) -> ExportSummary:
-    settings = export_settings()
+    settings = function_deps(ExportSettings).settings
     queue = CollectQueue(settings.export_queue_url)
     summary = run_export(
         job,

@@ -18,9 +18,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from xengage.api_client.deadline import Deadline
+from xengage.deps import function_deps
 from xengage.observability import logger, metrics, tracer
 from xengage.pipeline.events import InvalidScheduleEvent, ScheduleTick, parse_event
 from xengage.pipeline.planner import PLANNER_RESERVE_SECONDS, plan, publish_staleness, schedule_interval
+from xengage.settings import PlannerSettings
 from xengage.timeutil import floor_minute, utc_now
 
 gc.freeze()
@@ -39,6 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(endpoint=endpoint.value, schedule_arn=tick.schedule_arn, attempt=tick.attempt)
     deadline = Deadline.after(context.get_remaining_time_in_millis() / 1000 - PLANNER_RESERVE_SECONDS)
     interval = schedule_interval(tick.schedule_expression)
-    summary = plan(endpoint, scheduled_time, interval=interval, deadline=deadline)
+    deps = function_deps(PlannerSettings)
+    summary = plan(endpoint, scheduled_time, deps=deps, interval=interval, deadline=deadline)
     publish_staleness(summary)
     return summary.as_dict()

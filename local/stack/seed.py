@@ -67,15 +67,13 @@ def seed_stack(spec: FunctionSpec, plan: SeedPlan, *, timeout: float = 60.0) -> 
 def _write(plan: dict[str, Any]) -> dict[str, int]:
     # Imported here: this runs in the subprocess, where the layer is on sys.path.
     from xengage.api_client.credentials import UserTokens
-    from xengage.dal import registry_dal
-    from xengage.dal.secrets import save_account_tokens
-    from xengage.settings import shared_settings
+    from xengage.deps import Deps
+    from xengage.settings import SharedSettings, from_env
 
-    registry = registry_dal()
-    prefix = shared_settings().secret_prefix
+    deps = Deps(from_env(SharedSettings))
+    registry = deps.registry
     for account in plan["accounts"]:
-        save_account_tokens(
-            prefix,
+        deps.secrets.save_tokens(
             UserTokens(
                 access_token=account["access_token"],
                 access_token_secret=account["access_token_secret"],

@@ -14,7 +14,7 @@ import pytest
 from local.emulator import DEMO_APP, EmulatorServer, World, default_world
 from tests.api.events import rest_event
 from tests.aws_fixtures import FAKE_APP_SECRET, AwsResources, create_resources
-from tests.conftest import FAKE_AWS_ENV, FakeLambdaContext, _clear_library_caches
+from tests.conftest import FAKE_AWS_ENV, FakeLambdaContext
 from xengage.api_client.credentials import AppCredentials
 
 
@@ -37,9 +37,7 @@ class ApiCaller:
 
     def __init__(self, resources: AwsResources, x_world: World | None = None) -> None:
         from functions.api.api import lambda_handler
-        from xengage.http_api import context
 
-        context.reset()
         self.resources = resources
         self.x_world = x_world  # the emulator's World behind X_API_URL: where put_account makes tokens known
         self._handler = lambda_handler
@@ -77,9 +75,7 @@ def module_aws() -> Iterator[AwsResources]:
         # AWS_ENDPOINT_URL (set by local-stack runs) would send boto3 past the in-process mock.
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         with mock_aws():
-            _clear_library_caches()
             yield create_resources()
-            _clear_library_caches()
 
 
 def _scan_all(table: Any) -> list[dict[str, Any]]:
@@ -115,14 +111,12 @@ def _empty_stack(resources: AwsResources) -> None:
 
 
 @pytest.fixture
-def aws(module_aws: AwsResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
+def aws(module_aws: AwsResources, monkeypatch: pytest.MonkeyPatch) -> AwsResources:
     """Overrides the suite-wide fixture: the module's moto stack, emptied, with the functions' environment."""
     _empty_stack(module_aws)
     for name, value in module_aws.environment().items():
         monkeypatch.setenv(name, value)
-    _clear_library_caches()
-    yield module_aws
-    _clear_library_caches()
+    return module_aws
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +133,6 @@ def api(aws: AwsResources, accounts_x: EmulatorServer, monkeypatch: pytest.Monke
     accounts_x.reset_faults()
     caller = ApiCaller(aws, accounts_x.world)
     yield caller
-    from xengage.http_api import context
-
-    context.reset()
 
 
 @pytest.fixture
@@ -182,9 +173,6 @@ def live_api(aws: AwsResources, emulator: EmulatorServer, monkeypatch: pytest.Mo
     )
     caller = ApiCaller(aws, emulator.world)
     yield caller
-    from xengage.http_api import context
-
-    context.reset()
     emulator.reset_faults()
     emulator.restore_credentials()
 

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.api.conftest import ApiCaller
+from tests.stack_dal import registry_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import registry_dal
 from xengage.dal.registry import post_items
 
 CSV = {"Content-Type": "text/csv"}
@@ -51,22 +51,19 @@ def dynalite_registry(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     minutes over 20,000 items, where dynalite keeps them in key order as DynamoDB does."""
     from local.stack.dynamodb import dynalite_missing, start_dynalite
     from tests.aws_fixtures import load_template, table_kwargs
-    from tests.conftest import _clear_library_caches
 
     missing = dynalite_missing()
     if missing:
         pytest.skip(f"dynalite cannot run here: {missing} (make node-deps)")
     server = start_dynalite()
     try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
-        _clear_library_caches()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)  # the functions' Deps and clients follow
         properties = load_template()["Resources"]["RegistryTable"]["Properties"]
         boto3.client("dynamodb").create_table(**table_kwargs(properties, aws.registry_table))
         yield aws
     finally:
         server.stop()
         monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
-        _clear_library_caches()
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import pytest
 
 from tests.api.conftest import ApiCaller
 from tests.api.test_metrics import hourly
+from tests.conftest import cold_starts
+from tests.stack_dal import metrics_dal, status_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import metrics_dal, status_dal
 
 POSTS_A = ["1861234567890123456", "1861234567890123457", "1861234567890123458"]
 POSTS_B = ["1861234567890123466", "1861234567890123467"]
@@ -135,9 +136,7 @@ def test_replacing_the_app_secret_retires_cursors_in_flight(listings: ApiCaller)
         SecretId=listings.resources.app_secret_arn,
         SecretString=json.dumps({"consumer_key": "k2", "consumer_secret": "s2", "bearer_token": "b2"}),
     )
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    cold_starts()  # a new process: the secret's cached value gone
     # Then the old cursor is refused and a new listing works
     assert with_cursor(listings, "tweets of 800", cursor).error_code == "invalid_cursor"
     assert with_cursor(listings, "tweets of 800", first_cursor(listings, "tweets of 800")).status == 200

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import ApiCaller
+from tests.stack_dal import registry_dal, status_dal
 from xengage.api_client.catalog import METRICS_BY_ENDPOINT, Endpoint
-from xengage.dal import registry_dal, status_dal
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH
 from xengage.dal.status import KNOWN_STATUSES
 from xengage.http_api.dashboard import ASSET_TYPES, STATIC_DIR

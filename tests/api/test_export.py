@@ -21,10 +21,10 @@ from tests.api.events import sqs_event
 from tests.api.test_iam_grants import CallRecorder, recorder, required_grants, template_grants
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
+from tests.stack_dal import metrics_dal
 from tests.template.test_template import TEMPLATE
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.deadline import Deadline
-from xengage.dal import metrics_dal
 from xengage.dal.export import ExportDal
 from xengage.dal.metrics import MetricPoint
 from xengage.pipeline.export import (

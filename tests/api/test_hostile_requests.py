@@ -18,10 +18,7 @@ from tests.hostile import HOSTILE, JSON, REDIRECT_ALLOWLIST, Hostile, error_shap
 @pytest.fixture
 def guarded(api: ApiCaller, monkeypatch: pytest.MonkeyPatch) -> ApiCaller:
     """The API with a redirect allowlist, so that "off the allowlist" differs from "no allowlist"."""
-    from xengage.http_api import context
-
     monkeypatch.setenv("OAUTH_REDIRECT_ALLOWLIST", REDIRECT_ALLOWLIST)
-    context.reset()
     return api
 
 

@@ -25,7 +25,8 @@ from tests.api.conftest import ApiCaller
 from tests.api.events import sqs_event
 from tests.api.test_oauth import approve, callback_query
 from tests.aws_fixtures import AwsResources
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, cold_starts
+from tests.stack_dal import app_state_dal
 from tests.template.test_template import (
     ACCOUNT_SECRETS,
     PENDING_SECRETS,
@@ -33,7 +34,6 @@ from tests.template.test_template import (
     inline_grants,
     policy_templates,
 )
-from xengage.dal import app_state_dal
 from xengage.timeutil import to_iso, utc_now
 
 pytestmark = pytest.mark.integration
@@ -61,10 +61,8 @@ class CallRecorder:
 
     @contextmanager
     def running(self, function: str) -> Iterator[None]:
-        from aws_lambda_powertools.utilities import parameters
-
         # Each function is its own process in AWS: nothing another one cached (secret values) is shared.
-        parameters.clear_caches()
+        cold_starts()
         self.function = function
         try:
             yield

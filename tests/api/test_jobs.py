@@ -14,7 +14,7 @@ from tests.api.conftest import ApiCaller
 from tests.api.events import sqs_event
 from tests.aws_fixtures import AwsResources
 from tests.conftest import FakeLambdaContext
-from xengage.dal import status_dal
+from tests.stack_dal import status_dal
 from xengage.timeutil import floor_hour, snowflake_created_at, to_iso
 
 pytestmark = pytest.mark.integration

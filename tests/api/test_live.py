@@ -9,7 +9,7 @@ import pytest
 
 from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID, EmulatorServer, FaultConfig, PostState
 from tests.api.conftest import ApiCaller
-from xengage.dal import registry_dal, status_dal
+from tests.stack_dal import registry_dal, status_dal
 from xengage.dal.rate_budget import SharedRateBudget
 from xengage.timeutil import to_iso
 

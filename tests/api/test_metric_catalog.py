@@ -17,10 +17,9 @@ from local.emulator import BRAND_USER_ID, EmulatorServer, FaultConfig
 from tests.api.conftest import ApiCaller
 from tests.api.test_live import brand_posts, register_brand
 from tests.api.test_metrics import OTHER, POST, hourly
+from tests.stack_dal import metrics_dal, registry_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import metrics_dal, registry_dal
 from xengage.dal.metrics import MetricPoint
-from xengage.settings import clear_settings_cache
 
 NEW = "video_completions"  # an engagement type X might add (the v2 insights list has it)
 LEGACY = "legacy_clicks"  # a name another version stored that this catalog does not know
@@ -28,16 +27,10 @@ LEGACY = "legacy_clicks"  # a name another version stored that this catalog does
 
 @pytest.fixture
 def extra_types(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The deployment adds NEW on the time-series endpoints; the dashboard's page is built again."""
-    from xengage.http_api import dashboard
-
+    """The deployment adds NEW on the time-series endpoints (settings, catalog and dashboard page follow the value)."""
     monkeypatch.setenv("EXTRA_ENGAGEMENT_TYPES", f"series:{NEW}")
-    clear_settings_cache()
-    dashboard.page.cache_clear()
     yield
     monkeypatch.delenv("EXTRA_ENGAGEMENT_TYPES")
-    clear_settings_cache()
-    dashboard.page.cache_clear()
 
 
 @pytest.mark.integration

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.api.conftest import ApiCaller
+from tests.stack_dal import metrics_dal, registry_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import metrics_dal, registry_dal
 from xengage.dal.metrics import MetricPoint
 from xengage.timeutil import to_iso
 

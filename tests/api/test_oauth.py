@@ -13,7 +13,8 @@ import requests
 from local.emulator import CLIENT_USER_ID, EmulatorServer, PostState
 from tests.api.conftest import ApiCaller
 from tests.api.events import API_HOST, STAGE
-from xengage.dal.secrets import PendingAuthorization, save_pending_authorization
+from tests.conftest import cold_starts
+from xengage.dal.secrets import PendingAuthorization, SecretStore
 
 pytestmark = pytest.mark.integration
 
@@ -78,10 +79,7 @@ def test_oauth_round_trip_registers_an_account_whose_tokens_work(live_api: ApiCa
 
 
 def allow_redirects_to(monkeypatch: pytest.MonkeyPatch, allowlist: str) -> None:
-    from xengage.http_api import context
-
-    monkeypatch.setenv("OAUTH_REDIRECT_ALLOWLIST", allowlist)
-    context.reset()
+    monkeypatch.setenv("OAUTH_REDIRECT_ALLOWLIST", allowlist)  # settings read again: a new Deps
 
 
 def test_callback_redirects_to_the_redirect_uri_given_at_start(
@@ -107,9 +105,6 @@ def test_callback_url_override_is_sent_to_x(
 ) -> None:
     # Given OAUTH_CALLBACK_URL set (custom domain)
     monkeypatch.setenv("OAUTH_CALLBACK_URL", "https://api.example.org/oauth/callback")
-    from xengage.http_api import context
-
-    context.reset()
 
     # When the flow starts and the owner approves
     location = approve(live_api("GET", "/oauth/start").json()["authorize_url"], CLIENT_USER_ID)
@@ -123,8 +118,7 @@ def test_expired_authorization_is_400_and_forgotten(live_api: ApiCaller, emulato
     started = live_api("GET", "/oauth/start").json()
     location = approve(started["authorize_url"], CLIENT_USER_ID)
     query = callback_query(location)
-    save_pending_authorization(
-        live_api.resources.secret_prefix,
+    SecretStore(live_api.resources.secret_prefix).save_pending(
         PendingAuthorization(query["oauth_token"], "whatever", datetime.now(UTC) - timedelta(minutes=1)),
     )
 
@@ -229,9 +223,7 @@ def test_wrong_app_keys_are_a_502_naming_the_step(live_api: ApiCaller) -> None:
         SecretId=live_api.resources.app_secret_arn,
         SecretString=json.dumps({"consumer_key": "k", "consumer_secret": "s", "bearer_token": "b"}),
     )
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    cold_starts()  # the app secret is read afresh
 
     # When the flow starts
     reply = live_api("GET", "/oauth/start")

@@ -49,11 +49,6 @@ class RecordingProvider(TracingOff):
 @pytest.fixture
 def tracked(live_api: ApiCaller, emulator: EmulatorServer, aws: AwsResources) -> list[str]:
     """The collector pointed at the emulator (live_api's environment); five of the brand's public Posts due now."""
-    from xengage.pipeline.collector import _engagement_client
-
-    # A client cached by an earlier test of this worker keeps the rate budget's minute opened in a table emptied
-    # since: its first call would wait for the next minute.
-    _engagement_client.cache_clear()
     ids = emulator.world.tweet_ids(emulator.world.posts_of(BRAND_USER_ID, state=PostState.PUBLIC))[:5]
     RegistryDal(aws.registry_table).track_posts(ids, None, now=to_iso(datetime.now(UTC) - timedelta(minutes=1)))
     return ids

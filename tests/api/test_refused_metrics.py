@@ -16,8 +16,8 @@ import pytest
 from local.emulator import BRAND_USER_ID, EmulatorServer, FaultConfig
 from tests.api.conftest import ApiCaller
 from tests.api.test_live import register_brand
+from tests.stack_dal import status_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import status_dal
 from xengage.timeutil import to_iso, utc_now
 
 pytestmark = pytest.mark.integration

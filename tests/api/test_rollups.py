@@ -10,8 +10,8 @@ import pytest
 
 from tests.api.conftest import ApiCaller
 from tests.api.test_metrics import OTHER, POST, START, hourly
+from tests.stack_dal import metrics_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import metrics_dal
 from xengage.timeutil import to_iso
 
 ACCOUNT = "800"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.api.conftest import ApiCaller
+from tests.stack_dal import metrics_dal, registry_dal, status_dal
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import metrics_dal, registry_dal, status_dal
 from xengage.dal.metrics import MetricPoint
 from xengage.dal.series_state import HourSums, TotalsSnapshot
 from xengage.timeutil import floor_hour, snowflake_created_at, to_iso

@@ -8,11 +8,11 @@ import pytest
 
 from local.emulator import BRAND_USER_ID, UNRELATED_USER_ID, EmulatorServer, PostState
 from tests.api.conftest import ApiCaller
+from tests.conftest import cold_starts
+from tests.stack_dal import usage_dal
 from tests.unit.fakes import FakeEngagementClient, fake_deps, post_ids
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import usage_dal
 from xengage.dal.usage import UsageDal
-from xengage.http_api import context
 from xengage.pipeline.collector import collect, parse_message
 from xengage.pipeline.usage import UsageGuard
 from xengage.timeutil import to_iso, utc_now
@@ -33,7 +33,7 @@ def owned(emulator: EmulatorServer, user_id: str) -> list[str]:
 
 def set_cap(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
     monkeypatch.setenv("MONTHLY_HANDLE_CAP", str(cap))
-    context.reset()  # a new deployment: settings read again, new processes
+    cold_starts()  # a new deployment: settings read again (a new Deps), new processes
 
 
 def test_usage_counts_user_context_queries_by_account_and_day_and_every_call_by_endpoint(

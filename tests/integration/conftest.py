@@ -34,10 +34,7 @@ def dynalite_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         pytest.skip(f"dynalite cannot run here: {missing}")
     server = start_dynalite()
     try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)
-        from xengage.dal.aws import clear_clients
-
-        clear_clients()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url)  # the DAL's clients follow (dal/aws.py)
         boto3.client("dynamodb", endpoint_url=server.url).create_table(
             TableName=DYNALITE_TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -48,6 +45,5 @@ def dynalite_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             BillingMode="PAY_PER_REQUEST",
         )
         yield DYNALITE_TABLE
-        clear_clients()
     finally:
         server.stop()

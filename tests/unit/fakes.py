@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,9 @@ from xengage.api_client.deadline import Deadline
 from xengage.api_client.models import DEADLINE, RATE_LIMIT, TRANSIENT, EngagementResult, PostMetrics
 from xengage.dal.aws import session
 from xengage.dal.series import day_hours, hour_at, is_day_item
-from xengage.pipeline.collector import CollectorDeps, collect, default_deps, parse_message
+from xengage.deps import Deps
+from xengage.pipeline.collector import CollectorDeps, collect, parse_message
+from xengage.settings import CollectorSettings, from_env
 from xengage.timeutil import SNOWFLAKE_EPOCH_MS, floor_hour
 
 TICK = datetime(2026, 11, 25, 18, 15, tzinfo=UTC)
@@ -107,17 +109,13 @@ class FakeEngagementClient:
 
 def fake_deps(client: FakeEngagementClient, *, now: datetime = TICK) -> CollectorDeps:
     """Real DAL and secrets (moto), the fake client, a fixed clock."""
-    return replace(default_deps(), client_factory=lambda app: client, now=lambda: now)
+    return Deps(from_env(CollectorSettings), client_factory=lambda app: client, now=lambda: now)
 
 
 def register_account(deps: CollectorDeps, user_id: str, *, token: str = "account-access-token-value") -> None:
     """An account in the registry and its tokens in Secrets Manager (as the HTTP API would leave them)."""
-    from xengage.dal.secrets import save_account_tokens
-    from xengage.settings import collector_settings
-
     deps.registry.put_account(user_id, f"user{user_id}", now="2026-11-01T00:00:00Z")
-    save_account_tokens(
-        collector_settings().secret_prefix,
+    deps.secrets.save_tokens(
         UserTokens(access_token=token, access_token_secret=f"{token}-secret", user_id=user_id),
     )
 

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.stack_dal import metrics_dal, registry_dal, status_dal
 from tests.unit.fakes import TICK, post_ids, scan_keys, stored_points
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import MetricPoint, metrics_dal, registry_dal, status_dal
+from xengage.dal import MetricPoint
 from xengage.timeutil import to_iso
 
 NOW = to_iso(TICK)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
+from tests.stack_dal import app_state_dal
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.pacing import BOUNDARY_MARGIN_SECONDS
-from xengage.dal import app_state_dal
 from xengage.dal.rate_budget import PROBE_RETRY_SECONDS, SharedRateBudget, rate_key
 
 START = datetime(2026, 12, 3, 9, 0, 10, tzinfo=UTC)  # 10 s into a minute

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.stack_dal import registry_dal
 from tests.unit.fakes import TICK, post_ids
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import InvalidCursor, NotFound, registry_dal
+from xengage.dal import InvalidCursor, NotFound
 from xengage.dal.registry import DUE_SHARDS, due_shard
 from xengage.timeutil import to_iso
 
@@ -215,7 +216,7 @@ def test_track_post_rejects_non_numeric_ids(aws):
 
 def test_a_cursor_of_another_partition_is_refused_before_dynamodb_sees_it(aws):
     # Given two accounts' Post lists, each longer than a page, and two Posts' hourly points
-    from xengage.dal import metrics_dal
+    from tests.stack_dal import metrics_dal
     from xengage.dal.metrics import MetricPoint
 
     registry = registry_dal()

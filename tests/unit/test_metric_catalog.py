@@ -18,16 +18,14 @@ from xengage.api_client.catalog import (
     metrics_for,
 )
 from xengage.api_client.errors import RequestValidationError
-from xengage.settings import CatalogSettings, clear_settings_cache, parse_extra_engagement_types
+from xengage.settings import CatalogSettings, parse_extra_engagement_types
 
 
 @pytest.fixture
 def extras(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("EXTRA_ENGAGEMENT_TYPES", "series:video_completions, totals:bookmarks,shares,impressions")
-    clear_settings_cache()
     yield
     monkeypatch.delenv("EXTRA_ENGAGEMENT_TYPES")
-    clear_settings_cache()
 
 
 def test_entries_are_scoped_to_endpoints_in_the_order_given() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -140,7 +139,7 @@ def test_the_collector_flags_a_totals_snapshot_lower_than_the_previous_one(aws):
 
     # When the next tick answers 7 favorites
     client.totals = {"favorites": 7, "retweets": 3}
-    summary = collect(_message(Endpoint.TOTALS, ids, at=to_iso(LATER)), replace(deps, now=lambda: LATER))
+    summary = collect(_message(Endpoint.TOTALS, ids, at=to_iso(LATER)), deps.replace(now=lambda: LATER))
 
     # Then the marker keeps the decrease, the summary counts it and the metric says it
     marker = deps.registry.get_due_marker(ids[0], Endpoint.TOTALS)
@@ -196,7 +195,7 @@ def test_hour_sums_move_on_with_each_new_window(aws):
     message = _message(
         Endpoint.HISTORICAL, [tweet_id], "42", at=to_iso(next_day), start=to_iso(start), end=to_iso(HOUR)
     )
-    collect(message, replace(deps, now=lambda: next_day))
+    collect(message, deps.replace(now=lambda: next_day))
 
     # Then the sums hold all six hours, once each
     marker = deps.registry.get_due_marker(tweet_id, Endpoint.HISTORICAL)

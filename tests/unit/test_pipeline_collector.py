@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.stack_dal import planner_deps
 from tests.unit.fakes import (
     TICK,
     FakeEngagementClient,
@@ -294,12 +295,12 @@ def test_same_schedule_tick_run_twice_leaves_one_runs_items(aws, endpoint):
     deps.registry.track_posts(owned_ids, "42", now=NOW)
 
     # When the tick is planned and collected once
-    plan(endpoint, TICK)
+    plan(endpoint, TICK, deps=planner_deps())
     first_bodies = drain_queue(aws.collect_queue_url, deps)
     after_one_run = stored_points(aws.metrics_table)
 
     # And the scheduler retries the same tick: planned again, and the first run's messages are redelivered
-    plan(endpoint, TICK)
+    plan(endpoint, TICK, deps=planner_deps())
     for body in first_bodies:
         collect(parse_message(body), deps)
     drain_queue(aws.collect_queue_url, deps)

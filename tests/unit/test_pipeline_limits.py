@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.stack_dal import app_state_dal
 from tests.unit.fakes import (
     PENDING_RETRY,
     TICK,
@@ -20,7 +21,6 @@ from tests.unit.fakes import (
 )
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.errors import AppAuthError
-from xengage.dal import app_state_dal
 from xengage.pipeline.collector import collect, parse_message
 from xengage.pipeline.continuations import LEASE, MAX_TRANSIENT_ATTEMPTS, transient_delay_seconds
 from xengage.timeutil import to_iso

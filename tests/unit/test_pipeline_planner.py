@@ -9,12 +9,12 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.stack_dal import app_state_dal, planner_deps, registry_dal
 from tests.unit.fakes import TICK, post_ids
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import SendFailed, app_state_dal, registry_dal
+from xengage.dal import SendFailed
 from xengage.dal.aws import sqs_client
 from xengage.dal.queue import CollectQueue
-from xengage.dal.secrets import app_secret_version
 from xengage.pipeline.continuations import LEASE
 from xengage.pipeline.planner import plan, schedule_interval
 from xengage.timeutil import to_iso
@@ -54,7 +54,7 @@ def test_totals_batches_of_250_per_auth_context(aws):
     send_sizes = _count_send_batches()
 
     # When the /totals tick is planned
-    summary = plan(Endpoint.TOTALS, TICK)
+    summary = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
 
     # Then app ids go in 250/250/100 and account ids in one message, never mixed, in one SendMessageBatch
     bodies = _received(aws.collect_queue_url)
@@ -80,7 +80,7 @@ def test_time_series_batches_of_25_and_send_calls_of_10(aws):
     send_sizes = _count_send_batches()
 
     # When the /28hr tick is planned
-    summary = plan(Endpoint.HOURLY_28HR, TICK)
+    summary = plan(Endpoint.HOURLY_28HR, TICK, deps=planner_deps())
 
     # Then 11 messages for account 1 (10 x 25 + 10) and one for account 2, sent 10 per call
     bodies = _received(aws.collect_queue_url)
@@ -100,7 +100,7 @@ def test_only_due_posts_are_planned(aws):
         registry.advance_due(tweet_id, Endpoint.TOTALS, next_due_at=to_iso(TICK + timedelta(hours=1)), collected_at=NOW)
 
     # When the tick is planned
-    plan(Endpoint.TOTALS, TICK)
+    plan(Endpoint.TOTALS, TICK, deps=planner_deps())
 
     # Then only the due ones are sent
     (body,) = _received(aws.collect_queue_url)
@@ -126,7 +126,7 @@ def test_historical_batches_posts_needing_as_many_windows_from_the_earliest_star
         )
 
     # When the /historical tick is planned
-    summary = plan(Endpoint.HISTORICAL, TICK)
+    summary = plan(Endpoint.HISTORICAL, TICK, deps=planner_deps())
 
     # Then the one-window Posts share one message from the earliest start (one call instead of two), the
     # two-window Post has its own, and all end at the tick's hour
@@ -145,7 +145,7 @@ def test_historical_skips_posts_younger_than_an_hour(aws):
     registry = registry_dal()
     registry.track_posts(post_ids(2, age=timedelta(minutes=5)), "42", now=NOW)
     _accounts("42")
-    summary = plan(Endpoint.HISTORICAL, TICK)
+    summary = plan(Endpoint.HISTORICAL, TICK, deps=planner_deps())
     assert (summary.due, summary.skipped, summary.messages) == (2, 2, 0)
     assert _received(aws.collect_queue_url) == []
 
@@ -204,8 +204,8 @@ def test_queued_posts_are_leased_so_a_retried_tick_queues_nothing_twice(aws):
     registry.track_posts(ids, None, now=NOW)
 
     # When the tick is planned, and the scheduler retries the same tick before anything was collected
-    first = plan(Endpoint.TOTALS, TICK)
-    retried = plan(Endpoint.TOTALS, TICK)
+    first = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
+    retried = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
 
     # Then the Posts went out once, each marker leased by the tick until the lease runs out
     assert (first.planned, retried.due, retried.planned) == (30, 0, 0)
@@ -237,7 +237,7 @@ def test_posts_of_accounts_needing_reauth_or_gone_are_counted_not_planned(aws):
     registry.set_account_status("2", "needs_reauth", now=NOW, last_error="401")
 
     # When /28hr is planned
-    summary = plan(Endpoint.HOURLY_28HR, TICK)
+    summary = plan(Endpoint.HOURLY_28HR, TICK, deps=planner_deps())
 
     # Then only the active account's Posts are queued; the others are counted and stay due
     (body,) = _received(aws.collect_queue_url)
@@ -256,7 +256,7 @@ def test_more_due_than_the_contract_serves_before_the_next_tick_plans_the_oldest
     app_state_dal().record_rate_limit(Endpoint.TOTALS, 2, now=NOW)
 
     # When the tick is planned
-    summary = plan(Endpoint.TOTALS, TICK, interval=schedule_interval("rate(1 minute)"))
+    summary = plan(Endpoint.TOTALS, TICK, deps=planner_deps(), interval=schedule_interval("rate(1 minute)"))
 
     # Then two calls' worth (500 Posts) is queued, all 100 oldest among them, and the other 100 are counted as deferred
     queued = [i for body in _received(aws.collect_queue_url) for i in body["tweet_ids"]]
@@ -270,11 +270,11 @@ def test_planning_pauses_while_the_refused_app_secret_is_unchanged_and_resumes_w
     # Given due Posts and app credentials X refused, for the secret's current version
     registry = registry_dal()
     registry.track_posts(post_ids(3), None, now=NOW)
-    version = app_secret_version(aws.app_secret_arn)
+    version = planner_deps().secret_version()
     app_state_dal().flag_credentials("Invalid or expired bearer token", secret_version=version, now=NOW)
 
     # When the tick is planned
-    paused = plan(Endpoint.TOTALS, TICK)
+    paused = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
 
     # Then nothing is queued and the summary says why
     assert paused.planned == 0 and "refused" in (paused.paused or "")
@@ -285,7 +285,7 @@ def test_planning_pauses_while_the_refused_app_secret_is_unchanged_and_resumes_w
         SecretId=aws.app_secret_arn,
         SecretString=json.dumps({"consumer_key": "k", "consumer_secret": "s", "bearer_token": "b"}),
     )
-    resumed = plan(Endpoint.TOTALS, TICK)
+    resumed = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
     assert resumed.paused is None and resumed.planned == 3
     assert not app_state_dal().get().needs_credentials
 
@@ -296,7 +296,7 @@ def test_the_templates_placeholder_app_secret_pauses_planning(aws):
         SecretString=json.dumps(dict.fromkeys(("consumer_key", "consumer_secret", "bearer_token"), "REPLACE_ME")),
     )
     registry_dal().track_posts(post_ids(3), None, now=NOW)
-    summary = plan(Endpoint.TOTALS, TICK)
+    summary = plan(Endpoint.TOTALS, TICK, deps=planner_deps())
     assert summary.planned == 0 and "placeholder" in (summary.paused or "")
     assert app_state_dal().get().needs_credentials and _received(aws.collect_queue_url) == []
 

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.stack_dal import usage_dal
 from tests.unit.fakes import FakeEngagementClient, fake_deps, post_ids, register_account
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import usage_dal
 from xengage.dal.usage import UsageDal
 from xengage.observability import metrics
 from xengage.pipeline.collector import CollectorDeps, CollectSummary, collect, flush_usage, parse_message
 from xengage.pipeline.usage import UsageGuard, capped_retry_at, next_month_start
-from xengage.settings import clear_settings_cache
 from xengage.timeutil import to_iso
 
 LAST_MINUTE = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
@@ -30,7 +28,6 @@ def with_cap(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
 
     def set_cap(cap: int) -> None:
         monkeypatch.setenv("MONTHLY_HANDLE_CAP", str(cap))
-        clear_settings_cache()
 
     return set_cap
 
@@ -59,7 +56,7 @@ def _deps_at(client: FakeEngagementClient, now: datetime) -> CollectorDeps:
 
 def _new_process(deps: CollectorDeps, cap: int | None) -> CollectorDeps:
     """Another collector instance: its own guard, nothing known counted."""
-    return replace(deps, usage=UsageGuard(UsageDal(usage_dal().table_name), cap))
+    return deps.replace(usage=UsageGuard(UsageDal(usage_dal().table_name), cap))
 
 
 def _tracked(deps: CollectorDeps, account_id: str, now: datetime, *, first: int = 0) -> list[str]:
@@ -82,7 +79,7 @@ def test_a_handle_is_counted_once_per_month_and_a_new_month_starts_a_new_set(aws
     _invoke(_message(Endpoint.TOTALS, ids, "42", LAST_MINUTE), deps)
 
     # When the clock turns to Jan 1 00:00 UTC and the same process collects them again
-    january = replace(deps, now=lambda: NEW_YEAR)
+    january = deps.replace(now=lambda: NEW_YEAR)
     _invoke(_message(Endpoint.TOTALS, ids, "42", NEW_YEAR), january)
 
     # Then each month holds the handle once, with the first call of that month, and December stays readable
@@ -131,7 +128,7 @@ def test_a_handle_this_process_counted_costs_no_request_and_calls_are_written_on
 
     # When one invocation collects the account's next message and a bearer-only message of app Posts
     later = MID_MONTH + timedelta(minutes=15)
-    timely = replace(deps, now=lambda: later)
+    timely = deps.replace(now=lambda: later)
     collect(_message(Endpoint.TOTALS, ids, "42", later), timely)
     app_ids = _tracked(deps, "", later, first=10)
     collect(_message(Endpoint.TOTALS, app_ids, None, later), timely)
@@ -164,7 +161,7 @@ def test_past_the_cap_a_new_handle_is_deferred_and_a_counted_one_keeps_collectin
     # When account 43's Posts come up, and then 42's again in another process
     capped = _invoke(_message(Endpoint.HOURLY_28HR, ids_43, "43", MID_MONTH), deps)
     later = MID_MONTH + timedelta(minutes=15)
-    again = _invoke(_message(Endpoint.TOTALS, ids_42, "42", later), replace(_new_process(deps, 1), now=lambda: later))
+    again = _invoke(_message(Endpoint.TOTALS, ids_42, "42", later), _new_process(deps, 1).replace(now=lambda: later))
 
     # Then 43 was not called: its Posts say usage_capped with the cap and when they are tried again
     assert [call.user.user_id for call in client.calls if call.user] == ["42", "42"]
@@ -191,7 +188,7 @@ def test_deferred_posts_collect_once_the_cap_is_raised(aws, with_cap):
 
     # When the cap is raised to two (a new deployment: new processes) and the Posts come up at their next attempt
     retry_at = capped_retry_at(MID_MONTH)
-    raised = replace(_new_process(deps, 2), now=lambda: retry_at)
+    raised = _new_process(deps, 2).replace(now=lambda: retry_at)
     summary = _invoke(_message(Endpoint.TOTALS, ids_43, "43", retry_at), raised)
 
     # Then they are collected and 43 is the month's second handle

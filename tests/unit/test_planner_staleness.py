@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import FakeLambdaContext
+from tests.stack_dal import app_state_dal, planner_deps, registry_dal
 from tests.unit.fakes import TICK, post_ids
 from xengage.api_client.catalog import Endpoint
-from xengage.dal import app_state_dal, registry_dal
 from xengage.dal.aws import dynamodb_resource
 from xengage.dal.registry import DUE_SHARDS
-from xengage.dal.secrets import app_secret_version
 from xengage.observability import metrics
 from xengage.pipeline.planner import PlanSummary
 from xengage.timeutil import to_iso
@@ -92,7 +91,7 @@ def test_a_schedule_without_a_rate_publishes_seconds_only(aws, capsys):
 def test_a_paused_tick_still_publishes_staleness_from_one_cheap_read(aws, capsys):
     # Given Posts due an hour ago while X refuses the app's credentials (planning paused)
     registry_dal().track_posts(post_ids(5), None, now=to_iso(TICK - timedelta(hours=1)))
-    version = app_secret_version(aws.app_secret_arn)
+    version = planner_deps().secret_version()
     app_state_dal().flag_credentials("Invalid or expired bearer token", secret_version=version, now=NOW)
     queries = _record_queries()
 

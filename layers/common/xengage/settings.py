@@ -1,7 +1,7 @@
-"""The environment of each function, modelled once (pydantic) and parsed once per cold start.
+"""The environment of each function, modelled once (pydantic): one model per function, parsed by `from_env`.
 
-Logic never reads `os.environ`; it asks for `planner_settings()`, `collector_settings()` or `api_settings()`.
-Names are the ones template.yaml sets (docs/DESIGN.md, "Template logical ids and environment").
+Logic never reads `os.environ`: each handler's `Deps` (xengage.deps) holds its function's settings
+(`deps.settings`). Names are the ones template.yaml sets (docs/DESIGN.md, "Template logical ids and environment").
 """
 
 # No `from __future__ import annotations`: pydantic would evaluate every string annotation again as each model is
@@ -10,7 +10,7 @@ Names are the ones template.yaml sets (docs/DESIGN.md, "Template logical ids and
 import functools
 import os
 import re
-from typing import Final
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -70,6 +70,14 @@ class ApiSettings(SharedSettings, UsageSettings, JobsSettings):
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
     collect_queue_url: str | None = Field(default=None, alias="COLLECT_QUEUE_URL")
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
+    # Optional override of the OAuth callback (custom domain, or a path prefix API Gateway hides).
+    oauth_callback_url: str | None = Field(default=None, alias="OAUTH_CALLBACK_URL")
+    # Where the OAuth callback may send the browser afterwards: comma-separated origins or URL prefixes; empty, never.
+    oauth_redirect_allowlist: str = Field(default="", alias="OAUTH_REDIRECT_ALLOWLIST")
+
+    @property
+    def redirect_allowlist(self) -> tuple[str, ...]:
+        return tuple(entry.strip() for entry in self.oauth_redirect_allowlist.split(",") if entry.strip())
 
 
 # `EXTRA_ENGAGEMENT_TYPES` entries: `name` (every endpoint), or `scope:name` with one of these scopes.
@@ -115,9 +123,15 @@ def parse_extra_engagement_types(text: str) -> dict[Endpoint, tuple[str, ...]]:
     return {endpoint: tuple(names) for endpoint, names in extras.items()}
 
 
-@functools.cache
 def catalog_settings() -> CatalogSettings:
-    return CatalogSettings.model_validate(dict(os.environ))
+    """The deployment's extra engagement types. The catalog (`xengage.api_client.catalog`) reads them where no
+    function's settings reach (request shaping, stored names), so they are looked up here, parsed once per value."""
+    return _catalog_settings(os.environ.get("EXTRA_ENGAGEMENT_TYPES", ""))
+
+
+@functools.cache
+def _catalog_settings(extra_engagement_types: str) -> CatalogSettings:
+    return CatalogSettings.model_validate({"EXTRA_ENGAGEMENT_TYPES": extra_engagement_types})
 
 
 class ExportSettings(SharedSettings):
@@ -128,51 +142,9 @@ class ExportSettings(SharedSettings):
     export_queue_url: str = Field(alias="EXPORT_QUEUE_URL", min_length=1)
 
 
-@functools.cache
-def shared_settings() -> SharedSettings:
-    return SharedSettings.model_validate(dict(os.environ))
+Settings = TypeVar("Settings", bound=BaseModel)
 
 
-@functools.cache
-def queue_settings() -> QueueSettings:
-    return QueueSettings.model_validate(dict(os.environ))
-
-
-@functools.cache
-def planner_settings() -> PlannerSettings:
-    return PlannerSettings.model_validate(dict(os.environ))
-
-
-@functools.cache
-def collector_settings() -> CollectorSettings:
-    return CollectorSettings.model_validate(dict(os.environ))
-
-
-@functools.cache
-def jobs_settings() -> JobsSettings:
-    return JobsSettings.model_validate(dict(os.environ))
-
-
-@functools.cache
-def api_settings() -> ApiSettings:
-    return ApiSettings.model_validate(dict(os.environ))
-
-
-@functools.cache
-def export_settings() -> ExportSettings:
-    return ExportSettings.model_validate(dict(os.environ))
-
-
-def clear_settings_cache() -> None:
-    """Forget parsed settings (tests change the environment between cases)."""
-    for parse in (
-        shared_settings,
-        queue_settings,
-        planner_settings,
-        collector_settings,
-        jobs_settings,
-        api_settings,
-        catalog_settings,
-        export_settings,
-    ):
-        parse.cache_clear()
+def from_env(model: type[Settings], environ: dict[str, str] | None = None) -> Settings:
+    """The function's settings, parsed from `environ` (the process environment by default)."""
+    return model.model_validate(dict(os.environ) if environ is None else environ)

@@ -1,13 +1,16 @@
 """Lazily created, cached boto3 objects: the only place the project builds boto3 clients.
 
-Created on first use (not at import) so moto's `mock_aws` and the local stack's `AWS_ENDPOINT_URL` are honoured;
-boto3 itself reads `AWS_ENDPOINT_URL`, so nothing here passes endpoints around.
+Created on first use (not at import) so moto's `mock_aws` is honoured. Each client is cached for the environment it
+serves (`AWS_ENDPOINT_URL` and the region, which boto3 reads when it builds a client): a process whose environment
+points elsewhere (a test against the local stack after one against moto) gets new clients, and nothing needs
+clearing. The botocore session, with its service models, stays one per process.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import os
+from typing import Any, Final
 
 import boto3
 from botocore.exceptions import ClientError
@@ -19,62 +22,76 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+# The variables boto3 reads when it builds a client: endpoint overrides (all services, or one) and the region.
+_WHERE_VARIABLES: Final = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+Where = tuple[str | None, ...]
+
+
+def where() -> Where:
+    """The current environment's values of those variables: the key of every cached client."""
+    return tuple(map(os.environ.get, _WHERE_VARIABLES))
+
+
 @functools.cache
-def dynamodb_resource() -> Any:
+def _client(service: str, where: Where, validate: bool = True) -> Any:
+    if validate:
+        return session().client(service)  # type: ignore[call-overload]  # boto3-stubs type literal names only
+    from botocore.config import Config
+
+    return session().client(service, config=Config(parameter_validation=False))  # type: ignore[call-overload]
+
+
+@functools.cache
+def _resource(where: Where) -> Any:
     return session().resource("dynamodb")
 
 
 @functools.cache
+def _table(name: str, where: Where) -> Any:
+    return _resource(where).Table(name)
+
+
+def dynamodb_resource() -> Any:
+    return _resource(where())
+
+
 def dynamodb_table(name: str) -> Any:
-    return dynamodb_resource().Table(name)
+    return _table(name, where())
 
 
-@functools.cache
 def dynamodb_client() -> Any:
     """The low-level client: unlike resources, safe to share between threads (the planner leases in parallel)."""
-    return session().client("dynamodb")
+    return _client("dynamodb", where())
 
 
-@functools.cache
 def dynamodb_bulk_client() -> Any:
     """A low-level client for bulk BatchGetItem/BatchWriteItem (`dal/batch.py`) without botocore's parameter
     validation: the DAL builds those requests itself, and validating 25-item writes is a quarter of their CPU time
     (10,000 Posts are 1,600 calls in a 512 MB function). DynamoDB still refuses a malformed request."""
-    from botocore.config import Config
-
-    return session().client("dynamodb", config=Config(parameter_validation=False))
+    return _client("dynamodb", where(), validate=False)
 
 
-@functools.cache
 def sqs_client() -> Any:
-    return session().client("sqs")
+    return _client("sqs", where())
 
 
-@functools.cache
 def secretsmanager_client() -> Any:
-    return session().client("secretsmanager")
+    return _client("secretsmanager", where())
 
 
-@functools.cache
 def s3_client() -> Any:
     """The analytics export's bucket (only the ExportFunction uses it)."""
-    return session().client("s3")
+    return _client("s3", where())
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
     """A write refused by its ConditionExpression (an expected outcome, not an error)."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def clear_clients() -> None:
-    """Drop cached clients (tests open a fresh moto backend per case); the session, with its models, stays."""
-    for factory in (
-        dynamodb_resource,
-        dynamodb_table,
-        dynamodb_client,
-        dynamodb_bulk_client,
-        sqs_client,
-        secretsmanager_client,
-        s3_client,
-    ):
-        factory.cache_clear()

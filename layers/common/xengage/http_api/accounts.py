@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from xengage.api_client.credentials import UserTokens
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS, Deadline
-from xengage.dal import secrets
 from xengage.dal.registry import Account
 from xengage.http_api import context, cursors
 from xengage.http_api.errors import ApiError, answers, not_found
@@ -52,8 +51,8 @@ def register_account(tokens: UserTokens) -> Account:
     Secret first: a registry row never points at tokens that were not saved.
     """
     assert tokens.user_id is not None
-    secrets.save_account_tokens(context.settings().secret_prefix, tokens)
-    account = context.registry().put_account(tokens.user_id, tokens.screen_name, now=to_iso(utc_now()))
+    context.deps().secrets.save_tokens(tokens)
+    account = context.deps().registry.put_account(tokens.user_id, tokens.screen_name, now=to_iso(utc_now()))
     logger.info("account registered", extra={"account_id": tokens.user_id})
     return account
 
@@ -66,8 +65,8 @@ def verified(tokens: UserTokens, user_id: str, *, again: str = "try again") -> U
     # Imported here: requests and oauthlib load with the routes that call X, not with every cold start of the API.
     from xengage.api_client.users import TokensRejected, VerificationUnavailable, fetch_me
 
-    settings = context.settings()
-    app = secrets.load_app_credentials(settings.app_secret_arn)
+    settings = context.deps().settings
+    app = context.deps().secrets.load_app()
     try:
         user = fetch_me(app, tokens, base_url=settings.x_api_url, deadline=verify_deadline())
     except TokensRejected as exc:
@@ -101,7 +100,7 @@ def verify_deadline() -> Deadline:
 
 
 def require_account(user_id: str) -> Account:
-    account = context.registry().get_account(user_id)
+    account = context.deps().registry.get_account(user_id)
     if account is None:
         raise not_found("account", user_id)
     return account
@@ -133,8 +132,8 @@ def get_account(user_id: UserIdPath) -> AccountOut:
 )
 def delete_account(user_id: UserIdPath) -> AccountOut:
     account = require_account(user_id)
-    secrets.delete_account_tokens(context.settings().secret_prefix, user_id)
-    context.registry().delete_account(user_id)
+    context.deps().secrets.delete_tokens(user_id)
+    context.deps().registry.delete_account(user_id)
     logger.info("account deleted", extra={"account_id": user_id})
     return account_out(account)
 
@@ -150,7 +149,7 @@ def list_accounts(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> AccountPage:
     scope = cursors.listing("accounts")
-    page = context.registry().list_accounts(limit=limit, cursor=cursors.unseal(scope, cursor))
+    page = context.deps().registry.list_accounts(limit=limit, cursor=cursors.unseal(scope, cursor))
     return AccountPage(
         accounts=[account_out(account) for account in page.items], next_cursor=cursors.seal(scope, page.cursor)
     )

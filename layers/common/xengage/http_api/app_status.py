@@ -20,7 +20,7 @@ router = Router()
     responses=answers(),
 )
 def get_app_status() -> AppStatusOut:
-    state = context.app_state().get()
+    state = context.deps().app_state.get()
     return AppStatusOut(
         credentials=AppCredentialsOut(
             status="needs_credentials" if state.needs_credentials else "ok",

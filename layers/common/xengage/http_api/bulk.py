@@ -185,7 +185,7 @@ def track_bulk(request: TrackRequest, *, until: float) -> TrackOut:
     account = request.account_id or ""
     now = utc_now()
     verdicts = judge(request.ids, now)
-    registry = context.registry()
+    registry = context.deps().registry
     existing, unread = registry.read_posts_within(verdicts.valid, until=until)
     positions = {given.value: given for given in reversed(request.ids)}  # the first place each id was given
     for tweet_id, post in existing.items():

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 from typing import Final
 
-from xengage.dal import secrets
 from xengage.dal.paging import InvalidCursor
 from xengage.http_api import context
 
@@ -27,7 +26,7 @@ def listing(*parts: object) -> str:
 
 
 def _mac(scope: str, payload: str) -> str:
-    key = hmac.new(secrets.app_secret_text(context.settings().app_secret_arn).encode(), _KEY_LABEL, hashlib.sha256)
+    key = hmac.new(context.deps().secrets.app_text().encode(), _KEY_LABEL, hashlib.sha256)
     digest = hmac.new(key.digest(), f"{scope}\n{payload}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode()[:_MAC_CHARS]
 

@@ -48,12 +48,16 @@ def static_text(name: str) -> str:
     return (STATIC_DIR / name).read_text(encoding="utf-8")
 
 
-@functools.cache
 def page() -> str:
     """The page, with the metric names of each endpoint from the catalog and its configured extras (its pickers),
     escaped as an attribute. The script adds names it finds in the stored points it reads."""
-    names = {endpoint.value: list(metrics_for(endpoint)) for endpoint in Endpoint}
-    return static_text(PAGE).replace("{{METRICS}}", html.escape(json.dumps(names), quote=True))
+    return _page(json.dumps({endpoint.value: list(metrics_for(endpoint)) for endpoint in Endpoint}))
+
+
+@functools.cache
+def _page(names: str) -> str:
+    """Built once per catalog (a changed EXTRA_ENGAGEMENT_TYPES gives another page)."""
+    return static_text(PAGE).replace("{{METRICS}}", html.escape(names, quote=True))
 
 
 @router.get(

@@ -21,7 +21,6 @@ from xengage.api_client.catalog import DEFAULT_BASE_URL, HISTORICAL_MAX_WINDOW, 
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import AppAuthError, UserAuthError
-from xengage.dal import secrets
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, NotFound
 from xengage.dal.secrets import SecretNotFoundError
 from xengage.dal.series_state import TotalsSnapshot
@@ -71,7 +70,7 @@ USAGE_CAPPED: Final = "usage_capped"
 def account_tokens(account_id: str) -> UserTokens:
     account = require_account(account_id)
     try:
-        tokens = secrets.load_account_tokens(context.settings().secret_prefix, account_id)
+        tokens = context.deps().secrets.load_tokens(account_id)
     except SecretNotFoundError:
         raise ApiError(
             HTTPStatus.CONFLICT,
@@ -119,8 +118,8 @@ def store(result: EngagementResult, account_id: str, *, now: datetime) -> None:
             result.endpoint, post, snapshot_at=snapshot_at, collected_at=collected_at, account_id=account_id
         )
     ]
-    context.metrics_store().put_points(points)
-    registry = context.registry()
+    context.deps().metrics.put_points(points)
+    registry = context.deps().registry
     # Statuses are kept for tracked Posts only: one read of their markers saves a refused write for each other Post
     # (a query of 1,000 ids is mostly Posts nobody tracks).
     tracked = registry.get_due_markers(list(result.posts), result.endpoint)
@@ -180,31 +179,31 @@ def live_deadline(reserve: float) -> Deadline:
 
 def app_credentials() -> AppCredentials:
     """The app's credentials, refused with a 503 while X refuses them and the app secret has not changed."""
-    settings = context.settings()
-    state = context.app_state().get()
-    if state.needs_credentials and state.paused_for(secrets.app_secret_version(settings.app_secret_arn)):
+    deps = context.deps()
+    state = deps.app_state.get()
+    if state.needs_credentials and state.paused_for(deps.secrets.app_version()):
         raise ApiError(
             HTTPStatus.SERVICE_UNAVAILABLE,
             APP_CREDENTIALS_REFUSED,
             f"X refused the app's credentials ({state.credentials_error}); replace the app secret to resume",
         )
-    return secrets.load_app_credentials(settings.app_secret_arn, fresh=state.needs_credentials)
+    return deps.secrets.load_app(fresh=state.needs_credentials)
 
 
 def flag_app(error: AppAuthError, *, used: AppCredentials, now: datetime) -> None:
     """Pause on refused app credentials, unless the secret already holds others (then only this query failed)."""
     from xengage.pipeline.collector import record_app_refusal
 
-    settings = context.settings()
-    if secrets.load_app_credentials(settings.app_secret_arn, fresh=True) != used:
+    deps = context.deps()
+    if deps.secrets.load_app(fresh=True) != used:
         return
-    version = secrets.app_secret_version(settings.app_secret_arn)
-    record_app_refusal(context.app_state(), error.api_message, secret_version=version, now=to_iso(now))
+    version = deps.secrets.app_version()
+    record_app_refusal(deps.app_state, error.api_message, secret_version=version, now=to_iso(now))
 
 
 def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -> None:
     try:
-        context.registry().set_account_status(
+        context.deps().registry.set_account_status(
             account_id, ACCOUNT_NEEDS_REAUTH, now=to_iso(now), last_error=error.api_message[:500]
         )
     except NotFound:
@@ -216,9 +215,10 @@ def mark_needs_reauth(account_id: str, error: UserAuthError, *, now: datetime) -
 def metered(endpoint: Endpoint, body: LiveQueryIn, user: UserTokens | None, *, now: datetime) -> UsageGuard:
     """The @handle billing guard (pipeline/usage.py): a user-context query counts its account's handle this month;
     past the monthly cap a handle not counted yet is refused with 429 `usage_capped`, before any call."""
-    from xengage.pipeline.usage import usage_guard, user_context
+    from xengage.pipeline.usage import user_context
 
-    guard = usage_guard(context.usage(), context.settings().handle_cap)
+    guard = context.deps().usage
+    assert guard is not None  # the API's Deps always have one
     if not (body.account_id and user is not None and user_context(endpoint, body.engagement_types, user)):
         return guard
     if not guard.admit(body.account_id, user.screen_name, now=now):
@@ -233,7 +233,7 @@ def fetch_live(
 ) -> EngagementResult:
     user = account_tokens(body.account_id) if body.account_id else None
     guard = metered(endpoint, body, user, now=now)
-    settings = context.settings()
+    settings = context.deps().settings
     # Imported here: requests and oauthlib are for live queries only, not for every cold start of the API.
     from xengage.api_client.client import EngagementClient
 
@@ -242,7 +242,7 @@ def fetch_live(
         base_url=settings.engagement_api_url or DEFAULT_BASE_URL,
         oauth_base_url=settings.x_api_url,
         rate_window_seconds=settings.rate_window_seconds,
-        rate_gate=context.rate_budget(settings.rate_window_seconds),
+        rate_gate=context.deps().rate_budget,
     )
     with client:
         try:
@@ -283,7 +283,7 @@ def live_query(endpoint: Endpoint, body: LiveQueryIn, *, respond_async: bool) ->
     count("Throttled", result.throttled)
     store(result, body.account_id or "", now=now)
     if body.account_id and any(post.ok for post in result.posts.values()):
-        context.registry().mark_account_success(body.account_id, now=to_iso(now))
+        context.deps().registry.mark_account_success(body.account_id, now=to_iso(now))
     logger.info(
         "live query", extra={"endpoint": endpoint.value, "counts": result.counts_by_status(), "calls": result.calls}
     )

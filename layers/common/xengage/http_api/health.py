@@ -31,9 +31,9 @@ STATUSES: Final = (STATUS_OK, *sorted(set(get_args(StatusName)) - {STATUS_OK}))
 
 def collection_health(now: datetime, count_limit: int) -> CollectionHealthOut:
     checked_at = to_iso(now)
-    health = context.health()
+    health = context.deps().health
     counts = health.count_statuses(STATUSES, bound=count_limit)
-    flagged, looked_at_all = context.registry().accounts_needing_reauth(bound=count_limit)
+    flagged, looked_at_all = context.deps().registry.accounts_needing_reauth(bound=count_limit)
     overdue = health.oldest_overdue(tuple(Endpoint), now=checked_at)
     return CollectionHealthOut(
         checked_at=checked_at,

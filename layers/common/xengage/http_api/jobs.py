@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from xengage import dal
 from xengage.api_client.catalog import Endpoint
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS
 from xengage.dal.jobs import QUEUED, Job, JobPost, JobsDal
@@ -53,7 +52,10 @@ class Handover:
 
 
 def jobs_store() -> JobsDal:
-    return dal.jobs_dal()
+    store = context.deps().jobs
+    if store is None:
+        raise RuntimeError("JOBS_TABLE is not set: this function has no jobs table")
+    return store
 
 
 def start_job(job: Job, outcomes: Sequence[JobPost], handovers: Sequence[Handover], *, now: datetime) -> None:
@@ -93,7 +95,9 @@ def _queue(job: Job, handovers: Sequence[Handover], *, now: datetime) -> list[st
     """One message per batch of Posts that start at the same window; answers the ids SQS refused."""
     entries = [(message.to_body(), delay) for message, delay in _messages(job, handovers, now=now)]
     unsent: list[str] = []
-    queue = dal.collect_queue()
+    queue = context.deps().queue
+    if queue is None:
+        raise RuntimeError("COLLECT_QUEUE_URL is not set: this function cannot queue a job's Posts")
     for offset in range(0, len(entries), MAX_BATCH_ENTRIES):
         chunk = entries[offset : offset + MAX_BATCH_ENTRIES]
         try:
@@ -183,7 +187,7 @@ def result_of(job: Job, post: JobPost) -> LivePostResult:
 def _points(job: Job, post: JobPost) -> tuple[list[MetricPoint], str | None]:
     if not (post.first_hour and post.last_hour):
         return [], None
-    page = context.metrics_store().query_points(
+    page = context.deps().metrics.query_points(
         post.tweet_id, job.endpoint, start=post.first_hour, end=post.last_hour, limit=MAX_POINTS_PER_POST
     )
     wanted = set(job.engagement_types or ())

@@ -80,7 +80,7 @@ def stored_points(
 ) -> StoredPage:
     low, high = (to_iso(start) if start else None), (to_iso(end) if end else None)
     if granularity == "day":
-        page = context.metrics_store().query_days(
+        page = context.deps().metrics.query_days(
             tweet_id,
             endpoint,
             first_day=day_of(low or ""),
@@ -89,10 +89,10 @@ def stored_points(
             cursor=cursor,
         )
     else:
-        page = context.metrics_store().query_points(tweet_id, endpoint, start=low, end=high, limit=limit, cursor=cursor)
+        page = context.deps().metrics.query_points(tweet_id, endpoint, start=low, end=high, limit=limit, cursor=cursor)
     if cursor is None and names:  # judged on the first page; later pages go on with the names it accepted
         metric_names(endpoint, names, field="metrics", stored={name for point in page.items for name in point.metrics})
-    if not page.items and cursor is None and context.registry().get_post(tweet_id) is None:
+    if not page.items and cursor is None and context.deps().registry.get_post(tweet_id) is None:
         # Untracked Posts keep their data (DELETE without purge), so only "no data and not tracked" is unknown.
         raise not_found("post", tweet_id)
     wanted = set(names)
@@ -126,7 +126,7 @@ def wants_csv(format_: str | None, accept: str | None) -> bool:
 def _account_posts(account_id: str) -> Iterator[TrackedPost]:
     cursor: str | None = None
     while True:
-        page = context.registry().list_posts(account_id, limit=POSTS_PAGE, cursor=cursor)
+        page = context.deps().registry.list_posts(account_id, limit=POSTS_PAGE, cursor=cursor)
         yield from page.items
         if not page.cursor:
             return
@@ -140,7 +140,7 @@ def hourly_sum(tweet_id: str, metric: str, start: datetime | None, end: datetime
     for endpoint in TIME_SERIES:  # /historical last: its settled numbers replace the /28hr ones
         cursor: str | None = None
         while True:
-            page = context.metrics_store().query_points(
+            page = context.deps().metrics.query_points(
                 tweet_id,
                 endpoint,
                 start=to_iso(start) if start else None,

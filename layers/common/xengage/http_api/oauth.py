@@ -19,7 +19,6 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from xengage import oauth_flow
 from xengage.api_client.catalog import DEFAULT_OAUTH_BASE_URL
-from xengage.dal import secrets
 from xengage.dal.secrets import PendingAuthorization, SecretNotFoundError
 from xengage.http_api import context
 from xengage.http_api.accounts import VERIFY_ERRORS, account_out, register_account, verified
@@ -53,16 +52,15 @@ def callback_url(event: APIGatewayProxyEvent, override: str | None) -> str:
 
 
 def start(event: APIGatewayProxyEvent, redirect_uri: str | None, *, now: datetime) -> OAuthStartOut:
-    settings = context.settings()
-    app_credentials = secrets.load_app_credentials(settings.app_secret_arn)
+    settings = context.deps().settings
+    app_credentials = context.deps().secrets.load_app()
     begun = oauth_flow.start_authorization(
         app_credentials,
         callback_url(event, settings.oauth_callback_url),
         oauth_base_url=settings.x_api_url or DEFAULT_OAUTH_BASE_URL,
     )
     expires_at = now + PENDING_TTL
-    secrets.save_pending_authorization(
-        settings.secret_prefix,
+    context.deps().secrets.save_pending(
         PendingAuthorization(
             oauth_token=begun.request_token.oauth_token,
             oauth_token_secret=begun.request_token.oauth_token_secret,
@@ -74,15 +72,14 @@ def start(event: APIGatewayProxyEvent, redirect_uri: str | None, *, now: datetim
 
 
 def load_pending(oauth_token: str, *, now: datetime) -> PendingAuthorization:
-    prefix = context.settings().secret_prefix
     try:
-        pending = secrets.load_pending_authorization(prefix, oauth_token)
+        pending = context.deps().secrets.load_pending(oauth_token)
     except SecretNotFoundError:
         raise bad_request(
             "oauth_token_unknown", "oauth_token: no pending authorization (unknown, or already used)"
         ) from None
     if pending.is_expired(now):
-        secrets.delete_pending_authorization(prefix, oauth_token)
+        context.deps().secrets.delete_pending(oauth_token)
         raise bad_request(
             "oauth_token_expired",
             f"oauth_token: the authorization expired at {to_iso(pending.expires_at)}; start again",
@@ -91,16 +88,16 @@ def load_pending(oauth_token: str, *, now: datetime) -> PendingAuthorization:
 
 
 def finish(oauth_token: str, verifier: str, *, now: datetime) -> tuple[AccountOut, str | None]:
-    settings = context.settings()
+    settings = context.deps().settings
     pending = load_pending(oauth_token, now=now)
     tokens = oauth_flow.finish_authorization(
-        secrets.load_app_credentials(settings.app_secret_arn),
+        context.deps().secrets.load_app(),
         oauth_flow.RequestToken(pending.oauth_token, pending.oauth_token_secret),
         verifier,
         oauth_base_url=settings.x_api_url or DEFAULT_OAUTH_BASE_URL,
     )
     # Single use: the request token is spent once exchanged, whatever X says about the tokens next.
-    secrets.delete_pending_authorization(settings.secret_prefix, oauth_token)
+    context.deps().secrets.delete_pending(oauth_token)
     assert tokens.user_id is not None  # finish_authorization refuses an answer without one
     account = register_account(verified(tokens, tokens.user_id, again="start again at /oauth/start"))
     return account_out(account), pending.redirect_uri
@@ -129,7 +126,7 @@ def oauth_start(
         str | None, Query(max_length=2048, description="where the callback sends the browser afterwards")
     ] = None,
 ) -> OAuthStartOut:
-    allowed = allowed_redirect(redirect_uri, context.settings().redirect_allowlist)
+    allowed = allowed_redirect(redirect_uri, context.deps().settings.redirect_allowlist)
     return start(cast(APIGatewayProxyEvent, router.current_event), allowed, now=utc_now())
 
 
@@ -162,14 +159,14 @@ def oauth_callback(
     now = utc_now()
     if denied:
         # The owner refused: forget the request token so it cannot be replayed.
-        secrets.delete_pending_authorization(context.settings().secret_prefix, denied)
+        context.deps().secrets.delete_pending(denied)
         raise bad_request("oauth_denied", "the account owner did not approve the app")
     if not oauth_token or not oauth_verifier:
         raise bad_request("oauth_callback_incomplete", "oauth_token and oauth_verifier are both required")
     account, redirect_uri = finish(oauth_token, oauth_verifier, now=now)
     logger.info("oauth callback completed", extra={"account_id": account.user_id})
     # Checked again: the allowlist may have changed since start; the callback never redirects off it.
-    if redirect_uri and is_allowed(redirect_uri, context.settings().redirect_allowlist):
+    if redirect_uri and is_allowed(redirect_uri, context.deps().settings.redirect_allowlist):
         location = with_query(redirect_uri, {"user_id": account.user_id, "screen_name": account.screen_name or ""})
         return Response(status_code=HTTPStatus.FOUND, headers={"Location": location}, body="")
     return Response(status_code=HTTPStatus.OK, content_type="application/json", body=account.model_dump(mode="json"))

@@ -48,7 +48,7 @@ def account_points(
     low, high = to_iso(start), to_iso(end)
     wanted = set(names)
     points: list[tuple[str, dict[str, int]]] = []
-    for day, hours in context.metrics_store().account_days(
+    for day, hours in context.deps().metrics.account_days(
         account_id, endpoint, first_day=day_of(low), last_day=day_of(high)
     ):
         if granularity == "day":

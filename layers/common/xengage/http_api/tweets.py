@@ -57,7 +57,7 @@ def tracked_out(post: TrackedPost) -> TrackedPostOut:
 
 
 def require_post(tweet_id: str) -> TrackedPost:
-    post = context.registry().get_post(tweet_id)
+    post = context.deps().registry.get_post(tweet_id)
     if post is None:
         raise not_found("post", tweet_id)
     return post
@@ -85,8 +85,8 @@ def status_out(status: PostStatus) -> EndpointStatusOut:
 
 def post_detail(tweet_id: str) -> PostDetailOut:
     post = require_post(tweet_id)
-    registry = context.registry()
-    statuses = context.status_store().get_statuses(tweet_id)
+    registry = context.deps().registry
+    statuses = context.deps().statuses.get_statuses(tweet_id)
     markers = {
         endpoint: marker for endpoint in Endpoint if (marker := registry.get_due_marker(tweet_id, endpoint)) is not None
     }
@@ -113,7 +113,7 @@ def data_checks(tweet_id: str, markers: Mapping[Endpoint, DueMarker]) -> DataChe
 
     totals, historical = markers.get(Endpoint.TOTALS), markers.get(Endpoint.HISTORICAL)
     decrease = totals.series.totals_decrease if totals is not None else None
-    drift = drift_of(tweet_id, historical.series if historical else SeriesState(), context.metrics_store())
+    drift = drift_of(tweet_id, historical.series if historical else SeriesState(), context.deps().metrics)
     return DataChecksOut(
         totals_decrease=TotalsDecreaseOut.model_validate(decrease) if decrease else None,
         historical_drift=DriftOut(
@@ -132,10 +132,10 @@ def data_checks(tweet_id: str, markers: Mapping[Endpoint, DueMarker]) -> DataChe
 
 def untrack(tweet_id: str, *, purge: bool) -> UntrackOut:
     require_post(tweet_id)
-    context.registry().untrack_post(tweet_id)
+    context.deps().registry.untrack_post(tweet_id)
     purged = 0
     if purge:
-        purged = context.metrics_store().purge_points(tweet_id)  # its statuses went with its markers
+        purged = context.deps().metrics.purge_points(tweet_id)  # its statuses went with its markers
     logger.info("post untracked", extra={"tweet_id": tweet_id, "purged_points": purged})
     return UntrackOut(tweet_id=tweet_id, untracked=True, purged_points=purged)
 
@@ -228,7 +228,7 @@ def list_tweets(
     if account_id:
         require_account(account_id)
     scope = cursors.listing("tweets", account_id, order)
-    page = context.registry().list_posts(
+    page = context.deps().registry.list_posts(
         account_id, limit=limit, cursor=cursors.unseal(scope, cursor), newest_first=order == "newest"
     )
     return PostPage(posts=[tracked_out(post) for post in page.items], next_cursor=cursors.seal(scope, page.cursor))
@@ -271,7 +271,7 @@ def list_statuses(
     limit: Annotated[int, Query(ge=1, le=250)] = 50,
 ) -> StatusPage:
     scope = cursors.listing("statuses", status)
-    page = context.status_store().query_by_status(status, limit=limit, cursor=cursors.unseal(scope, cursor))
+    page = context.deps().statuses.query_by_status(status, limit=limit, cursor=cursors.unseal(scope, cursor))
     return StatusPage(
         status=status,
         posts=[StatusEntryOut(tweet_id=entry.tweet_id, **status_out(entry).model_dump()) for entry in page.items],

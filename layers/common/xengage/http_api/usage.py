@@ -88,5 +88,5 @@ def get_usage(
 ) -> UsageOut:
     today = utc_now().astimezone(UTC).date()
     first = parse_month(month, today=today)
-    usage = context.usage().month(first.strftime(MONTH_FORMAT))
-    return usage_report(usage, first, cap=context.settings().handle_cap, today=today)
+    usage = context.deps().usage_store.month(first.strftime(MONTH_FORMAT))
+    return usage_report(usage, first, cap=context.deps().settings.handle_cap, today=today)

@@ -9,54 +9,34 @@ nothing waits past the invocation's deadline and nothing is left to SQS redelive
 
 from __future__ import annotations
 
-import functools
-import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pydantic import ValidationError
 
 from xengage.api_client.batching import historical_windows, resolve_metrics
-from xengage.api_client.catalog import DEFAULT_BASE_URL, STATUS_OK, Endpoint, Reason, Refusal
+from xengage.api_client.catalog import STATUS_OK, Endpoint, Reason, Refusal
 from xengage.api_client.credentials import AppCredentials, UserTokens
 from xengage.api_client.deadline import Deadline
 from xengage.api_client.errors import AppAuthError, RequestValidationError, UserAuthError
 from xengage.api_client.models import DEADLINE, EngagementResult, PostMetrics
-from xengage.api_client.retry import RetryPolicy
 from xengage.dal import (
     AppState,
     AppStateDal,
-    CollectQueue,
     HourSums,
     MetricPoint,
-    MetricsDal,
     NotFound,
-    RegistryDal,
     SeriesState,
-    StatusDal,
     TotalsSnapshot,
-    app_state_dal,
-    collect_queue,
-    jobs_dal,
-    metrics_dal,
-    rate_budget,
-    registry_dal,
-    status_dal,
-    usage_dal,
 )
-from xengage.dal.jobs import Job, JobPost, JobsDal
+from xengage.dal.jobs import Job, JobPost
 from xengage.dal.registry import ACCOUNT_NEEDS_REAUTH, Advance, DueMarker, MarkerMove, Reschedule
-from xengage.dal.secrets import (
-    AppSecretPlaceholder,
-    SecretError,
-    app_secret_version,
-    load_account_tokens,
-    load_app_credentials,
-)
+from xengage.dal.secrets import AppSecretPlaceholder, SecretError
 from xengage.dal.series_state import MarkerPart
 from xengage.dal.status import StatusChange
+from xengage.deps import Deps, Fetcher
 from xengage.observability import count, logger
 from xengage.pipeline import jobs
 from xengage.pipeline.cadence import earliest_historical_start, next_due_at
@@ -64,50 +44,20 @@ from xengage.pipeline.checks import DRIFT, drift_of, next_hour_sums, totals_decr
 from xengage.pipeline.continuations import continuations, gives_up, lease_until
 from xengage.pipeline.events import ConsoleCollect, InvalidPayload, describe
 from xengage.pipeline.messages import CollectMessage
-from xengage.pipeline.usage import UsageGuard, capped_retry_at, usage_guard, user_context
-from xengage.settings import collector_settings
-from xengage.timeutil import floor_hour, floor_minute, parse_iso, snowflake_created_at, to_iso, utc_now
+from xengage.pipeline.usage import capped_retry_at, user_context
+from xengage.settings import CollectorSettings
+from xengage.timeutil import floor_hour, floor_minute, parse_iso, snowflake_created_at, to_iso
 
 NEEDS_REAUTH_MESSAGE = "account needs re-authorization"
 APP_PAUSED_MESSAGE = "the app's credentials were refused; collection waits until the app secret changes"
 # A permanent error is asked again at the Post's next regular time, but never sooner than this.
 PERMANENT_RETRY: timedelta = timedelta(days=1)
-# A 429 is waited out inside the function only when the minute renews this soon; otherwise the Posts are handed
-# on to a message delayed until it does (an idle function costs money and holds a concurrency slot).
-MAX_INLINE_THROTTLE_WAIT = 20.0
 
 
-class Fetcher(Protocol):
-    """What the collector needs of `EngagementClient`."""
-
-    def fetch(
-        self,
-        endpoint: Endpoint | str,
-        tweet_ids: Sequence[str | int],
-        *,
-        engagement_types: Sequence[str] | None = None,
-        user: UserTokens | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        deadline: Deadline | None = None,
-    ) -> EngagementResult: ...
-
-
-@dataclass(slots=True)
-class CollectorDeps:
-    registry: RegistryDal
-    metrics: MetricsDal
-    statuses: StatusDal
-    app_state: AppStateDal
-    queue: CollectQueue | None  # where continuations go (None: console runs, nothing is handed on)
-    client_factory: Callable[[AppCredentials], Fetcher]
-    load_app: Callable[..., AppCredentials]  # load_app(fresh=True) skips the cache
-    load_tokens: Callable[[str], UserTokens]
-    secret_version: Callable[[], str | None]
-    now: Callable[[], datetime] = utc_now
-    rng: random.Random = field(default_factory=random.Random)
-    usage: UsageGuard | None = None  # the @handle billing guard (None: calls are neither counted nor capped)
-    jobs: JobsDal | None = None  # live-query jobs (None: job messages cannot be settled and are refused)
+# The collector's dependencies (registry, metrics, statuses, app_state, queue, client_factory, load_app, load_tokens,
+# secret_version, now, rng, usage, jobs): a queue of None (console runs) hands nothing on; a usage guard of None
+# neither counts nor caps calls; jobs of None refuses job messages (they cannot be settled).
+CollectorDeps = Deps[CollectorSettings]
 
 
 @dataclass(slots=True)
@@ -171,40 +121,6 @@ class _Skip(Exception):
         self.reason = reason
         self.message = message
         self.retry_at = retry_at  # when the Posts are due again, if not as of the tick
-
-
-@functools.cache
-def _engagement_client(app: AppCredentials, base_url: str, oauth_base_url: str | None, window: float) -> Fetcher:
-    # Imported here so the planner never pays for requests/oauthlib; cached so warm starts reuse the session.
-    from xengage.api_client.client import EngagementClient
-
-    return EngagementClient(
-        app,
-        base_url=base_url,
-        oauth_base_url=oauth_base_url,
-        rate_window_seconds=window,
-        retry=RetryPolicy(max_throttle_wait=MAX_INLINE_THROTTLE_WAIT),
-        rate_gate=rate_budget(window),  # every collector and live query of the deployment spends one allowance
-    )
-
-
-def default_deps(*, with_queue: bool = True) -> CollectorDeps:
-    """Dependencies wired from the collector's environment (cached DAL objects and secrets)."""
-    settings = collector_settings()
-    base_url = settings.engagement_api_url or DEFAULT_BASE_URL
-    return CollectorDeps(
-        registry=registry_dal(),
-        metrics=metrics_dal(),
-        statuses=status_dal(),
-        app_state=app_state_dal(),
-        queue=collect_queue() if with_queue else None,
-        client_factory=lambda app: _engagement_client(app, base_url, settings.x_api_url, settings.rate_window_seconds),
-        load_app=lambda fresh=False: load_app_credentials(settings.app_secret_arn, fresh=fresh),
-        load_tokens=lambda user_id: load_account_tokens(settings.secret_prefix, user_id),
-        secret_version=lambda: app_secret_version(settings.app_secret_arn),
-        usage=usage_guard(usage_dal(), settings.handle_cap),
-        jobs=jobs_dal() if settings.jobs_table else None,
-    )
 
 
 def parse_message(body: Mapping[str, Any] | str) -> CollectMessage:
@@ -688,17 +604,14 @@ def _hand_on(run: _Collection, pending: list[PostMetrics]) -> None:
 # --- console runs -------------------------------------------------------------------------------------------------
 
 
-def collect_direct(
-    request: ConsoleCollect, deps: CollectorDeps | None = None, *, deadline: Deadline | None = None
-) -> dict[str, Any]:
+def collect_direct(request: ConsoleCollect, deps: CollectorDeps, *, deadline: Deadline | None = None) -> dict[str, Any]:
     """A console run (`ConsoleCollect`, parsed by the handler): any number of ids, in the endpoint's batch size.
 
     Collects each batch now, within `deadline` (due markers are left alone: a manual run does not shift the schedule,
     and nothing is handed on: what does not fit is reported `rate_limited` / `deferred`). Returns counts by status.
     Raises InvalidPayload when the ids break a message's rules (digits only, an account for the time series).
     """
-    deps = deps or default_deps(with_queue=False)
-    deps.queue = None
+    deps = deps.replace(queue=None)  # nothing is handed on
     scheduled_time = floor_minute(deps.now())
     try:
         messages = request.messages(scheduled_time)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -33,25 +32,20 @@ from typing import Any, Final
 from aws_lambda_powertools.metrics import MetricUnit
 
 from xengage.api_client.catalog import HISTORICAL_MAX_WINDOW, Endpoint
-from xengage.api_client.credentials import AppCredentials
 from xengage.api_client.deadline import Deadline
 from xengage.dal import (
     AppState,
-    AppStateDal,
     CollectQueue,
     DueMarker,
-    RegistryDal,
-    app_state_dal,
-    collect_queue,
-    registry_dal,
 )
 from xengage.dal.queue import MAX_BATCH_ENTRIES, SendStats
-from xengage.dal.secrets import AppSecretPlaceholder, app_secret_version, load_app_credentials
+from xengage.dal.secrets import AppSecretPlaceholder
+from xengage.deps import Deps
 from xengage.observability import count, gauges, logger
 from xengage.pipeline.cadence import historical_window
 from xengage.pipeline.continuations import lease_until
 from xengage.pipeline.messages import CollectMessage
-from xengage.settings import planner_settings
+from xengage.settings import PlannerSettings
 from xengage.timeutil import parse_iso, to_iso, utc_now
 
 # (account_id or "" for the app, /historical: how many 4-week windows the range needs, else 0)
@@ -87,24 +81,8 @@ class PlanSummary:
         return asdict(self)
 
 
-@dataclass(slots=True)
-class PlannerDeps:
-    registry: RegistryDal
-    queue: CollectQueue
-    app_state: AppStateDal
-    load_app: Callable[..., AppCredentials]  # load_app(fresh=True) skips the cache
-    secret_version: Callable[[], str | None]
-
-
-def default_planner_deps() -> PlannerDeps:
-    settings = planner_settings()
-    return PlannerDeps(
-        registry=registry_dal(),
-        queue=collect_queue(),
-        app_state=app_state_dal(),
-        load_app=lambda fresh=False: load_app_credentials(settings.app_secret_arn, fresh=fresh),
-        secret_version=lambda: app_secret_version(settings.app_secret_arn),
-    )
+# The planner's dependencies: registry, queue, app_state, load_app (fresh=True skips the cache), secret_version.
+PlannerDeps = Deps[PlannerSettings]
 
 
 def schedule_interval(expression: str | None) -> timedelta | None:
@@ -163,6 +141,7 @@ class _Plan:
         self.scheduled_time = scheduled_time
         self.deps = deps
         self.summary = summary
+        assert deps.queue is not None  # PlannerSettings requires COLLECT_QUEUE_URL
         self.outbox = _Outbox(deps.queue, summary)
         self.batches: dict[GroupKey, _Batch] = {}
         self.calls = 0  # calls the planned messages will cost
@@ -220,13 +199,12 @@ def plan(
     endpoint: Endpoint,
     scheduled_time: datetime,
     *,
-    deps: PlannerDeps | None = None,
+    deps: PlannerDeps,
     interval: timedelta | None = None,
     deadline: Deadline | None = None,
 ) -> PlanSummary:
     """Queue the Posts of `endpoint` due at or before `scheduled_time`, oldest first, as far as the contract's
     per-minute limit serves them before the next tick (`interval` away); returns what was planned and what not."""
-    deps = deps or default_planner_deps()
     summary = PlanSummary(endpoint=endpoint.value, scheduled_time=to_iso(scheduled_time))
     state = deps.app_state.get()
     summary.paused = _paused(deps, state)

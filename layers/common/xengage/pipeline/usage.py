@@ -11,7 +11,6 @@ an invocation in the collector, once a query in the API.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -49,7 +48,7 @@ def user_context(endpoint: Endpoint, engagement_types: Sequence[str] | None, use
 
 
 class UsageGuard:
-    """One per process: the cap, and the handles known counted this month (no write for those)."""
+    """One per process (its Deps'): the cap, and the handles known counted this month (no write for those)."""
 
     def __init__(self, dal: UsageDal, cap: int | None) -> None:
         self.dal = dal
@@ -100,9 +99,3 @@ class UsageGuard:
             f"{who} is not among them: its calls wait until the month turns ({to_iso(next_month_start(now))}) "
             "or the cap is raised"
         )
-
-
-@functools.cache
-def usage_guard(dal: UsageDal, cap: int | None) -> UsageGuard:
-    """The process's guard for a DAL object (tests get a new one with each fresh DAL)."""
-    return UsageGuard(dal, cap)
