@@ -126,7 +126,7 @@ def test_the_app_secret_the_stack_creates_pauses_the_app_until_it_is_replaced(
 ) -> None:
     import boto3
 
-    from xengage.dal.secrets import AppSecretPlaceholder, load_app_credentials
+    from xengage.dal.secrets import AppSecretPlaceholder, SecretStore
 
     # Given the app secret holding exactly what the stack puts in it
     boto3.client("secretsmanager").put_secret_value(
@@ -135,7 +135,7 @@ def test_the_app_secret_the_stack_creates_pauses_the_app_until_it_is_replaced(
     # When the functions read the app's credentials
     # Then every field reads as the template's placeholder (planning and live queries pause and say so)
     with pytest.raises(AppSecretPlaceholder, match="consumer_key, consumer_secret, bearer_token"):
-        load_app_credentials(aws.app_secret_arn, fresh=True)
+        SecretStore(aws.secret_prefix, aws.app_secret_arn).load_app(fresh=True)
 
 
 def test_layer_pins_equal_the_tested_versions() -> None:
