@@ -10,7 +10,7 @@ import threading
 
 from .faults import FaultConfig
 from .server import EmulatorServer
-from .world import default_world
+from .world import World, default_world
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,49 +43,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def faults_of(args: argparse.Namespace) -> FaultConfig:
+    """The command line's fault shares (FaultConfig refuses shares that add up past 1)."""
+    return FaultConfig(
+        rate_429=args.rate_429,
+        rate_5xx=args.rate_5xx,
+        latency_ms=args.latency_ms,
+        timeout_share=args.timeout_share,
+        hang_seconds=args.hang_seconds,
+        reset_share=args.reset_share,
+        malformed_share=args.malformed_share,
+        bare_number_share=args.bare_number_share,
+        seed=args.seed,
+        added_metrics=tuple(name.strip() for name in args.added_metrics.split(",") if name.strip()),
+    )
+
+
+def print_banner(emulator: EmulatorServer, world: World, args: argparse.Namespace) -> None:
+    """Where the emulator listens and the demo credentials to call it with."""
+    print(f"Engagement API emulator on {emulator.url}  (data-api and api.x.com paths)", flush=True)
+    print(f"  consumer key / secret: {world.app.consumer_key} / {world.app.consumer_secret}")
+    print(f"  bearer token:          {world.app.bearer_token}")
+    for user in world.users.values():
+        tokens = f"{user.access_token} / {user.access_token_secret}"
+        print(f"  user {user.user_id} @{user.screen_name}: {tokens}  ({len(world.posts_of(user.user_id))} Posts)")
+    budget = "unlimited" if args.per_minute_limit is None else f"{args.per_minute_limit} calls per endpoint"
+    print(f"  rate limit:            {budget} (window {args.window_seconds:g} s)")
+    print(
+        "  admin: GET /_emulator/{world,credentials,limit,health}, GET|DELETE /_emulator/log,"
+        " POST /_emulator/{faults,script,limit,clock,credentials}"
+    )
+    print("Ctrl-C to stop.", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     world = default_world()
     try:
-        faults = FaultConfig(
-            rate_429=args.rate_429,
-            rate_5xx=args.rate_5xx,
-            latency_ms=args.latency_ms,
-            timeout_share=args.timeout_share,
-            hang_seconds=args.hang_seconds,
-            reset_share=args.reset_share,
-            malformed_share=args.malformed_share,
-            bare_number_share=args.bare_number_share,
-            seed=args.seed,
-            added_metrics=tuple(name.strip() for name in args.added_metrics.split(",") if name.strip()),
-        )
         emulator = EmulatorServer(
             world,
             host=args.host,
             port=args.port,
             per_minute_limit=args.per_minute_limit,
             window_seconds=args.window_seconds,
-            faults=faults,
+            faults=faults_of(args),
         )
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with emulator:
-        print(f"Engagement API emulator on {emulator.url}  (data-api and api.x.com paths)", flush=True)
-        print(f"  consumer key / secret: {world.app.consumer_key} / {world.app.consumer_secret}")
-        print(f"  bearer token:          {world.app.bearer_token}")
-        for user in world.users.values():
-            tokens = f"{user.access_token} / {user.access_token_secret}"
-            print(f"  user {user.user_id} @{user.screen_name}: {tokens}  ({len(world.posts_of(user.user_id))} Posts)")
-        budget = "unlimited" if args.per_minute_limit is None else f"{args.per_minute_limit} calls per endpoint"
-        print(f"  rate limit:            {budget} (window {args.window_seconds:g} s)")
-        print(
-            "  admin: GET /_emulator/{world,credentials,limit,health}, GET|DELETE /_emulator/log,"
-            " POST /_emulator/{faults,script,limit,clock,credentials}"
-        )
-        print("Ctrl-C to stop.", flush=True)
+        print_banner(emulator, world, args)
         try:
             while not stop.wait(0.5):
                 pass

@@ -229,21 +229,12 @@ class EngagementClient:
         ids = normalize_tweet_ids(tweet_ids)
         metrics = resolve_metrics(endpoint, engagement_types, has_user=user is not None)
         auth = choose_auth(endpoint, metrics, self.app, user)
-        if endpoint is Endpoint.HISTORICAL:
-            windows: list[tuple[datetime, datetime] | None] = list(historical_windows(start, end, now=self._now()))
-        elif start is not None or end is not None:
-            raise RequestValidationError(f"start/end apply to /historical only, not /{endpoint.value}")
-        else:
-            windows = [None]
+        windows = self._windows(endpoint, start, end)
         result = EngagementResult(endpoint=endpoint, posts={tweet_id: PostMetrics(tweet_id) for tweet_id in ids})
         run = _Run(endpoint=endpoint, auth=auth, metrics=metrics, result=result, deadline=deadline)
         logger.info(
             "fetch /%s: %d ids, %d metrics, auth %s, %d window(s)",
-            endpoint.value,
-            len(ids),
-            len(metrics),
-            auth.kind.value,
-            len(windows),
+            *(endpoint.value, len(ids), len(metrics), auth.kind.value, len(windows)),
         )
         for index, window in enumerate(windows):
             run.pending = {tweet_id for tweet_id in ids if result.posts[tweet_id].ok}
@@ -256,13 +247,19 @@ class EngagementClient:
         self._finish(run)
         logger.info(
             "fetch /%s done: %s in %d calls (%d retries, %d throttled)",
-            endpoint.value,
-            result.counts_by_status(),
-            result.calls,
-            result.retries,
-            result.throttled,
+            *(endpoint.value, result.counts_by_status(), result.calls, result.retries, result.throttled),
         )
         return result
+
+    def _windows(
+        self, endpoint: Endpoint, start: datetime | None, end: datetime | None
+    ) -> list[tuple[datetime, datetime] | None]:
+        """/historical's 4-week windows of [start, end); one call without a window on the other endpoints."""
+        if endpoint is Endpoint.HISTORICAL:
+            return list(historical_windows(start, end, now=self._now()))
+        if start is not None or end is not None:
+            raise RequestValidationError(f"start/end apply to /historical only, not /{endpoint.value}")
+        return [None]
 
     def totals(
         self,

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import ValidationError
 
 from xengage.api_client.deadline import API_GATEWAY_TIMEOUT_SECONDS
-from xengage.dal.registry import TrackedPost
+from xengage.dal.registry import BulkWrite, TrackedPost
 from xengage.http_api import context
 from xengage.http_api.accounts import require_account
 from xengage.http_api.boundary import CSV_MEDIA_TYPE
@@ -187,12 +187,7 @@ def track_bulk(request: TrackRequest, *, until: float) -> TrackOut:
     verdicts = judge(request.ids, now)
     registry = context.deps().registry
     existing, unread = registry.read_posts_within(verdicts.valid, until=until)
-    positions = {given.value: given for given in reversed(request.ids)}  # the first place each id was given
-    for tweet_id, post in existing.items():
-        if post.account_id != account:
-            owner = f"account {post.account_id}" if post.account_id else "the app (no account)"
-            verdicts.reject(positions[tweet_id], "tracked_with_other_account", f"tracked under {owner}; untrack first")
-    verdicts.rejected.sort(key=lambda rejected: (rejected.index or 0, rejected.line or 0))
+    _reject_other_accounts(verdicts, existing, request.ids, account)
     left_unread = set(unread)
     new_ids = [i for i in verdicts.valid if i not in existing and i not in left_unread]
     tracked_at = to_iso(now)
@@ -213,20 +208,34 @@ def track_bulk(request: TrackRequest, *, until: float) -> TrackOut:
     )
     logger.info(
         "posts tracked",
-        extra={
-            "account_id": request.account_id,
-            "given": len(request.ids),
-            "new": answer.new,
-            "already_tracked": answer.already_tracked,
-            "rejected": answer.rejected,
-            "write_calls": written.calls,
-            "write_calls_retried": written.retried,
-        },
+        extra={"account_id": request.account_id, "given": len(request.ids), **_log_counts(answer, written)},
     )
     not_stored = unread + written.not_stored
     if not_stored:
         raise _not_finished(answer, not_stored, written.orphaned_markers)
     return answer
+
+
+def _reject_other_accounts(
+    verdicts: Verdicts, existing: dict[str, TrackedPost], given: Sequence[GivenId], account: str
+) -> None:
+    """Posts already tracked under another account are refused (untrack first), in the order they were given."""
+    positions = {item.value: item for item in reversed(given)}  # the first place each id was given
+    for tweet_id, post in existing.items():
+        if post.account_id != account:
+            owner = f"account {post.account_id}" if post.account_id else "the app (no account)"
+            verdicts.reject(positions[tweet_id], "tracked_with_other_account", f"tracked under {owner}; untrack first")
+    verdicts.rejected.sort(key=lambda rejected: (rejected.index or 0, rejected.line or 0))
+
+
+def _log_counts(answer: TrackOut, written: BulkWrite) -> dict[str, int]:
+    return {
+        "new": answer.new,
+        "already_tracked": answer.already_tracked,
+        "rejected": answer.rejected,
+        "write_calls": written.calls,
+        "write_calls_retried": written.retried,
+    }
 
 
 def _tracked_out(post: TrackedPost | None, tweet_id: str, account: str, tracked_at: str) -> TrackedPostOut:
