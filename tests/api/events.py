@@ -73,26 +73,26 @@ COLLECT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:xengage-CollectQueue"
 
 
 def sqs_event(bodies: list[str], *, message_ids: list[str] | None = None) -> dict[str, Any]:
-    """Lambda's SQS event for these message bodies, every field as the event source mapping sends it."""
+    """Lambda's SQS event for these message bodies, every field as the event source mapping sends it (the local
+    stack's own record builder, from what ReceiveMessage would answer)."""
+    from local.stack.sqs_poller import sqs_record
+
     ids = message_ids or [f"m{index}" for index in range(len(bodies))]
     sent = "1795630502000"
-    records = [
+    attributes = {
+        "ApproximateReceiveCount": "1",
+        "SentTimestamp": sent,
+        "SenderId": "AROAEXAMPLE:PlannerFunction",
+        "ApproximateFirstReceiveTimestamp": sent,
+    }
+    received = [
         {
-            "messageId": message_id,
-            "receiptHandle": f"receipt-{message_id}",
-            "body": body,
-            "attributes": {
-                "ApproximateReceiveCount": "1",
-                "SentTimestamp": sent,
-                "SenderId": "AROAEXAMPLE:PlannerFunction",
-                "ApproximateFirstReceiveTimestamp": sent,
-            },
-            "messageAttributes": {},
-            "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": COLLECT_QUEUE_ARN,
-            "awsRegion": "us-east-1",
+            "MessageId": message_id,
+            "ReceiptHandle": f"receipt-{message_id}",
+            "Body": body,
+            "Attributes": attributes,
+            "MD5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
         }
         for message_id, body in zip(ids, bodies, strict=True)
     ]
-    return {"Records": records}
+    return {"Records": [sqs_record(message, queue_arn=COLLECT_QUEUE_ARN, region="us-east-1") for message in received]}

@@ -56,7 +56,9 @@ class PlannerSettings(QueueSettings):
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
 
 
-class CollectorSettings(QueueSettings, UsageSettings, JobsSettings):
+class EngagementApiSettings(BaseModel):
+    """The functions that call the Engagement API (the collector, the API's live queries): the app and where X is."""
+
     app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
     engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
     x_api_url: str | None = Field(default=None, alias="X_API_URL")
@@ -64,12 +66,12 @@ class CollectorSettings(QueueSettings, UsageSettings, JobsSettings):
     rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
 
 
-class ApiSettings(SharedSettings, UsageSettings, JobsSettings):
-    app_secret_arn: str = Field(alias="APP_SECRET_ARN", min_length=1)
-    engagement_api_url: str | None = Field(default=None, alias="ENGAGEMENT_API_URL")
-    x_api_url: str | None = Field(default=None, alias="X_API_URL")
+class CollectorSettings(QueueSettings, UsageSettings, JobsSettings, EngagementApiSettings):
+    pass
+
+
+class ApiSettings(SharedSettings, UsageSettings, JobsSettings, EngagementApiSettings):
     collect_queue_url: str | None = Field(default=None, alias="COLLECT_QUEUE_URL")
-    rate_window_seconds: float = Field(default=60.0, gt=0, alias="RATE_WINDOW_SECONDS")
     # Optional override of the OAuth callback (custom domain, or a path prefix API Gateway hides).
     oauth_callback_url: str | None = Field(default=None, alias="OAUTH_CALLBACK_URL")
     # Where the OAuth callback may send the browser afterwards: comma-separated origins or URL prefixes; empty, never.
